@@ -625,6 +625,8 @@ class MicrophoneInput:
                 if block is None:
                     break
                 for frame in cutter.push(block):
+                    if self._closed:
+                        return
                     if self._apm is not None:
                         self._apm.process_stream(frame)
                     yield frame
