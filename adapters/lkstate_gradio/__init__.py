@@ -1,0 +1,1 @@
+"""lkstate adapter for gradio (see issue 6)."""

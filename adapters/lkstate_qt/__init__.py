@@ -1,0 +1,1 @@
+"""lkstate adapter for qt (see issue 6)."""

@@ -1,0 +1,1 @@
+"""lkstate adapter for textual (see issue 6)."""

@@ -1,0 +1,1 @@
+"""lkstate adapter for trio (see issue 6)."""

@@ -1,0 +1,74 @@
+"""Exceptions raised by lkstate.
+
+Every problem lkstate knows about also lives in :class:`~lkstate.SessionState` as
+plain words, so a UI can show it without catching anything. Exceptions exist for
+the caller of a command that cannot succeed: ``await session.start()`` raises
+when there is no way to become usable, and the message says what to do next.
+
+Each exception carries a ``remedy``: one sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LkstateError",
+    "TokenSourceError",
+    "ConnectionFailedError",
+    "AgentUnavailableError",
+    "SessionClosedError",
+    "AudioInputError",
+    "RemoteSessionError",
+    "RequestTimeoutError",
+]
+
+
+class LkstateError(Exception):
+    """Base class of every lkstate exception.
+
+    ``str(error)`` is the message followed by the remedy, so a bare
+    ``print(error)`` already tells the user what happened and what to try.
+    """
+
+    remedy: str
+
+    def __init__(self, message: str, *, remedy: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.remedy = remedy
+
+    def __str__(self) -> str:
+        if self.remedy:
+            return f"{self.message} {self.remedy}"
+        return self.message
+
+
+class TokenSourceError(LkstateError):
+    """The token source could not produce usable credentials."""
+
+
+class ConnectionFailedError(LkstateError):
+    """The room could not be joined, or the connection was lost for good."""
+
+
+class AgentUnavailableError(LkstateError):
+    """No agent became ready in time; ``reasons`` says why, in words."""
+
+    def __init__(self, message: str, *, reasons: tuple[str, ...] = (), remedy: str = "") -> None:
+        super().__init__(message, remedy=remedy)
+        self.reasons = reasons
+
+
+class SessionClosedError(LkstateError):
+    """A command needs a started session, and this one is not started."""
+
+
+class AudioInputError(LkstateError):
+    """The audio input could not be opened or stopped working."""
+
+
+class RemoteSessionError(LkstateError):
+    """The agent answered a remote-session request with an error."""
+
+
+class RequestTimeoutError(RemoteSessionError):
+    """The agent did not answer a remote-session request in time."""

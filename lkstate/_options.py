@@ -1,0 +1,45 @@
+"""Limits and options: every size, rate and timeout lkstate applies, in one place.
+
+Defaults are chosen for a person talking to one agent for hours; each is
+documented with what happens when it is reached. Nothing is silently unbounded:
+a hostile participant in the room can send anything, and the session must keep
+its memory and its composure.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["Limits", "SessionOptions"]
+
+
+@attrs.frozen
+class Limits:
+    """Caps on what a session accepts from the room. Reaching one is reported, never fatal."""
+
+    max_message_chars: int = 100_000
+    """A single message's text is cut at this many characters (marked with an error)."""
+    max_problems: int = 50
+    """How many recent problems the state keeps (oldest dropped first)."""
+    max_stream_bytes: int = 1 << 20
+    """A text stream (transcript or chat) larger than this is cut off and reported."""
+    max_session_message_bytes: int = 1 << 20
+    """An ``lk.agent.session`` message larger than this is refused."""
+    max_open_streams_per_sender: int = 64
+    """Streams read at once from one participant; more are refused (stream floods)."""
+
+
+@attrs.frozen
+class SessionOptions:
+    """How a :class:`~lkstate.Session` behaves. All durations are seconds."""
+
+    agent_connect_timeout: float | None = 20.0
+    """How long to wait for an agent to join and become ready before the agent is ``failed``.
+
+    ``None`` waits forever. A failed agent recovers if one shows up later.
+    """
+    preconnect_audio: bool = True
+    """Capture the microphone from ``start()`` so the user can speak while connecting."""
+    keep_history_on_restart: bool = False
+    """Keep the previous conversation's messages when ``start()`` is called again."""
+    limits: Limits = Limits()

@@ -1,0 +1,664 @@
+"""The reducer: ``reduce(state, event) -> state``, pure and deterministic.
+
+Everything that changes a :class:`SessionState` happens here, and nothing here
+touches the outside world: no clock, no I/O, no randomness, no logging. Given
+the same starting state and the same events, it produces equal snapshots every
+time, which is what makes recording and replay exact and lets every transition
+be tested without a network.
+
+Two rules keep it cheap:
+
+- An event that changes nothing returns the *same* object, so the store can
+  skip delivery with an identity check.
+- An update rebuilds only the path from the root to what changed; every other
+  part of the snapshot (and every untouched message) is shared with the
+  previous one.
+
+The agent's status is derived, not stored independently: after any event that
+can move it (presence, attributes, tracks, connection, pre-connect, timeouts),
+:func:`_derive_agent` recomputes the agent view from the facts in the state.
+Failures are the one latch: they are set by a timeout or an unexpected
+departure and cleared when an agent shows up or becomes ready.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+
+from . import _events as ev
+from ._messages import DeliveryStatus, Message, MessageKind, Messages, Role
+from ._options import Limits
+from ._state import (
+    AGENT_WIRE_STATES,
+    READY_WIRE_STATES,
+    AgentFailure,
+    AgentState,
+    AgentStatus,
+    ConnectionState,
+    ConnectionStatus,
+    LocalMedia,
+    PreConnectStatus,
+    Problem,
+    RemoteParticipant,
+    RemoteTrack,
+    SessionState,
+    TrackSource,
+    attribute,
+)
+
+__all__ = ["reduce", "transcript_message_id", "chat_message_id"]
+
+_DEFAULT_LIMITS = Limits()
+_S = TypeVar("_S")
+
+
+def transcript_message_id(sender: str, segment_id: str) -> str:
+    """The id of the message rendering a transcription segment.
+
+    Segments are keyed by sender *and* segment id: two participants may pick
+    the same segment id, and a user's interim and final results arrive as
+    separate streams of one segment. The sender's length is part of the id so
+    no crafted identity can collide with another sender's segment.
+    """
+    return f"tr/{len(sender)}/{sender}/{segment_id}"
+
+
+def chat_message_id(sender: str, stream_id: str) -> str:
+    """The id of a chat message received from another participant."""
+    return f"chat/{len(sender)}/{sender}/{stream_id}"
+
+
+def reduce(state: SessionState, event: ev.Event, limits: Limits = _DEFAULT_LIMITS) -> SessionState:
+    """Fold one event into the state; return the same object if nothing changed."""
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        raise TypeError(f"not an lkstate event: {event!r}")
+    return handler(state, event, limits)
+
+
+# -- helpers --------------------------------------------------------------------
+
+
+def _evolve(instance: _S, **changes: Any) -> _S:
+    return attrs.evolve(instance, **changes)  # type: ignore[misc]
+
+
+def _with_problem(state: SessionState, at: float, source: str, message: str, limits: Limits) -> SessionState:
+    problems = state.problems
+    if problems and problems[-1].source == source and problems[-1].message == message:
+        # The same complaint again (a flood): keep one entry, just newer.
+        problems = (*problems[:-1], Problem(at=at, source=source, message=message))
+    else:
+        problems = (*problems, Problem(at=at, source=source, message=message))
+        if len(problems) > limits.max_problems:
+            problems = problems[-limits.max_problems :]
+    return _evolve(state, problems=problems, updated_at=at)
+
+
+def _find_participant(state: SessionState, identity: str) -> RemoteParticipant | None:
+    for participant in state.participants:
+        if participant.identity == identity:
+            return participant
+    return None
+
+
+def _replace_participant(
+    state: SessionState, identity: str, update: Callable[[RemoteParticipant], RemoteParticipant | None]
+) -> tuple[RemoteParticipant, ...]:
+    result: list[RemoteParticipant] = []
+    for participant in state.participants:
+        if participant.identity == identity:
+            replacement = update(participant)
+            if replacement is not None:
+                result.append(replacement)
+        else:
+            result.append(participant)
+    return tuple(result)
+
+
+def _role_of(state: SessionState, sender: str) -> Role | None:
+    if sender == state.connection.local_identity:
+        return Role.USER
+    participant = _find_participant(state, sender)
+    if participant is None:
+        return None
+    return Role.AGENT if participant.is_agent_kind else Role.PARTICIPANT
+
+
+# -- the agent view -------------------------------------------------------------
+
+
+def _primary_agent(agents: list[RemoteParticipant], requested: str | None) -> RemoteParticipant | None:
+    """The agent the user talks to: the requested one if present, else the first to arrive."""
+    if not agents:
+        return None
+    if requested:
+        for agent in agents:
+            if attribute(agent.attributes, "lk.agent.name") == requested:
+                return agent
+    return agents[0]
+
+
+def _derive_agent(state: SessionState) -> SessionState:
+    """Recompute ``state.agent`` from the facts in the state."""
+    previous = state.agent
+    proper = [p for p in state.participants if p.is_agent]  # participants are in arrival order
+    primary = _primary_agent(proper, state.requested_agent)
+    avatar: RemoteParticipant | None = None
+    if primary is not None:
+        for participant in state.participants:
+            if participant.is_avatar and participant.publish_on_behalf == primary.identity:
+                avatar = participant
+                break
+
+    ordered: list[RemoteParticipant] = []
+    if primary is not None:
+        ordered.append(primary)
+    if avatar is not None:
+        ordered.append(avatar)
+    ordered.extend(p for p in state.participants if p.is_agent_kind and p is not primary and p is not avatar)
+
+    connection = state.connection.status
+    recording = state.preconnect.status is PreConnectStatus.RECORDING
+    failure = previous.failure
+    reasons = previous.failure_reasons
+    unknown: str | None = None
+
+    if connection is ConnectionStatus.DISCONNECTED:
+        status = AgentStatus.DISCONNECTED
+        failure, reasons = None, ()
+    elif failure is not None:
+        status = AgentStatus.FAILED
+    elif primary is None:
+        status = AgentStatus.PRE_CONNECT_BUFFERING if recording else AgentStatus.CONNECTING
+    else:
+        raw = attribute(primary.attributes, "lk.agent.state")
+        if raw in READY_WIRE_STATES:
+            status = AgentStatus(raw)
+        elif recording:
+            status = AgentStatus.PRE_CONNECT_BUFFERING
+        elif raw in AGENT_WIRE_STATES:
+            status = AgentStatus(raw)
+        elif raw is None:
+            status = AgentStatus.INITIALIZING
+        else:
+            unknown = raw
+            keep = previous.status if previous.identity == primary.identity else AgentStatus.INITIALIZING
+            status = keep if keep.value in AGENT_WIRE_STATES else AgentStatus.INITIALIZING
+
+    if primary is not None:
+        audio = primary.has_track("audio") or (avatar is not None and avatar.has_track("audio"))
+        video = primary.has_track("video") or (avatar is not None and avatar.has_track("video"))
+        name = attribute(primary.attributes, "lk.agent.name") or primary.name or None
+        agent = AgentState(
+            status=status,
+            failure=failure,
+            failure_reasons=reasons,
+            identity=primary.identity,
+            name=name,
+            attributes=primary.attributes,
+            audio_available=audio,
+            video_available=video,
+            avatar_identity=avatar.identity if avatar is not None else None,
+            unknown_state=unknown,
+            agents=tuple(ordered),
+        )
+    else:
+        agent = AgentState(status=status, failure=failure, failure_reasons=reasons, agents=tuple(ordered))
+
+    if agent == previous:
+        return state
+    return _evolve(state, agent=agent)
+
+
+def _fail_agent(state: SessionState, failure: AgentFailure, reason: str) -> SessionState:
+    agent = _evolve(state.agent, failure=failure, failure_reasons=(reason,))
+    return _derive_agent(_evolve(state, agent=agent))
+
+
+def _clear_failure(state: SessionState) -> SessionState:
+    if state.agent.failure is None:
+        return state
+    return _evolve(state, agent=_evolve(state.agent, failure=None, failure_reasons=()))
+
+
+def _interrupt_partial_messages(messages: Messages, sender: str, reason: str) -> Messages:
+    """Mark the sender's unfinished transcripts as interrupted: kept, never dropped."""
+    # Unfinished transcripts are the newest ones; stop at the first final message of the sender.
+    for position in range(len(messages) - 1, -1, -1):
+        message = messages[position]
+        if message.sender != sender or message.kind is not MessageKind.TRANSCRIPT:
+            continue
+        if message.final:
+            break
+        if not message.interrupted:
+            messages = messages.replaced(position, _evolve(message, interrupted=True, error=reason))
+    return messages
+
+
+# -- connection -----------------------------------------------------------------
+
+
+def _on_start(state: SessionState, e: ev.StartRequested, limits: Limits) -> SessionState:
+    del limits
+    connection = ConnectionState(
+        status=ConnectionStatus.CONNECTING,
+        attempt=state.connection.attempt + 1,
+        since=e.at,
+        server_url=state.connection.server_url,
+    )
+    messages = state.messages if e.keep_history else Messages()
+    new = _evolve(
+        state,
+        connection=connection,
+        participants=(),
+        requested_agent=e.requested_agent,
+        messages=messages,
+        agent=AgentState(),
+        updated_at=e.at,
+    )
+    return _derive_agent(new)
+
+
+def _on_connect_failed(state: SessionState, e: ev.ConnectFailed, limits: Limits) -> SessionState:
+    connection = _evolve(state.connection, status=ConnectionStatus.DISCONNECTED, error=e.error, since=e.at)
+    new = _evolve(state, connection=connection, participants=(), updated_at=e.at)
+    new = _with_problem(new, e.at, "connection", e.error, limits)
+    return _derive_agent(new)
+
+
+def _on_connected(state: SessionState, e: ev.RoomConnected, limits: Limits) -> SessionState:
+    del limits
+    connection = _evolve(
+        state.connection,
+        status=ConnectionStatus.CONNECTED,
+        room_name=e.room_name,
+        local_identity=e.local_identity,
+        server_url=e.server_url,
+        error=None,
+        disconnect_reason=None,
+        since=e.at,
+    )
+    return _derive_agent(_evolve(state, connection=connection, updated_at=e.at))
+
+
+def _on_reconnecting(state: SessionState, e: ev.RoomReconnecting, limits: Limits) -> SessionState:
+    del limits
+    if state.connection.status is ConnectionStatus.RECONNECTING:
+        return state
+    connection = _evolve(state.connection, status=ConnectionStatus.RECONNECTING, since=e.at)
+    return _derive_agent(_evolve(state, connection=connection, updated_at=e.at))
+
+
+def _on_reconnected(state: SessionState, e: ev.RoomReconnected, limits: Limits) -> SessionState:
+    del limits
+    if state.connection.status is ConnectionStatus.CONNECTED:
+        return state
+    connection = _evolve(state.connection, status=ConnectionStatus.CONNECTED, since=e.at)
+    return _derive_agent(_evolve(state, connection=connection, updated_at=e.at))
+
+
+def _on_disconnected(state: SessionState, e: ev.RoomDisconnected, limits: Limits) -> SessionState:
+    connection = _evolve(
+        state.connection,
+        status=ConnectionStatus.DISCONNECTED,
+        disconnect_reason=e.reason,
+        error=None if e.expected else e.reason,
+        since=e.at,
+    )
+    messages = state.messages
+    if not e.expected:
+        for participant in state.participants:
+            if participant.is_agent_kind:
+                messages = _interrupt_partial_messages(messages, participant.identity, "The connection was lost.")
+    new = _evolve(state, connection=connection, participants=(), messages=messages, updated_at=e.at)
+    if not e.expected:
+        new = _with_problem(new, e.at, "connection", e.reason, limits)
+    return _derive_agent(new)
+
+
+# -- participants ----------------------------------------------------------------
+
+
+def _on_participant_joined(state: SessionState, e: ev.ParticipantJoined, limits: Limits) -> SessionState:
+    del limits
+    ready = attribute(e.attributes, "lk.agent.state") in READY_WIRE_STATES
+    existing = _find_participant(state, e.identity)
+    if existing is not None:
+        updated = _evolve(
+            existing, name=e.name, kind=e.kind, attributes=e.attributes, ready_once=existing.ready_once or ready
+        )
+        if updated == existing:
+            return state
+        participants = _replace_participant(state, e.identity, lambda _: updated)
+        new = _evolve(state, participants=participants, updated_at=e.at)
+    else:
+        seq = state.participant_seq + 1
+        joined = RemoteParticipant(
+            identity=e.identity,
+            name=e.name,
+            kind=e.kind,
+            attributes=e.attributes,
+            joined_seq=seq,
+            joined_at=e.at,
+            ready_once=ready,
+        )
+        new = _evolve(state, participants=(*state.participants, joined), participant_seq=seq, updated_at=e.at)
+        if joined.is_agent and state.agent.failure in (AgentFailure.DID_NOT_JOIN, AgentFailure.LEFT):
+            new = _clear_failure(new)
+    if ready:
+        new = _clear_failure(new)
+    return _derive_agent(new)
+
+
+def _on_participant_left(state: SessionState, e: ev.ParticipantLeft, limits: Limits) -> SessionState:
+    del limits
+    leaving = _find_participant(state, e.identity)
+    if leaving is None:
+        return state
+    was_primary = state.agent.identity == e.identity
+    new = _evolve(
+        state,
+        participants=tuple(p for p in state.participants if p.identity != e.identity),
+        updated_at=e.at,
+    )
+    if leaving.is_agent_kind:
+        reason = "The agent left before finishing this message."
+        new = _evolve(new, messages=_interrupt_partial_messages(new.messages, e.identity, reason))
+    unexpected = state.connection.status is ConnectionStatus.CONNECTED
+    if was_primary and unexpected and not any(p.is_agent for p in new.participants):
+        return _fail_agent(new, AgentFailure.LEFT, "The agent left the room unexpectedly.")
+    return _derive_agent(new)
+
+
+def _on_attributes_changed(
+    state: SessionState, e: ev.ParticipantAttributesChanged, limits: Limits
+) -> SessionState:
+    del limits
+    existing = _find_participant(state, e.identity)
+    if existing is None or existing.attributes == e.attributes:
+        return state
+    ready = attribute(e.attributes, "lk.agent.state") in READY_WIRE_STATES
+    updated = _evolve(existing, attributes=e.attributes, ready_once=existing.ready_once or ready)
+    new = _evolve(state, participants=_replace_participant(state, e.identity, lambda _: updated), updated_at=e.at)
+    if ready and existing.is_agent:
+        new = _clear_failure(new)
+    return _derive_agent(new)
+
+
+def _on_track_updated(state: SessionState, e: ev.RemoteTrackUpdated, limits: Limits) -> SessionState:
+    del limits
+    existing = _find_participant(state, e.identity)
+    if existing is None:
+        return state
+    track = RemoteTrack(sid=e.sid, kind=e.kind, source=e.source, subscribed=e.subscribed, muted=e.muted)
+    tracks = tuple(t for t in existing.tracks if t.sid != e.sid) + (track,)
+    if tracks == existing.tracks:
+        return state
+    updated = _evolve(existing, tracks=tracks)
+    new = _evolve(state, participants=_replace_participant(state, e.identity, lambda _: updated), updated_at=e.at)
+    return _derive_agent(new)
+
+
+def _on_track_removed(state: SessionState, e: ev.RemoteTrackRemoved, limits: Limits) -> SessionState:
+    del limits
+    existing = _find_participant(state, e.identity)
+    if existing is None or not any(t.sid == e.sid for t in existing.tracks):
+        return state
+    updated = _evolve(existing, tracks=tuple(t for t in existing.tracks if t.sid != e.sid))
+    new = _evolve(state, participants=_replace_participant(state, e.identity, lambda _: updated), updated_at=e.at)
+    return _derive_agent(new)
+
+
+def _on_agent_wait_timed_out(state: SessionState, e: ev.AgentWaitTimedOut, limits: Limits) -> SessionState:
+    del limits
+    agent = state.agent
+    if state.connection.status is ConnectionStatus.DISCONNECTED or agent.failure is not None or agent.is_ready:
+        return state
+    primary = agent.agents[0] if agent.agents and agent.agents[0].is_agent else None
+    if primary is not None and primary.ready_once:
+        return state  # it was ready before; idle now is not a failure to connect
+    seconds = f"{e.timeout:g}"
+    new = _evolve(state, updated_at=e.at)
+    if primary is None:
+        return _fail_agent(
+            new,
+            AgentFailure.DID_NOT_JOIN,
+            f"No agent joined within {seconds} s. Check that an agent worker is running and dispatched to this room.",
+        )
+    return _fail_agent(
+        new,
+        AgentFailure.NEVER_READY,
+        f"The agent joined but did not become ready within {seconds} s.",
+    )
+
+
+# -- messages -------------------------------------------------------------------
+
+
+def _cap(text: str, limits: Limits) -> tuple[str, str | None]:
+    if len(text) <= limits.max_message_chars:
+        return text, None
+    return text[: limits.max_message_chars], f"Cut at {limits.max_message_chars} characters."
+
+
+def _on_transcript(state: SessionState, e: ev.TranscriptReceived, limits: Limits) -> SessionState:
+    message_id = transcript_message_id(e.sender, e.segment_id)
+    messages = state.messages
+    position = messages.position(message_id)
+
+    if position is None:
+        if not e.text:
+            return state  # nothing to show yet (an opened or empty stream)
+        role = _role_of(state, e.sender)
+        if role is None or role is Role.PARTICIPANT:
+            return _with_problem(
+                state,
+                e.at,
+                "lk.transcription",
+                f"Ignored a transcription from {e.sender!r}: only the agent may send transcriptions.",
+                limits,
+            )
+        text, error = _cap(e.text, limits)
+        message = Message(
+            id=message_id,
+            role=role,
+            kind=MessageKind.TRANSCRIPT,
+            text=text,
+            final=e.final,
+            sender=e.sender,
+            first_seen=e.at,
+            updated=e.at,
+            error=error,
+            segment_id=e.segment_id,
+            stream_seq=e.stream_seq,
+        )
+        return _evolve(state, messages=messages.appended(message), updated_at=e.at)
+
+    current = messages[position]
+    if e.stream_seq < current.stream_seq:
+        return state  # a chunk of a stream already superseded
+    if e.stream_seq > current.stream_seq:
+        if current.final and not e.final:
+            return state  # final never reverts to interim
+        if not e.text:
+            if e.final and not current.final:
+                updated = _evolve(current, final=True, updated=e.at, stream_seq=e.stream_seq)
+            else:
+                return state
+        else:
+            text, error = _cap(e.text, limits)
+            updated = Message(
+                id=current.id,
+                role=current.role,
+                kind=current.kind,
+                text=text,
+                final=e.final,
+                sender=current.sender,
+                first_seen=current.first_seen,
+                updated=e.at,
+                error=error,
+                interrupted=current.interrupted,
+                segment_id=current.segment_id,
+                stream_seq=e.stream_seq,
+            )
+    else:
+        final = current.final or e.final
+        if not e.text and final == current.final:
+            return state
+        if current.error is not None and len(current.text) >= limits.max_message_chars:
+            text, error = current.text, current.error
+        else:
+            text, error = _cap(current.text + e.text, limits)
+        updated = Message(
+            id=current.id,
+            role=current.role,
+            kind=current.kind,
+            text=text,
+            final=final,
+            sender=current.sender,
+            first_seen=current.first_seen,
+            updated=e.at,
+            error=error,
+            interrupted=current.interrupted,
+            segment_id=current.segment_id,
+            stream_seq=current.stream_seq,
+        )
+    return _evolve(state, messages=messages.replaced(position, updated), updated_at=e.at)
+
+
+def _on_chat_send_requested(state: SessionState, e: ev.ChatSendRequested, limits: Limits) -> SessionState:
+    if state.messages.position(e.message_id) is not None:
+        return state
+    text, error = _cap(e.text, limits)
+    message = Message(
+        id=e.message_id,
+        role=Role.USER,
+        kind=MessageKind.CHAT,
+        text=text,
+        final=True,
+        sender=e.sender,
+        first_seen=e.at,
+        updated=e.at,
+        delivery=DeliveryStatus.SENDING,
+        error=error,
+    )
+    return _evolve(state, messages=state.messages.appended(message), updated_at=e.at)
+
+
+def _set_delivery(
+    state: SessionState, message_id: str, at: float, status: DeliveryStatus, error: str | None
+) -> SessionState:
+    position = state.messages.position(message_id)
+    if position is None:
+        return state
+    current = state.messages[position]
+    if current.delivery is status and current.error == error:
+        return state
+    updated = _evolve(current, delivery=status, error=error, updated=at)
+    return _evolve(state, messages=state.messages.replaced(position, updated), updated_at=at)
+
+
+def _on_chat_sent(state: SessionState, e: ev.ChatSendSucceeded, limits: Limits) -> SessionState:
+    del limits
+    return _set_delivery(state, e.message_id, e.at, DeliveryStatus.SENT, None)
+
+
+def _on_chat_failed(state: SessionState, e: ev.ChatSendFailed, limits: Limits) -> SessionState:
+    del limits
+    return _set_delivery(state, e.message_id, e.at, DeliveryStatus.FAILED, e.error)
+
+
+def _on_chat_received(state: SessionState, e: ev.ChatReceived, limits: Limits) -> SessionState:
+    message_id = chat_message_id(e.sender, e.stream_id)
+    if state.messages.position(message_id) is not None or not e.text:
+        return state
+    role = _role_of(state, e.sender)
+    if role is None:
+        return _with_problem(
+            state, e.at, "lk.chat", f"Ignored chat from {e.sender!r}, who is not in the room.", limits
+        )
+    text, error = _cap(e.text, limits)
+    message = Message(
+        id=message_id,
+        role=role,
+        kind=MessageKind.CHAT,
+        text=text,
+        final=True,
+        sender=e.sender,
+        first_seen=e.at,
+        updated=e.at,
+        error=error,
+    )
+    return _evolve(state, messages=state.messages.appended(message), updated_at=e.at)
+
+
+# -- local media, pre-connect, problems -------------------------------------------------
+
+
+_MEDIA_FIELD = {
+    TrackSource.MICROPHONE: "microphone",
+    TrackSource.CAMERA: "camera",
+    TrackSource.SCREEN_SHARE: "screen_share",
+}
+
+
+def _on_local_track(state: SessionState, e: ev.LocalTrackChanged, limits: Limits) -> SessionState:
+    del limits
+    name = _MEDIA_FIELD.get(e.source)
+    if name is None or getattr(state.local_media, name) == e.track:
+        return state
+    media: LocalMedia = _evolve(state.local_media, **{name: e.track})
+    return _evolve(state, local_media=media, updated_at=e.at)
+
+
+def _on_preconnect(state: SessionState, e: ev.PreConnectChanged, limits: Limits) -> SessionState:
+    del limits
+    if state.preconnect == e.preconnect:
+        return state
+    return _derive_agent(_evolve(state, preconnect=e.preconnect, updated_at=e.at))
+
+
+def _on_agent_session_payload(state: SessionState, e: ev.AgentSessionPayload, limits: Limits) -> SessionState:
+    del e, limits
+    return state  # decoded by the remote-session layer (see _remote)
+
+
+def _on_problem(state: SessionState, e: ev.ProblemObserved, limits: Limits) -> SessionState:
+    return _with_problem(state, e.at, e.source, e.message, limits)
+
+
+def _on_problems_dismissed(state: SessionState, e: ev.ProblemsDismissed, limits: Limits) -> SessionState:
+    del limits
+    if not state.problems and state.connection.error is None:
+        return state
+    return _evolve(state, problems=(), connection=_evolve(state.connection, error=None), updated_at=e.at)
+
+
+_HANDLERS: dict[type[Any], Callable[[SessionState, Any, Limits], SessionState]] = {
+    ev.StartRequested: _on_start,
+    ev.ConnectFailed: _on_connect_failed,
+    ev.RoomConnected: _on_connected,
+    ev.RoomReconnecting: _on_reconnecting,
+    ev.RoomReconnected: _on_reconnected,
+    ev.RoomDisconnected: _on_disconnected,
+    ev.ParticipantJoined: _on_participant_joined,
+    ev.ParticipantLeft: _on_participant_left,
+    ev.ParticipantAttributesChanged: _on_attributes_changed,
+    ev.RemoteTrackUpdated: _on_track_updated,
+    ev.RemoteTrackRemoved: _on_track_removed,
+    ev.TranscriptReceived: _on_transcript,
+    ev.ChatSendRequested: _on_chat_send_requested,
+    ev.ChatSendSucceeded: _on_chat_sent,
+    ev.ChatSendFailed: _on_chat_failed,
+    ev.ChatReceived: _on_chat_received,
+    ev.AgentWaitTimedOut: _on_agent_wait_timed_out,
+    ev.LocalTrackChanged: _on_local_track,
+    ev.PreConnectChanged: _on_preconnect,
+    ev.AgentSessionPayload: _on_agent_session_payload,
+    ev.ProblemObserved: _on_problem,
+    ev.ProblemsDismissed: _on_problems_dismissed,
+}

@@ -1,0 +1,427 @@
+"""The room source: ``livekit.rtc.Room`` callbacks and streams, turned into events.
+
+This is the only module that listens to the room. It translates what the SDK
+reports into :mod:`lkstate._events` and hands them to ``emit``; it decides
+nothing about the state. A few rules from the wire shape it:
+
+- Stream handlers are registered *before* ``connect()`` (early transcripts are
+  otherwise dropped) and there is one handler per topic per room.
+- Participants already in the room at connect produce no join events, so
+  :meth:`RoomSource.seed` announces them. A stream can also arrive from a
+  participant not announced yet; it is announced first.
+- Every stream reader is read to its end or closed, also when its content is
+  refused, or the SDK's subscription leaks.
+- Transcription streams get an arrival number: a user's interim results come
+  as one stream each for the same segment, and the newest must win even if an
+  older stream's chunk is delivered later.
+- What a hostile participant sends is capped (:class:`~lkstate.Limits`) and
+  reported; it never reaches the conversation as if the agent had said it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from livekit import rtc
+
+from . import _events as ev
+from ._options import Limits
+from ._state import TrackSource, attributes_of
+
+__all__ = ["RoomSource", "TOPIC_TRANSCRIPTION", "TOPIC_CHAT", "TOPIC_AGENT_SESSION", "describe_disconnect"]
+
+logger = logging.getLogger(__name__)
+
+TOPIC_TRANSCRIPTION = "lk.transcription"
+TOPIC_CHAT = "lk.chat"
+TOPIC_AGENT_SESSION = "lk.agent.session"
+
+_KIND_NAMES: dict[int, str] = {
+    rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD: "standard",
+    rtc.ParticipantKind.PARTICIPANT_KIND_INGRESS: "ingress",
+    rtc.ParticipantKind.PARTICIPANT_KIND_EGRESS: "egress",
+    rtc.ParticipantKind.PARTICIPANT_KIND_SIP: "sip",
+    rtc.ParticipantKind.PARTICIPANT_KIND_AGENT: "agent",
+    rtc.ParticipantKind.PARTICIPANT_KIND_CONNECTOR: "connector",
+}
+
+_SOURCES: dict[int, TrackSource] = {
+    rtc.TrackSource.SOURCE_MICROPHONE: TrackSource.MICROPHONE,
+    rtc.TrackSource.SOURCE_CAMERA: TrackSource.CAMERA,
+    rtc.TrackSource.SOURCE_SCREENSHARE: TrackSource.SCREEN_SHARE,
+    rtc.TrackSource.SOURCE_SCREENSHARE_AUDIO: TrackSource.SCREEN_SHARE_AUDIO,
+}
+
+_DISCONNECT_WORDS: dict[int, str] = {
+    rtc.DisconnectReason.CLIENT_INITIATED: "You left the session.",
+    rtc.DisconnectReason.DUPLICATE_IDENTITY: "Someone else joined with the same identity.",
+    rtc.DisconnectReason.SERVER_SHUTDOWN: "The LiveKit server shut down.",
+    rtc.DisconnectReason.PARTICIPANT_REMOVED: "You were removed from the room.",
+    rtc.DisconnectReason.ROOM_DELETED: "The room was deleted.",
+    rtc.DisconnectReason.STATE_MISMATCH: "The server lost track of this connection.",
+    rtc.DisconnectReason.JOIN_FAILURE: "Joining the room failed.",
+    rtc.DisconnectReason.MIGRATION: "The session moved to another server.",
+    rtc.DisconnectReason.SIGNAL_CLOSE: "The connection to the server was lost.",
+    rtc.DisconnectReason.ROOM_CLOSED: "The room was closed.",
+    rtc.DisconnectReason.CONNECTION_TIMEOUT: "The connection timed out.",
+    rtc.DisconnectReason.MEDIA_FAILURE: "Audio/video transport failed.",
+}
+
+
+def describe_disconnect(reason: int) -> str:
+    """A disconnect reason from the SDK, in words."""
+    return _DISCONNECT_WORDS.get(reason, "The connection to the server was lost.")
+
+
+def kind_name(kind: int) -> str:
+    return _KIND_NAMES.get(kind, "standard")
+
+
+Emit = Callable[[ev.Event], None]
+
+
+def _listener_registrar(room: rtc.Room) -> Callable[[str, Callable[..., None]], object]:
+    """``room.on``, typed: the SDK's emitter leaves callback types unknown."""
+    return room.on  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType, reportReturnType]
+
+
+class RoomSource:
+    """Feeds one room's activity into ``emit`` as events."""
+
+    def __init__(
+        self,
+        room: rtc.Room,
+        emit: Emit,
+        *,
+        limits: Limits,
+        is_ending: Callable[[], bool],
+        on_session_payload: Callable[[str, rtc.ByteStreamReader], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._room = room
+        self._emit = emit
+        self._limits = limits
+        self._is_ending = is_ending
+        self._on_session_payload = on_session_payload
+        self._clock = clock
+        self._announced: set[str] = set()
+        self._stream_seq = itertools.count(1)
+        self._open_streams: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._attached = False
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Register every callback and stream handler. Call before ``room.connect()``."""
+        room = self._room
+        on = _listener_registrar(room)
+        on("participant_connected", self._on_participant_connected)
+        on("participant_disconnected", self._on_participant_disconnected)
+        on("participant_attributes_changed", self._on_attributes_changed)
+        on("participant_name_changed", self._on_name_changed)
+        on("track_published", self._on_track_published)
+        on("track_unpublished", self._on_track_unpublished)
+        on("track_subscribed", self._on_track_subscribed)
+        on("track_unsubscribed", self._on_track_unsubscribed)
+        on("track_muted", self._on_track_muted)
+        on("track_unmuted", self._on_track_muted)
+        on("reconnecting", self._on_reconnecting)
+        on("reconnected", self._on_reconnected)
+        on("disconnected", self._on_disconnected)
+        room.register_text_stream_handler(TOPIC_TRANSCRIPTION, self._on_transcription_stream)
+        room.register_text_stream_handler(TOPIC_CHAT, self._on_chat_stream)
+        if self._on_session_payload is not None:
+            room.register_byte_stream_handler(TOPIC_AGENT_SESSION, self._on_session_stream)
+        self._attached = True
+
+    def seed(self) -> None:
+        """Announce the participants (and their tracks) already in the room at connect."""
+        for participant in list(self._room.remote_participants.values()):
+            self._announce(participant)
+
+    async def aclose(self) -> None:
+        """Stop reading: cancel stream readers and wait for them to finish."""
+        if self._attached:
+            with contextlib.suppress(Exception):
+                self._room.unregister_text_stream_handler(TOPIC_TRANSCRIPTION)
+                self._room.unregister_text_stream_handler(TOPIC_CHAT)
+                if self._on_session_payload is not None:
+                    self._room.unregister_byte_stream_handler(TOPIC_AGENT_SESSION)
+            self._attached = False
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- participants ---------------------------------------------------------------
+
+    def _announce(self, participant: rtc.RemoteParticipant) -> None:
+        self._announced.add(participant.identity)
+        self._emit(
+            ev.ParticipantJoined(
+                at=self._clock(),
+                identity=participant.identity,
+                name=participant.name,
+                kind=kind_name(participant.kind),
+                attributes=attributes_of(participant.attributes),
+            )
+        )
+        for publication in list(participant.track_publications.values()):
+            self._emit_track(participant, publication)
+
+    def _ensure_announced(self, identity: str) -> None:
+        if identity in self._announced:
+            return
+        participant = self._room.remote_participants.get(identity)
+        if participant is not None:
+            self._announce(participant)
+
+    def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
+        self._announce(participant)
+
+    def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
+        self._announced.discard(participant.identity)
+        self._emit(ev.ParticipantLeft(at=self._clock(), identity=participant.identity))
+
+    def _on_attributes_changed(self, changed: dict[str, str], participant: rtc.Participant) -> None:
+        del changed
+        if isinstance(participant, rtc.RemoteParticipant):
+            self._ensure_announced(participant.identity)
+            self._emit(
+                ev.ParticipantAttributesChanged(
+                    at=self._clock(),
+                    identity=participant.identity,
+                    attributes=attributes_of(participant.attributes),
+                )
+            )
+
+    def _on_name_changed(self, participant: rtc.Participant, old_name: str, new_name: str) -> None:
+        del old_name, new_name
+        if isinstance(participant, rtc.RemoteParticipant):
+            self._announce(participant)
+
+    # -- tracks -------------------------------------------------------------------
+
+    def _emit_track(self, participant: rtc.RemoteParticipant, publication: rtc.RemoteTrackPublication) -> None:
+        kind = "video" if publication.kind == rtc.TrackKind.KIND_VIDEO else "audio"
+        self._emit(
+            ev.RemoteTrackUpdated(
+                at=self._clock(),
+                identity=participant.identity,
+                sid=publication.sid,
+                kind=kind,
+                source=_SOURCES.get(publication.source, TrackSource.UNKNOWN),
+                subscribed=publication.track is not None,
+                muted=publication.muted,
+            )
+        )
+
+    def _on_track_published(self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        self._ensure_announced(participant.identity)
+        self._emit_track(participant, publication)
+
+    def _on_track_unpublished(
+        self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
+        self._emit(ev.RemoteTrackRemoved(at=self._clock(), identity=participant.identity, sid=publication.sid))
+
+    def _on_track_subscribed(
+        self, track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
+        del track
+        self._ensure_announced(participant.identity)
+        self._emit_track(participant, publication)
+
+    def _on_track_unsubscribed(
+        self, track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
+        del track
+        if participant.identity in self._announced and publication.sid in participant.track_publications:
+            kind = "video" if publication.kind == rtc.TrackKind.KIND_VIDEO else "audio"
+            self._emit(
+                ev.RemoteTrackUpdated(
+                    at=self._clock(),
+                    identity=participant.identity,
+                    sid=publication.sid,
+                    kind=kind,
+                    source=_SOURCES.get(publication.source, TrackSource.UNKNOWN),
+                    subscribed=False,
+                    muted=publication.muted,
+                )
+            )
+
+    def _on_track_muted(self, participant: rtc.Participant, publication: rtc.TrackPublication) -> None:
+        if isinstance(participant, rtc.RemoteParticipant) and isinstance(publication, rtc.RemoteTrackPublication):
+            self._emit_track(participant, publication)
+
+    # -- connection ---------------------------------------------------------------
+
+    def _on_reconnecting(self) -> None:
+        self._emit(ev.RoomReconnecting(at=self._clock()))
+
+    def _on_reconnected(self) -> None:
+        self._emit(ev.RoomReconnected(at=self._clock()))
+        # A full reconnect re-adds participants through join events; a resume
+        # keeps them. Either way, make sure everyone present is known.
+        self.seed()
+
+    def _on_disconnected(self, reason: int) -> None:
+        expected = self._is_ending()
+        words = "You ended the session." if expected else describe_disconnect(reason)
+        self._emit(ev.RoomDisconnected(at=self._clock(), reason=words, expected=expected))
+
+    # -- streams ------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _admit_stream(self, sender: str, topic: str) -> bool:
+        if self._open_streams[sender] >= self._limits.max_open_streams_per_sender:
+            self._emit(
+                ev.ProblemObserved(
+                    at=self._clock(),
+                    source=topic,
+                    message=(
+                        f"Refused a stream from {sender!r}: more than "
+                        f"{self._limits.max_open_streams_per_sender} open at once."
+                    ),
+                )
+            )
+            return False
+        self._open_streams[sender] += 1
+        return True
+
+    def _release_stream(self, sender: str) -> None:
+        self._open_streams[sender] -= 1
+        if self._open_streams[sender] <= 0:
+            del self._open_streams[sender]
+
+    def _may_transcribe(self, sender: str) -> bool:
+        if sender == self._room.local_participant.identity:
+            return True  # the agent transcribing the user, on the user's behalf
+        participant = self._room.remote_participants.get(sender)
+        return participant is not None and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+
+    def _on_transcription_stream(self, reader: rtc.TextStreamReader, sender: str) -> None:
+        self._ensure_announced(sender)
+        if not self._may_transcribe(sender):
+            reader.close()
+            self._emit(
+                ev.ProblemObserved(
+                    at=self._clock(),
+                    source=TOPIC_TRANSCRIPTION,
+                    message=f"Ignored a transcription from {sender!r}: only the agent may send transcriptions.",
+                )
+            )
+            return
+        if not self._admit_stream(sender, TOPIC_TRANSCRIPTION):
+            reader.close()
+            return
+        seq = next(self._stream_seq)
+        self._spawn(self._read_transcription(reader, sender, seq), f"lkstate-transcription-{seq}")
+
+    async def _read_transcription(self, reader: rtc.TextStreamReader, sender: str, seq: int) -> None:
+        info = reader.info
+        attributes = info.attributes or {}
+        segment_id = attributes.get("lk.segment_id") or info.stream_id
+        final_in_header = attributes.get("lk.transcription_final") == "true"
+        received = 0
+        cut = False
+        try:
+            async for chunk in reader:
+                if cut:
+                    continue  # keep draining so the reader ends cleanly
+                received += len(chunk.encode("utf-8", "surrogatepass"))
+                if received > self._limits.max_stream_bytes:
+                    cut = True
+                    self._emit(
+                        ev.ProblemObserved(
+                            at=self._clock(),
+                            source=TOPIC_TRANSCRIPTION,
+                            message=(
+                                f"A transcription from {sender!r} exceeded "
+                                f"{self._limits.max_stream_bytes} bytes; the rest was dropped."
+                            ),
+                        )
+                    )
+                    continue
+                self._emit(
+                    ev.TranscriptReceived(
+                        at=self._clock(),
+                        sender=sender,
+                        segment_id=segment_id,
+                        stream_seq=seq,
+                        text=chunk,
+                        final=final_in_header,
+                    )
+                )
+            final = (info.attributes or {}).get("lk.transcription_final") == "true" or final_in_header
+            self._emit(
+                ev.TranscriptReceived(
+                    at=self._clock(),
+                    sender=sender,
+                    segment_id=segment_id,
+                    stream_seq=seq,
+                    text="",
+                    final=final,
+                    closed=True,
+                )
+            )
+        except rtc.StreamError as error:
+            logger.info("transcription stream from %s ended abnormally: %s", sender, error)
+        finally:
+            reader.close()
+            self._release_stream(sender)
+
+    def _on_chat_stream(self, reader: rtc.TextStreamReader, sender: str) -> None:
+        self._ensure_announced(sender)
+        if sender == self._room.local_participant.identity or not self._admit_stream(sender, TOPIC_CHAT):
+            reader.close()
+            return
+        self._spawn(self._read_chat(reader, sender), f"lkstate-chat-{reader.info.stream_id}")
+
+    async def _read_chat(self, reader: rtc.TextStreamReader, sender: str) -> None:
+        parts: list[str] = []
+        received = 0
+        cut = False
+        try:
+            async for chunk in reader:
+                if cut:
+                    continue
+                received += len(chunk.encode("utf-8", "surrogatepass"))
+                if received > self._limits.max_stream_bytes:
+                    cut = True
+                    self._emit(
+                        ev.ProblemObserved(
+                            at=self._clock(),
+                            source=TOPIC_CHAT,
+                            message=f"A chat message from {sender!r} was too long; the rest was dropped.",
+                        )
+                    )
+                    continue
+                parts.append(chunk)
+        except rtc.StreamError as error:
+            logger.info("chat stream from %s ended abnormally: %s", sender, error)
+        finally:
+            reader.close()
+            self._release_stream(sender)
+        if parts:
+            self._emit(
+                ev.ChatReceived(at=self._clock(), sender=sender, stream_id=reader.info.stream_id, text="".join(parts))
+            )
+
+    def _on_session_stream(self, reader: rtc.ByteStreamReader, sender: str) -> None:
+        assert self._on_session_payload is not None
+        self._ensure_announced(sender)
+        self._on_session_payload(sender, reader)

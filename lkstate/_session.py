@@ -1,0 +1,470 @@
+"""The session: owns the room connection and turns commands into effects.
+
+A :class:`Session` is the one object an app holds. It connects to a room with
+credentials from a token source, feeds everything the room does into the store
+as events, and exposes the result as :attr:`Session.state` (the current
+snapshot) and :attr:`Session.states` (every change, as an observable).
+
+Commands (``start``, ``end``, ``send_text``…) are coroutines on the session's
+asyncio loop: the host's loop for asyncio hosts (Textual, Gradio, scripts using
+``asyncio.run``), or a :class:`~lkstate.LoopThread` for hosts without one. Their
+outcomes come back as events too, so the state always shows what happened, and
+a command that cannot succeed also raises a typed exception.
+
+The agent connect timeout is the session's one timer. It runs whenever the
+state says the session is waiting for an agent (none present, or present but
+never ready) and its expiry is an event like any other, so a recorded session
+replays the same failure at the same point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import TypeVar
+
+from livekit import rtc
+from reactivex import Observable
+from reactivex.abc import DisposableBase
+
+from . import _events as ev
+from ._errors import (
+    AgentUnavailableError,
+    ConnectionFailedError,
+    LkstateError,
+    SessionClosedError,
+    TokenSourceError,
+)
+from ._messages import Message
+from ._options import SessionOptions
+from ._room_source import TOPIC_CHAT, RoomSource
+from ._state import AgentStatus, ConnectionStatus, SessionState
+from ._store import Store
+from ._tokens import TokenRequest, TokenSource
+
+__all__ = ["Session"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+_WAITING_STATUSES = frozenset(
+    {AgentStatus.CONNECTING, AgentStatus.PRE_CONNECT_BUFFERING, AgentStatus.INITIALIZING, AgentStatus.IDLE}
+)
+
+
+def _is_waiting_for_agent(state: SessionState) -> bool:
+    """The session is connecting or connected and no agent has been ready yet."""
+    if state.connection.status is ConnectionStatus.DISCONNECTED:
+        return False
+    agent = state.agent
+    if agent.status not in _WAITING_STATUSES:
+        return False
+    primary = agent.agents[0] if agent.agents and agent.agents[0].is_agent else None
+    return primary is None or not primary.ready_once
+
+
+class Session:
+    """A conversation with a LiveKit agent, as one reactive, immutable state.
+
+    ::
+
+        session = Session(DevelopmentTokenSource(url, key, secret), agent_name="my-agent")
+        async with session:
+            session.states.subscribe(print)
+            await session.send_text("Hello!")
+
+    ``token_source`` supplies the server URL and participant token
+    (:class:`~lkstate.LiteralTokenSource`, :class:`~lkstate.EndpointTokenSource`,
+    :class:`~lkstate.DevelopmentTokenSource`, :class:`~lkstate.CustomTokenSource`,
+    or your own). ``agent_name``/``agent_metadata`` ask the server to dispatch
+    that agent when the join creates the room, and make it the preferred agent
+    when several are present. ``agent_connect_timeout`` (seconds, ``None`` for
+    no limit) bounds the wait for an agent to join and become ready.
+    """
+
+    def __init__(
+        self,
+        token_source: TokenSource,
+        *,
+        agent_name: str | None = None,
+        agent_metadata: str | None = None,
+        agent_connect_timeout: float | None = 20.0,
+        room_name: str | None = None,
+        participant_identity: str | None = None,
+        participant_name: str | None = None,
+        options: SessionOptions | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        base = options if options is not None else SessionOptions()
+        if agent_connect_timeout != base.agent_connect_timeout and options is None:
+            base = SessionOptions(
+                agent_connect_timeout=agent_connect_timeout,
+                preconnect_audio=base.preconnect_audio,
+                keep_history_on_restart=base.keep_history_on_restart,
+                limits=base.limits,
+            )
+        self._options = base
+        self._token_source = token_source
+        self._agent_name = agent_name
+        self._token_request = TokenRequest(
+            room_name=room_name,
+            participant_identity=participant_identity,
+            participant_name=participant_name,
+            agent_name=agent_name,
+            agent_metadata=agent_metadata,
+        )
+        self._clock = clock
+        self._store = Store(limits=base.limits)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._room: rtc.Room | None = None
+        self._source: RoomSource | None = None
+        self._start_task: asyncio.Task[object] | None = None
+        self._ending = False
+        self._agent_timer: asyncio.TimerHandle | None = None
+        self._session_streams: asyncio.Queue[tuple[str, rtc.ByteStreamReader]] | None = None
+        self._session_reader: asyncio.Task[None] | None = None
+        self._teardown_task: asyncio.Task[None] | None = None
+        self._watch: DisposableBase = self._store.states.subscribe(self._on_state)
+
+    # -- reading the state ---------------------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        """The current snapshot."""
+        return self._store.state
+
+    @property
+    def states(self) -> Observable[SessionState]:
+        """The current snapshot on subscribe, then every change in order.
+
+        Delivered on the session's loop thread, one call at a time. Front-end
+        adapters move it to their own thread and frame rate.
+        """
+        return self._store.states
+
+    def select(self, selector: Callable[[SessionState], _T]) -> Observable[_T]:
+        """A slice of the state (``selector(state)``), delivered only when it changes."""
+        return self._store.select(selector)
+
+    @property
+    def options(self) -> SessionOptions:
+        return self._options
+
+    @property
+    def store(self) -> Store:
+        """The underlying store (for recorders and tests)."""
+        return self._store
+
+    @property
+    def room(self) -> rtc.Room | None:
+        """The live ``livekit.rtc.Room`` while started, for what lkstate does not cover."""
+        return self._room
+
+    async def wait_until(
+        self, predicate: Callable[[SessionState], bool], *, timeout: float | None = None
+    ) -> SessionState:
+        """Wait for a snapshot that satisfies ``predicate``; return it.
+
+        Raises :class:`TimeoutError` after ``timeout`` seconds (``None``: no limit).
+        """
+        if predicate(self.state):
+            return self.state
+        loop = asyncio.get_running_loop()
+        found: asyncio.Future[SessionState] = loop.create_future()
+
+        def check(state: SessionState) -> None:
+            if not found.done() and predicate(state):
+                found.set_result(state)
+
+        subscription = self._store.states.subscribe(check)
+        try:
+            return await asyncio.wait_for(found, timeout)
+        finally:
+            subscription.dispose()
+
+    # -- commands -----------------------------------------------------------------
+
+    async def start(self, *, wait_for_agent: bool = True) -> SessionState:
+        """Connect to the room; by default also wait until the agent is ready.
+
+        Returns the snapshot at which the session became usable. Raises
+        :class:`~lkstate.TokenSourceError` or :class:`~lkstate.ConnectionFailedError`
+        when the room cannot be joined, and :class:`~lkstate.AgentUnavailableError`
+        when no agent is ready within ``agent_connect_timeout``; in that last case
+        the session stays connected, and an agent that joins later is picked up.
+        """
+        if self._room is not None:
+            raise LkstateError(
+                "This session is already started.", remedy="Call end() before starting it again."
+            )
+        self._loop = asyncio.get_running_loop()
+        self._store.release_thread()
+        self._ending = False
+        self._start_task = asyncio.current_task()
+        self._dispatch(
+            ev.StartRequested(
+                at=self._clock(),
+                requested_agent=self._agent_name,
+                keep_history=self._options.keep_history_on_restart,
+            )
+        )
+        room = rtc.Room(loop=self._loop)
+        source = RoomSource(
+            room,
+            self._dispatch,
+            limits=self._options.limits,
+            is_ending=lambda: self._ending,
+            on_session_payload=self._on_session_stream,
+            clock=self._clock,
+        )
+        source.attach()
+        self._room, self._source = room, source
+        self._session_streams = asyncio.Queue()
+        self._session_reader = asyncio.get_running_loop().create_task(
+            self._read_session_streams(self._session_streams), name="lkstate-agent-session-reader"
+        )
+        try:
+            await self._connect(room)
+            if wait_for_agent:
+                await self._wait_for_agent()
+        except asyncio.CancelledError:
+            await self._teardown()
+            raise
+        finally:
+            self._start_task = None
+        return self.state
+
+    async def _connect(self, room: rtc.Room) -> None:
+        try:
+            credentials = await self._token_source.fetch(self._token_request)
+        except TokenSourceError as error:
+            await self._fail_start(str(error))
+            raise
+        except Exception as error:  # a custom source misbehaving
+            await self._fail_start(f"The token source failed: {error}")
+            raise TokenSourceError(f"The token source failed: {error}") from error
+        try:
+            await room.connect(credentials.server_url, credentials.participant_token, rtc.RoomOptions())
+        except Exception as error:
+            self._token_source.invalidate()
+            words = f"Could not connect to {credentials.server_url}: {error}"
+            await self._fail_start(words)
+            raise ConnectionFailedError(
+                words, remedy="Check the server URL and that the LiveKit server is running and reachable."
+            ) from error
+        self._dispatch(
+            ev.RoomConnected(
+                at=self._clock(),
+                room_name=room.name,
+                local_identity=room.local_participant.identity,
+                server_url=credentials.server_url,
+            )
+        )
+        if self._source is not None:
+            self._source.seed()
+
+    async def _fail_start(self, words: str) -> None:
+        await self._teardown(dispatch_disconnect=False)
+        self._dispatch(ev.ConnectFailed(at=self._clock(), error=words))
+
+    async def _wait_for_agent(self) -> None:
+        state = await self.wait_until(
+            lambda s: s.agent.is_ready
+            or s.agent.status is AgentStatus.FAILED
+            or s.connection.status is ConnectionStatus.DISCONNECTED
+        )
+        if state.agent.is_ready:
+            return
+        if state.agent.status is AgentStatus.FAILED:
+            raise AgentUnavailableError(
+                " ".join(state.agent.failure_reasons) or "The agent is not available.",
+                reasons=state.agent.failure_reasons,
+                remedy="The session stays connected and picks up an agent that joins later; call end() to give up.",
+            )
+        raise ConnectionFailedError(
+            state.connection.error or state.connection.disconnect_reason or "The connection was lost.",
+            remedy="Call start() to try again.",
+        )
+
+    async def end(self) -> None:
+        """Leave the room and release everything the session holds.
+
+        Safe to call at any time, also while ``start()`` is still connecting
+        (that ``start()`` is cancelled) and more than once. Messages stay in the
+        state until the next ``start()``.
+        """
+        self._ending = True
+        start_task = self._start_task
+        if start_task is not None and start_task is not asyncio.current_task() and not start_task.done():
+            start_task.cancel()
+            with contextlib.suppress(BaseException):
+                await start_task
+        await self._teardown()
+        self._token_source.invalidate()
+
+    async def aclose(self) -> None:
+        """Alias of :meth:`end`, for ``contextlib.aclosing`` and friends."""
+        await self.end()
+
+    async def send_text(self, text: str) -> Message:
+        """Send typed chat to the agent (topic ``lk.chat``).
+
+        The message appears in the state at once with delivery ``sending``,
+        then ``sent`` or ``failed``. Returns the message as it stands after
+        delivery; raises :class:`~lkstate.SessionClosedError` when not connected
+        and :class:`~lkstate.ConnectionFailedError` when sending failed.
+        """
+        if not text.strip():
+            raise ValueError("Nothing to send: the text is empty.")
+        room = self._room
+        if room is None or self.state.connection.status is ConnectionStatus.DISCONNECTED:
+            raise SessionClosedError(
+                "The session is not connected, so the message was not sent.",
+                remedy="Call start() first.",
+            )
+        message_id = f"chat/local/{uuid.uuid4().hex}"
+        self._dispatch(
+            ev.ChatSendRequested(
+                at=self._clock(), message_id=message_id, text=text, sender=room.local_participant.identity
+            )
+        )
+        try:
+            await room.local_participant.send_text(text, topic=TOPIC_CHAT)
+        except Exception as error:
+            words = f"Could not send the message: {error}"
+            self._dispatch(ev.ChatSendFailed(at=self._clock(), message_id=message_id, error=words))
+            raise ConnectionFailedError(words, remedy="Check the connection and send it again.") from error
+        self._dispatch(ev.ChatSendSucceeded(at=self._clock(), message_id=message_id))
+        message = self.state.messages.get(message_id)
+        assert message is not None
+        return message
+
+    def dismiss_problems(self) -> None:
+        """Clear the problems (and the last connection error) shown in the state."""
+        self._dispatch(ev.ProblemsDismissed(at=self._clock()))
+
+    async def __aenter__(self) -> Session:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.end()
+
+    # -- internals ----------------------------------------------------------------
+
+    def _dispatch(self, event: ev.Event) -> None:
+        self._store.dispatch(event)
+
+    def _on_state(self, state: SessionState) -> None:
+        """React to the state: arm or disarm the agent timer, tidy up after a lost connection."""
+        loop = self._loop
+        if loop is None:
+            return
+        timeout = self._options.agent_connect_timeout
+        waiting = _is_waiting_for_agent(state)
+        if waiting and self._agent_timer is None and timeout is not None:
+            self._agent_timer = loop.call_later(timeout, self._agent_timer_fired, timeout)
+        elif not waiting and self._agent_timer is not None:
+            self._agent_timer.cancel()
+            self._agent_timer = None
+        if (
+            state.connection.status is ConnectionStatus.DISCONNECTED
+            and self._room is not None
+            and not self._ending
+            and self._teardown_task is None
+        ):
+            # The connection was lost, not ended: release the room, and forget the
+            # token (agents do not rejoin an old room; the next start needs a new one).
+            self._token_source.invalidate()
+            self._teardown_task = loop.create_task(self._teardown(), name="lkstate-teardown")
+
+    def _agent_timer_fired(self, timeout: float) -> None:
+        self._agent_timer = None
+        self._dispatch(ev.AgentWaitTimedOut(at=self._clock(), timeout=timeout))
+
+    def _on_session_stream(self, sender: str, reader: rtc.ByteStreamReader) -> None:
+        queue = self._session_streams
+        if queue is None or sender != self.state.agent.identity:
+            reader.close()
+            self._dispatch(
+                ev.ProblemObserved(
+                    at=self._clock(),
+                    source="lk.agent.session",
+                    message=f"Ignored an agent-session message from {sender!r}, which is not the agent.",
+                )
+            )
+            return
+        queue.put_nowait((sender, reader))
+
+    async def _read_session_streams(self, queue: asyncio.Queue[tuple[str, rtc.ByteStreamReader]]) -> None:
+        # One reader, in arrival order: the protocol's events must stay in order.
+        limit = self._options.limits.max_session_message_bytes
+        while True:
+            sender, reader = await queue.get()
+            chunks: list[bytes] = []
+            size = 0
+            oversized = False
+            try:
+                async for chunk in reader:
+                    size += len(chunk)
+                    if size > limit:
+                        oversized = True
+                        continue
+                    chunks.append(chunk)
+            except rtc.StreamError as error:
+                logger.info("an agent-session stream ended abnormally: %s", error)
+                continue
+            finally:
+                reader.close()
+            if oversized:
+                self._dispatch(
+                    ev.ProblemObserved(
+                        at=self._clock(),
+                        source="lk.agent.session",
+                        message=f"Refused an agent-session message of {size} bytes (limit {limit}).",
+                    )
+                )
+                continue
+            self._dispatch(ev.AgentSessionPayload(at=self._clock(), sender=sender, payload=b"".join(chunks)))
+
+    async def _teardown(self, *, dispatch_disconnect: bool = True) -> None:
+        if self._agent_timer is not None:
+            self._agent_timer.cancel()
+            self._agent_timer = None
+        room, source, reader = self._room, self._source, self._session_reader
+        self._room, self._source, self._session_reader, self._session_streams = None, None, None, None
+        try:
+            if room is not None:
+                with contextlib.suppress(Exception):
+                    await room.disconnect()
+            if source is not None:
+                await source.aclose()
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+        finally:
+            if (
+                dispatch_disconnect
+                and self.state.connection.status is not ConnectionStatus.DISCONNECTED
+            ):
+                self._dispatch(
+                    ev.RoomDisconnected(
+                        at=self._clock(),
+                        reason="You ended the session." if self._ending else "The connection was lost.",
+                        expected=self._ending,
+                    )
+                )
+            if self._teardown_task is asyncio.current_task():
+                self._teardown_task = None

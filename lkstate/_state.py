@@ -1,0 +1,319 @@
+"""The snapshot: everything a voice-agent UI shows, as one frozen value.
+
+:class:`SessionState` is what a front end renders. It is immutable, hashable and
+cheap to compare: the reducer builds each new snapshot from the previous one,
+reusing every part an event did not touch, so a widget that watches only
+``state.agent`` can skip work with a plain ``==`` (or even ``is``).
+
+Problems are part of the state. A failed connection, an agent that never came,
+a garbage message on a topic: each appears here in words a person understands,
+next to everything that was already received.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from ._messages import Messages
+
+__all__ = [
+    "ConnectionStatus",
+    "ConnectionState",
+    "AgentStatus",
+    "AgentFailure",
+    "RemoteParticipant",
+    "RemoteTrack",
+    "AgentState",
+    "TrackSource",
+    "LocalTrackState",
+    "LocalMedia",
+    "PreConnectStatus",
+    "PreConnectState",
+    "Problem",
+    "SessionState",
+    "Attributes",
+]
+
+Attributes = tuple[tuple[str, str], ...]
+"""Participant attributes as sorted ``(key, value)`` pairs: hashable and order-independent."""
+
+
+def attributes_of(mapping: dict[str, str] | None) -> Attributes:
+    """Attributes in the canonical form the state keeps (sorted pairs)."""
+    if not mapping:
+        return ()
+    return tuple(sorted(mapping.items()))
+
+
+def attribute(attributes: Attributes, key: str) -> str | None:
+    """The value of one attribute, or ``None``."""
+    for k, v in attributes:
+        if k == key:
+            return v
+    return None
+
+
+# -- connection -----------------------------------------------------------------
+
+
+class ConnectionStatus(enum.StrEnum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+
+
+@attrs.frozen(slots=True)
+class ConnectionState:
+    """The room connection as the user would describe it."""
+
+    status: ConnectionStatus = ConnectionStatus.DISCONNECTED
+    room_name: str | None = None
+    local_identity: str | None = None
+    server_url: str | None = None
+    error: str | None = None
+    """The last error, in words, until the next start (e.g. the token endpoint failed)."""
+    disconnect_reason: str | None = None
+    """Why the room was left, in words (``None`` while connected or never connected)."""
+    attempt: int = 0
+    """How many times ``start()`` was called on this session."""
+    since: float | None = None
+    """When ``status`` last changed (seconds since the epoch)."""
+
+    @property
+    def is_connected(self) -> bool:
+        return self.status is ConnectionStatus.CONNECTED
+
+
+# -- participants and the agent -------------------------------------------------
+
+
+class TrackSource(enum.StrEnum):
+    MICROPHONE = "microphone"
+    CAMERA = "camera"
+    SCREEN_SHARE = "screen_share"
+    SCREEN_SHARE_AUDIO = "screen_share_audio"
+    UNKNOWN = "unknown"
+
+
+@attrs.frozen(slots=True)
+class RemoteTrack:
+    sid: str
+    kind: str
+    """``"audio"`` or ``"video"``."""
+    source: TrackSource
+    subscribed: bool = False
+    muted: bool = False
+
+
+@attrs.frozen(slots=True)
+class RemoteParticipant:
+    """A participant in the room other than the user, as the state knows it."""
+
+    identity: str
+    name: str
+    kind: str
+    """``"agent"``, ``"standard"``, ``"sip"``, ``"ingress"``, ``"egress"`` or ``"connector"``."""
+    attributes: Attributes = ()
+    tracks: tuple[RemoteTrack, ...] = ()
+    joined_seq: int = 0
+    """Order of arrival among participants seen this session (earlier is smaller)."""
+    joined_at: float = 0.0
+    ready_once: bool = False
+    """For agents: it has been listening, thinking or speaking at least once."""
+
+    @property
+    def is_agent_kind(self) -> bool:
+        return self.kind == "agent"
+
+    @property
+    def publish_on_behalf(self) -> str | None:
+        return attribute(self.attributes, "lk.publish_on_behalf")
+
+    @property
+    def is_agent(self) -> bool:
+        """An agent proper: kind AGENT and not publishing on another's behalf (an avatar)."""
+        return self.kind == "agent" and not self.publish_on_behalf
+
+    @property
+    def is_avatar(self) -> bool:
+        return self.kind == "agent" and bool(self.publish_on_behalf)
+
+    def has_track(self, kind: str, *, subscribed: bool = True) -> bool:
+        return any(t.kind == kind and (t.subscribed or not subscribed) and not t.muted for t in self.tracks)
+
+
+class AgentStatus(enum.StrEnum):
+    """The agent as a UI shows it: lifecycle around the agent's own ``lk.agent.state``."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    PRE_CONNECT_BUFFERING = "pre-connect-buffering"
+    INITIALIZING = "initializing"
+    IDLE = "idle"
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    FAILED = "failed"
+
+
+AGENT_WIRE_STATES: frozenset[str] = frozenset({"initializing", "idle", "listening", "thinking", "speaking"})
+READY_WIRE_STATES: frozenset[str] = frozenset({"listening", "thinking", "speaking"})
+
+
+class AgentFailure(enum.StrEnum):
+    """Why the agent is ``failed``. Not terminal: an agent that shows up later recovers it."""
+
+    DID_NOT_JOIN = "did-not-join"
+    NEVER_READY = "never-ready"
+    LEFT = "left"
+
+
+@attrs.frozen(slots=True)
+class AgentState:
+    """The agent the user talks to, merged with its avatar worker if it has one."""
+
+    status: AgentStatus = AgentStatus.DISCONNECTED
+    failure: AgentFailure | None = None
+    failure_reasons: tuple[str, ...] = ()
+    """Why the agent is ``failed``, in words. Empty unless ``status`` is failed."""
+    identity: str | None = None
+    name: str | None = None
+    """The agent's ``lk.agent.name`` (or participant name)."""
+    attributes: Attributes = ()
+    audio_available: bool = False
+    """The agent's voice can be played (its own or its avatar's audio track is subscribed)."""
+    video_available: bool = False
+    """The agent has a face: a camera track of its own or of its avatar worker."""
+    avatar_identity: str | None = None
+    unknown_state: str | None = None
+    """An ``lk.agent.state`` value this library does not know, kept for display."""
+    agents: tuple[RemoteParticipant, ...] = ()
+    """Every agent participant present (avatars included), primary first."""
+
+    @property
+    def state(self) -> str:
+        """The status as its string value: ``"listening"``, ``"failed"``…"""
+        return self.status.value
+
+    @property
+    def can_listen(self) -> bool:
+        """Speech reaches the agent now: it is listening, thinking or speaking, or audio is being buffered."""
+        return self.status in _CAN_LISTEN
+
+    @property
+    def is_pending(self) -> bool:
+        """Waiting for the agent: connecting, initializing or idle."""
+        return self.status in _PENDING
+
+    @property
+    def is_finished(self) -> bool:
+        """Nothing more will happen without action: disconnected or failed."""
+        return self.status in _FINISHED
+
+    @property
+    def is_ready(self) -> bool:
+        """The agent is present and in a conversational state (listening, thinking, speaking)."""
+        return self.status in _READY
+
+    @property
+    def is_connected(self) -> bool:
+        return self.identity is not None
+
+
+_CAN_LISTEN = frozenset(
+    {AgentStatus.PRE_CONNECT_BUFFERING, AgentStatus.LISTENING, AgentStatus.THINKING, AgentStatus.SPEAKING}
+)
+_PENDING = frozenset({AgentStatus.CONNECTING, AgentStatus.INITIALIZING, AgentStatus.IDLE})
+_FINISHED = frozenset({AgentStatus.DISCONNECTED, AgentStatus.FAILED})
+_READY = frozenset({AgentStatus.LISTENING, AgentStatus.THINKING, AgentStatus.SPEAKING})
+
+
+# -- local media ----------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class LocalTrackState:
+    """One local source (microphone, camera, screen share) as the user controls it."""
+
+    enabled: bool = False
+    """The user wants it on."""
+    published: bool = False
+    """It is published in the room."""
+    muted: bool = False
+    track_sid: str | None = None
+    device: str | None = None
+    """What feeds it: a device name, a file, a generator."""
+    error: str | None = None
+    """Why it is not working, in words (no device, no permission…)."""
+
+
+@attrs.frozen(slots=True)
+class LocalMedia:
+    microphone: LocalTrackState = LocalTrackState()
+    camera: LocalTrackState = LocalTrackState()
+    screen_share: LocalTrackState = LocalTrackState()
+
+
+# -- pre-connect audio ----------------------------------------------------------
+
+
+class PreConnectStatus(enum.StrEnum):
+    IDLE = "idle"
+    RECORDING = "recording"
+    SENDING = "sending"
+    SENT = "sent"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+@attrs.frozen(slots=True)
+class PreConnectState:
+    """Audio captured before the agent was ready, and where it went."""
+
+    status: PreConnectStatus = PreConnectStatus.IDLE
+    seconds: float = 0.0
+    bytes: int = 0
+    destination: str | None = None
+    """The agent identity the buffer was (or is being) sent to."""
+    detail: str | None = None
+    """What happened, in words (why it expired or failed, overflow…)."""
+
+
+# -- problems -------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Problem:
+    """Something went wrong that the user may want to know about; the session carried on."""
+
+    at: float
+    source: str
+    """Where it came from: ``"connection"``, ``"lk.transcription"``, a participant identity…"""
+    message: str
+
+
+# -- the snapshot ---------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class SessionState:
+    """Everything about the session a UI needs, in one immutable value."""
+
+    connection: ConnectionState = ConnectionState()
+    agent: AgentState = AgentState()
+    messages: Messages = attrs.field(factory=Messages)
+    local_media: LocalMedia = LocalMedia()
+    preconnect: PreConnectState = PreConnectState()
+    participants: tuple[RemoteParticipant, ...] = ()
+    """Every remote participant in the room, in order of arrival."""
+    problems: tuple[Problem, ...] = ()
+    """Recent problems, oldest first (bounded by ``Limits.max_problems``)."""
+    requested_agent: str | None = None
+    """The agent name this session asked to dispatch, if any; preferred as the primary agent."""
+    participant_seq: int = 0
+    """How many participants have been seen; gives each a deterministic arrival order."""
+    updated_at: float = 0.0
+    """Time of the last event that changed this snapshot."""
