@@ -31,6 +31,7 @@ import attrs
 from . import _events as ev
 from ._messages import DeliveryStatus, Message, MessageKind, Messages, Role
 from ._options import Limits
+from ._remote_state import apply_remote_payload
 from ._state import (
     AGENT_WIRE_STATES,
     READY_WIRE_STATES,
@@ -623,8 +624,18 @@ def _on_preconnect(state: SessionState, e: ev.PreConnectChanged, limits: Limits)
 
 
 def _on_agent_session_payload(state: SessionState, e: ev.AgentSessionPayload, limits: Limits) -> SessionState:
-    del e, limits
-    return state  # decoded by the remote-session layer (see _remote)
+    if e.sender != state.agent.identity:
+        return _with_problem(
+            state,
+            e.at,
+            "lk.agent.session",
+            f"Ignored an agent-session message from {e.sender!r}, which is not the agent.",
+            limits,
+        )
+    remote = apply_remote_payload(state.remote, e.payload, at=e.at, max_bytes=limits.max_session_message_bytes)
+    if remote is state.remote:
+        return state
+    return _evolve(state, remote=remote, updated_at=e.at)
 
 
 def _on_problem(state: SessionState, e: ev.ProblemObserved, limits: Limits) -> SessionState:

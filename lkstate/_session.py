@@ -42,7 +42,8 @@ from ._errors import (
 )
 from ._messages import Message
 from ._options import SessionOptions
-from ._room_source import TOPIC_CHAT, RoomSource
+from ._remote_client import RemoteSessionClient
+from ._room_source import TOPIC_AGENT_SESSION, TOPIC_CHAT, RoomSource
 from ._state import AgentStatus, ConnectionStatus, SessionState
 from ._store import Store
 from ._tokens import TokenRequest, TokenSource
@@ -130,6 +131,7 @@ class Session:
         self._session_streams: asyncio.Queue[tuple[str, rtc.ByteStreamReader]] | None = None
         self._session_reader: asyncio.Task[None] | None = None
         self._teardown_task: asyncio.Task[None] | None = None
+        self._remote = RemoteSessionClient(self._send_session_message)
         self._watch: DisposableBase = self._store.states.subscribe(self._on_state)
 
     # -- reading the state ---------------------------------------------------------
@@ -165,6 +167,15 @@ class Session:
     def room(self) -> rtc.Room | None:
         """The live ``livekit.rtc.Room`` while started, for what lkstate does not cover."""
         return self._room
+
+    @property
+    def remote(self) -> RemoteSessionClient:
+        """Requests to the agent's session host (ping, chat history, usage, run input…).
+
+        Requests go to the tracked agent only; each has a timeout and raises
+        :class:`~lkstate.RequestTimeoutError` or :class:`~lkstate.RemoteSessionError`.
+        """
+        return self._remote
 
     async def wait_until(
         self, predicate: Callable[[SessionState], bool], *, timeout: float | None = None
@@ -436,7 +447,20 @@ class Session:
                     )
                 )
                 continue
-            self._dispatch(ev.AgentSessionPayload(at=self._clock(), sender=sender, payload=b"".join(chunks)))
+            payload = b"".join(chunks)
+            self._remote.handle_payload(payload)
+            self._dispatch(ev.AgentSessionPayload(at=self._clock(), sender=sender, payload=payload))
+
+    async def _send_session_message(self, payload: bytes) -> None:
+        room, agent = self._room, self.state.agent.identity
+        if room is None or agent is None:
+            raise SessionClosedError(
+                "There is no agent to ask: the session is not connected to an agent.",
+                remedy="Wait until state.agent.identity is set.",
+            )
+        await room.local_participant.send_bytes(
+            payload, name=f"AS_{uuid.uuid4().hex[:12]}", topic=TOPIC_AGENT_SESSION, destination_identities=[agent]
+        )
 
     async def _teardown(self, *, dispatch_disconnect: bool = True) -> None:
         if self._agent_timer is not None:

@@ -17,6 +17,7 @@ import enum
 import attrs
 
 from ._messages import Messages
+from ._remote_state import RemoteSessionState
 
 __all__ = [
     "ConnectionStatus",
@@ -307,6 +308,9 @@ class SessionState:
     messages: Messages = attrs.field(factory=Messages)
     local_media: LocalMedia = LocalMedia()
     preconnect: PreConnectState = PreConnectState()
+    remote: RemoteSessionState = attrs.field(factory=RemoteSessionState)
+    """The agent's own session events from ``lk.agent.session``: user state, conversation
+    items with metrics, tool calls, handoffs, usage, agent-reported errors."""
     participants: tuple[RemoteParticipant, ...] = ()
     """Every remote participant in the room, in order of arrival."""
     problems: tuple[Problem, ...] = ()
