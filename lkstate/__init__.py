@@ -13,6 +13,8 @@ Everything a UI needs is in :class:`SessionState`; it only changes through a
 pure reducer fed by typed events, so sessions can be recorded and replayed.
 """
 
+from ._config import token_source_from_env
+from ._delivery import DEFAULT_MAX_RATE, FrameLimiter, Mailbox, latest_states
 from ._errors import (
     AgentUnavailableError,
     AudioInputError,
@@ -99,5 +101,10 @@ __all__ = [
     "TokenSourceError",
     "TrackSource",
     "decode_claims",
+    "token_source_from_env",
+    "latest_states",
+    "FrameLimiter",
+    "Mailbox",
+    "DEFAULT_MAX_RATE",
     "reduce",
 ]
