@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+_MAX_SESSION_STREAM_BYTES = 64 << 20
+"""The most lkstate reads of one ``lk.agent.session`` stream from the agent."""
+
 _WAITING_STATUSES = frozenset(
     {AgentStatus.CONNECTING, AgentStatus.PRE_CONNECT_BUFFERING, AgentStatus.INITIALIZING, AgentStatus.IDLE}
 )
@@ -237,6 +240,7 @@ class Session:
         source.attach()
         self._room, self._source = room, source
         self._session_streams = asyncio.Queue()
+        self._remote = RemoteSessionClient(self._send_session_message)
         self._session_reader = asyncio.get_running_loop().create_task(
             self._read_session_streams(self._session_streams), name="lkstate-agent-session-reader"
         )
@@ -420,7 +424,9 @@ class Session:
 
     async def _read_session_streams(self, queue: asyncio.Queue[tuple[str, rtc.ByteStreamReader]]) -> None:
         # One reader, in arrival order: the protocol's events must stay in order.
-        limit = self._options.limits.max_session_message_bytes
+        # Responses (a long chat history) may legitimately be large; events are
+        # held to Limits.max_session_message_bytes by the reducer.
+        limit = max(self._options.limits.max_session_message_bytes, _MAX_SESSION_STREAM_BYTES)
         while True:
             sender, reader = await queue.get()
             chunks: list[bytes] = []
@@ -467,6 +473,7 @@ class Session:
             self._agent_timer.cancel()
             self._agent_timer = None
         room, source, reader = self._room, self._source, self._session_reader
+        await self._remote.aclose()  # waiting requests fail now rather than time out later
         self._room, self._source, self._session_reader, self._session_streams = None, None, None, None
         try:
             if room is not None:
