@@ -290,15 +290,24 @@ class LiveKitServer:
         except FileNotFoundError:
             return 0
 
-    def log_since(self, offset: int, max_lines: int = 80) -> str:
-        """Log lines written after byte ``offset`` (the last ``max_lines`` of them)."""
+    def log_since(self, offset: int, max_lines: int = 80, max_line_chars: int | None = None) -> str:
+        """Log lines written after byte ``offset`` (the last ``max_lines`` of them).
+
+        ``max_line_chars`` shortens long lines (the server logs whole SDPs).
+        """
         try:
             with open(self.log_path, "rb") as f:
                 f.seek(offset)
                 data = f.read()
         except FileNotFoundError:
             return ""
-        return "\n".join(data.decode("utf-8", "replace").splitlines()[-max_lines:])
+        lines = data.decode("utf-8", "replace").splitlines()[-max_lines:]
+        if max_line_chars is not None:
+            lines = [
+                line if len(line) <= max_line_chars else f"{line[:max_line_chars]}... [{len(line)} chars]"
+                for line in lines
+            ]
+        return "\n".join(lines)
 
     # -- credentials ----------------------------------------------------------------
 

@@ -1,0 +1,287 @@
+"""Real LiveKit Agents sessions for tests, in-process or through a real worker.
+
+Two ways to bring the demo agent (:mod:`lkstate.demo_agent`) into a room:
+
+- :func:`start_agent` runs an :class:`AgentSession` **in this process**
+  against a real room, with ``livekit.agents.testing.fake_job_context``
+  standing in for the job a worker would have received. The test gets the
+  session, the agent's room and the plugin instances (the STT keeps every PCM
+  byte it heard). Fast — no subprocess — and fully inspectable.
+- :func:`start_worker` runs ``python -m lkstate.demo_agent`` **as a
+  subprocess**: a genuine worker that registers with the server under an
+  agent name and is dispatched into rooms whose creating token names it
+  (``RoomConfiguration(agents=[RoomAgentDispatch(agent_name=...)])``). This
+  is the path a deployed agent takes.
+
+Both can leave the room abruptly for failure tests: the in-process agent by
+dropping its room connection while the session keeps running, the worker by
+being SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from livekit import api, rtc
+from livekit.agents import AgentSession, room_io
+from livekit.agents.testing import fake_job_context
+
+from lkstate.demo_agent import DemoAgent, ScriptedLLM, ScriptedSTT, ToneTTS, build_session, room_options
+
+from .server import REPO_ROOT, LiveKitServer
+
+__all__ = ["InProcessAgent", "start_agent", "WorkerProcess", "start_worker"]
+
+logger = logging.getLogger(__name__)
+
+
+class InProcessAgent:
+    """A running in-process agent. Close with :meth:`aclose`."""
+
+    def __init__(
+        self,
+        *,
+        server: LiveKitServer,
+        room: rtc.Room,
+        session: AgentSession[Any],
+        agent: DemoAgent,
+        stt: ScriptedSTT,
+        llm: ScriptedLLM,
+        tts: ToneTTS,
+        identity: str,
+        states: list[str],
+    ) -> None:
+        self.server = server
+        self.room = room
+        self.session = session
+        self.agent = agent
+        self.stt = stt
+        self.llm = llm
+        self.tts = tts
+        self.identity = identity
+        self.states = states
+        """Every ``agent_state`` the session went through, from ``initializing``."""
+        self._closed = False
+
+    @property
+    def room_name(self) -> str:
+        return self.room.name
+
+    async def wait_for_participant(self, identity: str, timeout: float = 10.0) -> rtc.RemoteParticipant:
+        """Wait until the agent's own room has seen ``identity`` join.
+
+        The agent ignores chat from participants it has not seen yet ("participant
+        not found, ignoring text input"), and a user who joins and types at once
+        can beat the join notification; tests wait for this first.
+        """
+        deadline = time.monotonic() + timeout
+        while (participant := self.room.remote_participants.get(identity)) is None:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"agent {self.identity} did not see {identity} join within {timeout:.0f} s")
+            await asyncio.sleep(0.02)
+        return participant
+
+    async def leave_abruptly(self, how: Literal["disconnect", "kick"] = "disconnect") -> None:
+        """Make the agent vanish from the room without closing its session.
+
+        ``"disconnect"`` drops this process's room connection (the server sees
+        a client disconnect); ``"kick"`` has the server remove the participant
+        (``RemoveParticipant``). Either way the session is left running, as an
+        agent whose process hangs would be; :meth:`aclose` still cleans up.
+        """
+        if how == "kick":
+            client = self.server.api()
+            try:
+                await client.room.remove_participant(
+                    api.RoomParticipantIdentity(room=self.room_name, identity=self.identity)
+                )
+            finally:
+                await client.aclose()
+        elif self.room.isconnected():
+            await self.room.disconnect()
+
+    async def aclose(self) -> None:
+        """Close the session, then the room. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.wait_for(self.session.aclose(), timeout=10.0)
+        except asyncio.TimeoutError:
+            logger.warning("AgentSession.aclose() took longer than 10 s in %s", self.room_name)
+        finally:
+            if self.room.isconnected():
+                await self.room.disconnect()
+
+
+async def start_agent(
+    server: LiveKitServer,
+    room_name: str,
+    *,
+    identity: str | None = None,
+    agent: DemoAgent | None = None,
+    stt: ScriptedSTT | None = None,
+    llm: ScriptedLLM | None = None,
+    tts: ToneTTS | None = None,
+    session: AgentSession[Any] | None = None,
+    options: room_io.RoomOptions | None = None,
+    agent_name: str = "lkstate-demo",
+    session_kwargs: dict[str, Any] | None = None,
+) -> InProcessAgent:
+    """Join ``room_name`` as an agent and start a real :class:`AgentSession` there.
+
+    The room connection uses an agent token (kind AGENT, ``agent`` grant) and
+    the ``lk.agent.name`` attribute, as a dispatched worker's would. Returns
+    once ``session.start`` has finished (the agent then publishes
+    ``lk.agent.state = listening``). The agent's stream handlers are
+    registered right after connecting — before anyone can address it in a
+    fresh room, though later than a real worker, which registers them first.
+    """
+    identity = identity or f"agent-{uuid.uuid4().hex[:8]}"
+    stt = stt or ScriptedSTT()
+    llm = llm or ScriptedLLM()
+    tts = tts or ToneTTS()
+    if session is None:
+        kwargs: dict[str, Any] = {"close_transcript_timeout": 0.2, **(session_kwargs or {})}
+        session = build_session(stt=stt, llm=llm, tts=tts, **kwargs)
+    agent = agent or DemoAgent()
+    states: list[str] = [session.agent_state]
+    session.on("agent_state_changed", lambda event: states.append(event.new_state))
+    room = rtc.Room()
+    token = server.token(room_name, identity, kind="agent", attributes={"lk.agent.name": agent_name})
+    # Connect first, then start: under fake_job_context, JobContext.connect()
+    # is a no-op, so session.start() would not wait for the connection, and
+    # state changes made before it completes are never published.
+    await room.connect(server.url, token, options=rtc.RoomOptions(auto_subscribe=True))
+    try:
+        with fake_job_context(room=room, agent_identity=identity, job_id=f"job-{uuid.uuid4().hex[:8]}"):
+            await asyncio.wait_for(
+                session.start(agent=agent, room=room, room_options=options or room_options()),
+                timeout=15.0,
+            )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await session.aclose()
+        await room.disconnect()
+        raise
+    return InProcessAgent(
+        server=server,
+        room=room,
+        session=session,
+        agent=agent,
+        stt=stt,
+        llm=llm,
+        tts=tts,
+        identity=identity,
+        states=states,
+    )
+
+
+class WorkerProcess:
+    """``python -m lkstate.demo_agent`` running as a registered worker."""
+
+    def __init__(self, process: subprocess.Popen[bytes], agent_name: str, log_path: Path) -> None:
+        self.process = process
+        self.agent_name = agent_name
+        self.log_path = log_path
+        self.worker_id: str | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def wait_registered(self, timeout: float = 30.0) -> str:
+        """Wait for the worker to announce its registration with the server."""
+        deadline = time.monotonic() + timeout
+        marker = "lkstate-demo: registered worker "
+        while time.monotonic() < deadline:
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if line.startswith(marker):
+                    self.worker_id = line[len(marker) :].strip()
+                    return self.worker_id
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"demo worker exited with status {self.process.returncode} before registering:\n"
+                    f"{self.log_tail()}"
+                )
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"demo worker did not register within {timeout:.0f} s:\n{self.log_tail()}")
+
+    async def stop(self, grace: float = 8.0) -> None:
+        """SIGTERM (the worker closes its jobs), SIGKILL after ``grace`` seconds."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while self.process.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if self.process.poll() is None:
+                self.process.kill()
+        await asyncio.to_thread(self.process.wait)
+
+    async def kill(self) -> None:
+        """SIGKILL: the agent disappears without saying goodbye."""
+        if self.process.poll() is None:
+            self.process.kill()
+        await asyncio.to_thread(self.process.wait)
+
+
+async def start_worker(
+    server: LiveKitServer,
+    *,
+    agent_name: str | None = None,
+    log_dir: Path | None = None,
+    greeting: str = "",
+    extra_env: dict[str, str] | None = None,
+    wait: bool = True,
+) -> WorkerProcess:
+    """Start the demo worker in a subprocess registered under ``agent_name``.
+
+    Waits (by default) until the worker has registered with the server, so a
+    token dispatching ``agent_name`` created afterwards gets a job.
+    """
+    agent_name = agent_name or f"lkstate-test-{uuid.uuid4().hex[:6]}"
+    log_dir = log_dir or server.workdir
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"worker-{agent_name}.log"
+    env = {
+        **os.environ,
+        **server.env(),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lkstate.demo_agent", "--agent-name", agent_name, "--greeting", greeting],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            env=env,
+            start_new_session=True,
+        )
+    worker = WorkerProcess(process, agent_name, log_path)
+    if wait:
+        try:
+            await worker.wait_registered()
+        except BaseException:
+            await worker.kill()
+            raise
+    return worker
