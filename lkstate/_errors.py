@@ -19,6 +19,9 @@ __all__ = [
     "AudioInputError",
     "RemoteSessionError",
     "RequestTimeoutError",
+    "RecordingError",
+    "ReplayReadOnlyError",
+    "DevServerError",
 ]
 
 
@@ -72,3 +75,24 @@ class RemoteSessionError(LkstateError):
 
 class RequestTimeoutError(RemoteSessionError):
     """The agent did not answer a remote-session request in time."""
+
+
+class RecordingError(LkstateError):
+    """A recording could not be read or written: wrong format, newer version, damaged line.
+
+    ``path`` is the file and ``line`` the 1-based line at fault (``None`` when
+    the problem is the file as a whole).
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None, remedy: str = "") -> None:
+        super().__init__(message, remedy=remedy)
+        self.path = path
+        self.line = line
+
+
+class ReplayReadOnlyError(LkstateError):
+    """A command (send text, dismiss problems, toggle the microphone…) was given to a replay."""
+
+
+class DevServerError(LkstateError):
+    """The local development server or the demo agent could not be found, installed or started."""
