@@ -1,1 +1,36 @@
-"""lkstate adapter for gradio (see issue 6)."""
+"""lkstate for Gradio: one Session per browser tab, snapshots streamed into components.
+
+- :class:`BrowserSessions` — a :class:`~lkstate.Session` per Gradio session hash, all on
+  one shared loop thread; commands from handlers, rate-capped latest-wins snapshot streams,
+  release on ``demo.unload``.
+- :mod:`lkstate_gradio.app` — the web demo (``build_demo``, ``run``, ``main``).
+- The render functions turn a snapshot into the page's HTML and ``gr.Chatbot`` messages.
+"""
+
+from ._render import (
+    Palette,
+    StatusWords,
+    agent_status_words,
+    chat_message,
+    chat_messages,
+    microphone_label,
+    problems_html,
+    status_html,
+    tools_html,
+)
+from ._sessions import DEFAULT_WEB_MAX_RATE, BrowserSessions, SessionKey
+
+__all__ = [
+    "BrowserSessions",
+    "DEFAULT_WEB_MAX_RATE",
+    "Palette",
+    "SessionKey",
+    "StatusWords",
+    "agent_status_words",
+    "chat_message",
+    "chat_messages",
+    "microphone_label",
+    "problems_html",
+    "status_html",
+    "tools_html",
+]

@@ -1,0 +1,440 @@
+"""The Gradio web demo: talk to a LiveKit agent from a browser tab.
+
+::
+
+    python examples/gradio_web/main.py --url ws://127.0.0.1:7880 --api-key devkey --api-secret secret
+    # or: LIVEKIT_URL=… LIVEKIT_API_KEY=… LIVEKIT_API_SECRET=… python -m lkstate_gradio.app
+
+Each browser tab is its own conversation: its own :class:`~lkstate.Session`,
+room and identity (see :class:`~lkstate_gradio.BrowserSessions`). The page
+shows the agent's state in words and colour (connecting, buffering early
+speech, failed and why), the transcript with interim speech set apart from
+final text and the delivery of typed messages, tool calls and usage as the
+agent reports them, and problems; it has Connect/Disconnect, a microphone
+toggle, and a chat box.
+
+How the page stays current: when a tab loads, one streaming event starts for
+it (an async generator). It iterates the session's snapshots — latest wins,
+at most ``max_rate`` a second — and yields an update for each component whose
+rendering changed (``gr.skip()`` for the rest), so an unchanged transcript is
+never sent twice. The generator ends when the tab closes and the session is
+released. Buttons and the text box send commands, which run on the sessions'
+own loop thread.
+
+The microphone is the one of the machine running this server: this is a
+local demo, where that machine is the user's. Audio from a remote browser is
+not carried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import attrs
+import gradio as gr
+from gradio.themes import Base as ThemeBase
+from gradio.themes import Soft
+
+from lkstate import (
+    ConnectionStatus,
+    LkstateError,
+    Session,
+    SessionState,
+    TokenSource,
+    token_source_from_env,
+)
+
+from ._render import chat_messages, microphone_label, problems_html, status_html, tools_html
+from ._sessions import DEFAULT_WEB_MAX_RATE, BrowserSessions
+
+__all__ = ["CSS", "GradioDemo", "build_demo", "main", "run", "theme"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_AGENT_NAME = "lkstate-demo"
+DEFAULT_PORT = 7860
+
+CSS = """
+.lk-status { border-left: 6px solid var(--lk-color); padding: 10px 14px; border-radius: 8px;
+  background: color-mix(in srgb, var(--lk-color) 8%, transparent); }
+.lk-status-head { display: flex; align-items: center; gap: 10px; }
+.lk-dot { width: 14px; height: 14px; border-radius: 50%; background: var(--lk-color); flex: none;
+  box-shadow: 0 0 0 4px color-mix(in srgb, var(--lk-color) 25%, transparent); }
+.lk-title { font-size: 1.35em; font-weight: 600; color: var(--lk-color); }
+.lk-detail { margin-top: 4px; }
+.lk-reasons { margin: 6px 0 0 1.2em; color: var(--lk-color); }
+.lk-early { margin-top: 4px; font-style: italic; }
+.lk-facts { margin-top: 6px; font-size: 0.9em; opacity: 0.8; }
+.lk-interim { opacity: 0.65; }
+.lk-meta { font-size: 0.8em; opacity: 0.7; }
+.lk-failed { color: #dc2626; opacity: 1; }
+.lk-panel { font-size: 0.92em; }
+.lk-panel-title { font-weight: 600; margin: 6px 0 4px 0; }
+.lk-panel ul { margin: 0; padding-left: 1.1em; }
+.lk-panel li { margin-bottom: 4px; }
+.lk-empty { opacity: 0.6; font-style: italic; }
+.lk-badge { display: inline-block; padding: 0 7px; border-radius: 9px; font-size: 0.8em; color: white;
+  background: var(--lk-color); }
+.lk-tool-result { opacity: 0.8; }
+.lk-problems li { color: #b91c1c; }
+#lk-controls button { min-width: 0; }
+#lk-chat button[aria-label="Clear"] { display: none; }
+"""
+"""Styles of the page; pass to ``launch(css=...)`` (Gradio 6 takes them there, not on ``Blocks``)."""
+
+
+def theme() -> ThemeBase:
+    """A quiet theme with system fonts: the page loads nothing from outside this server."""
+    return Soft(
+        primary_hue="blue",
+        font=["ui-sans-serif", "system-ui", "sans-serif"],
+        font_mono=["ui-monospace", "monospace"],
+    )
+
+
+# -- one frame of the page ------------------------------------------------------
+
+
+def _skip() -> dict[str, Any]:
+    """``gr.skip()``: leave this output as it is."""
+    return gr.skip()  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+
+
+@attrs.frozen
+class _Frame:
+    """What was last sent to a tab, per component, so unchanged parts are skipped."""
+
+    status: str
+    messages: object
+    tools: str
+    problems: str
+    connected: bool
+    disconnected: bool
+    mic_label: str
+
+
+def _frame(state: SessionState) -> _Frame:
+    status = state.connection.status
+    return _Frame(
+        status=status_html(state),
+        messages=state.messages,
+        tools=tools_html(state.remote),
+        problems=problems_html(state),
+        connected=status is ConnectionStatus.CONNECTED,
+        disconnected=status is ConnectionStatus.DISCONNECTED,
+        mic_label=microphone_label(state.local_media.microphone),
+    )
+
+
+def _updates(previous: _Frame | None, state: SessionState) -> tuple[_Frame, tuple[Any, ...]]:
+    """The outputs of one streamed frame: a value for what changed, ``gr.skip()`` for the rest.
+
+    Order: status, chatbot, tools, problems, connect, disconnect, send, microphone.
+    """
+    frame = _frame(state)
+    skip = _skip
+
+    def changed(field: str) -> bool:
+        return previous is None or getattr(previous, field) != getattr(frame, field)
+
+    connection_changed = changed("connected") or changed("disconnected")
+    updates = (
+        frame.status if changed("status") else skip(),
+        chat_messages(state.messages) if changed("messages") else skip(),
+        frame.tools if changed("tools") else skip(),
+        frame.problems if changed("problems") else skip(),
+        gr.Button(interactive=frame.disconnected) if connection_changed else skip(),
+        gr.Button(interactive=not frame.disconnected) if connection_changed else skip(),
+        gr.Button(interactive=frame.connected) if connection_changed else skip(),
+        gr.Button(value=frame.mic_label) if changed("mic_label") else skip(),
+    )
+    return frame, updates
+
+
+# -- the app --------------------------------------------------------------------
+
+
+@attrs.define
+class GradioDemo:
+    """The page (``blocks``) and the sessions behind it.
+
+    ``launch()`` serves it (blocking unless ``block=False``); ``close()`` stops
+    the server and ends every session. To mount it in your own FastAPI app,
+    use ``gr.mount_gradio_app(app, demo.blocks, path, css=CSS, theme=theme())``
+    and call ``demo.sessions.close()`` on shutdown.
+    """
+
+    blocks: gr.Blocks
+    sessions: BrowserSessions
+    title: str = "lkstate · voice agent"
+
+    def launch(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, block: bool = True, quiet: bool = False) -> str:
+        """Serve on ``http://host:port``; returns that URL (when ``block=False``, at once)."""
+        self.blocks.launch(
+            server_name=host,
+            server_port=port,
+            prevent_thread_lock=not block,
+            quiet=quiet,
+            share=False,
+            ssr_mode=False,
+            show_error=True,
+            css=CSS,
+            theme=theme(),
+            run_history=False,
+            footer_links=["gradio", "settings"],
+        )
+        return f"http://{host}:{port}/"
+
+    def close(self) -> None:
+        """Stop serving, then end every browser session's lkstate session."""
+        try:
+            self.blocks.close()
+        finally:
+            self.sessions.close()
+
+
+def build_demo(
+    token_source_factory: Callable[[], TokenSource],
+    agent_name: str | None = DEFAULT_AGENT_NAME,
+    *,
+    room_name: str | None = None,
+    agent_connect_timeout: float | None = 20.0,
+    max_rate: float | None = DEFAULT_WEB_MAX_RATE,
+    auto_connect: bool = False,
+    title: str = "lkstate · voice agent",
+) -> GradioDemo:
+    """The web demo, ready to ``launch()``.
+
+    ``token_source_factory()`` is called once per browser session and must
+    return a new token source each time (so tabs get their own room and
+    identity). ``agent_name`` asks the server to dispatch that agent when a
+    tab's join creates its room. ``room_name`` puts every tab in one named
+    room (tests use it to bring an agent into the same room); by default each
+    tab gets a fresh room. ``max_rate`` caps the frames per second sent to each
+    tab (``None``: no cap). ``auto_connect`` connects as soon as a tab opens
+    instead of waiting for the Connect button.
+    """
+
+    def new_session() -> Session:
+        return Session(
+            token_source_factory(),
+            agent_name=agent_name,
+            room_name=room_name,
+            agent_connect_timeout=agent_connect_timeout,
+        )
+
+    sessions = BrowserSessions(new_session, max_rate=max_rate)
+    initial = SessionState()
+
+    async def connect(session: Session) -> None:
+        if session.room is not None:
+            return  # already started (a double click)
+        try:
+            await session.start()
+        except LkstateError as error:
+            logger.info("connect: %s", error)  # the state shows it
+
+    async def stream(request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
+        sessions.session(request)
+        if auto_connect:
+            sessions.submit(request, connect)
+        previous: _Frame | None = None
+        async for state in sessions.states(request):
+            previous, updates = _updates(previous, state)
+            yield updates
+
+    async def on_connect(request: gr.Request) -> None:
+        sessions.submit(request, connect)
+
+    async def on_disconnect(request: gr.Request) -> None:
+        await sessions.run(request, lambda s: s.end())
+
+    async def on_send(text: str, request: gr.Request) -> Any:
+        text = text.strip()
+        if not text:
+            return _skip()
+        session = sessions.session(request)
+        if not session.state.connection.is_connected:
+            gr.Warning("Not connected yet: press Connect, then send your message.")
+            return _skip()
+        try:
+            await sessions.run(request, lambda s: s.send_text(text))
+        except LkstateError as error:
+            gr.Warning(str(error))  # the transcript also marks it as not delivered
+        return ""
+
+    async def on_microphone(request: gr.Request) -> None:
+        session = sessions.session(request)
+        setter = getattr(session, "set_microphone_enabled", None)
+        if setter is None:
+            gr.Warning("This version of lkstate cannot capture the microphone yet.")
+            return
+        enable = not session.state.local_media.microphone.enabled
+        try:
+            await sessions.run(request, lambda s: getattr(s, "set_microphone_enabled")(enable))
+        except LkstateError as error:
+            gr.Warning(str(error))
+
+    async def on_dismiss(request: gr.Request) -> None:
+        async def dismiss(session: Session) -> None:
+            session.dismiss_problems()
+
+        await sessions.run(request, dismiss)
+
+    async def on_unload(request: gr.Request) -> None:
+        await sessions.release(request)
+
+    with gr.Blocks(title=title, analytics_enabled=False) as blocks:
+        gr.Markdown(f"## {title}")
+        with gr.Row(equal_height=True):
+            with gr.Column(scale=3):
+                status = gr.HTML(status_html(initial), elem_id="lk-status")
+            with gr.Column(scale=1, min_width=220, elem_id="lk-controls"):
+                connect_button = gr.Button("Connect", variant="primary", elem_id="lk-connect")
+                disconnect_button = gr.Button("Disconnect", interactive=False, elem_id="lk-disconnect")
+                mic_button = gr.Button(microphone_label(initial.local_media.microphone), elem_id="lk-mic")
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(
+                    label="Conversation",
+                    elem_id="lk-chat",
+                    height=440,
+                    buttons=["copy"],
+                    feedback_options=None,
+                    placeholder="The conversation appears here: what the agent says, and what you say or type.",
+                )
+                with gr.Row(equal_height=True):
+                    text_box = gr.Textbox(
+                        show_label=False,
+                        placeholder="Type a message to the agent and press Enter…",
+                        elem_id="lk-input",
+                        scale=5,
+                        container=False,
+                    )
+                    send_button = gr.Button("Send", variant="primary", interactive=False, elem_id="lk-send", scale=1, min_width=90)
+            with gr.Column(scale=2, min_width=260):
+                with gr.Group():
+                    gr.Markdown("**Agent activity**", padding=True)
+                    tools = gr.HTML(tools_html(initial.remote), elem_id="lk-tools", padding=True)
+                with gr.Group():
+                    gr.Markdown("**Problems**", padding=True)
+                    problems = gr.HTML(problems_html(initial), elem_id="lk-problems", padding=True)
+                dismiss_button = gr.Button("Dismiss problems", size="sm", elem_id="lk-dismiss")
+
+        outputs = [status, chatbot, tools, problems, connect_button, disconnect_button, send_button, mic_button]
+        # Handlers only await the session's loop thread, so none needs a concurrency
+        # limit; the page is the only client (no public API).
+        quiet: dict[str, Any] = {"show_progress": "hidden", "concurrency_limit": None, "api_visibility": "private"}
+        blocks.load(stream, inputs=None, outputs=outputs, **quiet)
+        connect_button.click(on_connect, **quiet)
+        disconnect_button.click(on_disconnect, **quiet)
+        mic_button.click(on_microphone, **quiet)
+        dismiss_button.click(on_dismiss, **quiet)
+        send_button.click(on_send, inputs=[text_box], outputs=[text_box], **quiet)
+        text_box.submit(on_send, inputs=[text_box], outputs=[text_box], **quiet)
+        blocks.unload(on_unload)
+
+    return GradioDemo(blocks=blocks, sessions=sessions, title=title)
+
+
+# -- command line -----------------------------------------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lkstate-gradio",
+        description="A web page to talk to a LiveKit agent (one conversation per browser tab).",
+        epilog=(
+            "Reaching the server, first match wins: --token-endpoint (LKSTATE_TOKEN_ENDPOINT); "
+            "--url with --token (LIVEKIT_URL, LIVEKIT_TOKEN); --url with --api-key and --api-secret "
+            "(LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET). A literal token is one identity "
+            "in one room: with it, open a single tab."
+        ),
+    )
+    parser.add_argument("--url", help="LiveKit server URL, e.g. ws://127.0.0.1:7880 (env LIVEKIT_URL)")
+    parser.add_argument("--token", help="a participant token (env LIVEKIT_TOKEN)")
+    parser.add_argument("--token-endpoint", help="a token endpoint URL (env LKSTATE_TOKEN_ENDPOINT)")
+    parser.add_argument("--api-key", help="API key for minting development tokens (env LIVEKIT_API_KEY)")
+    parser.add_argument("--api-secret", help="API secret for minting development tokens (env LIVEKIT_API_SECRET)")
+    parser.add_argument(
+        "--agent-name",
+        default=os.environ.get("LKSTATE_AGENT_NAME", DEFAULT_AGENT_NAME),
+        help="agent to dispatch into each new room (env LKSTATE_AGENT_NAME; default %(default)s; '' for none)",
+    )
+    parser.add_argument("--room", help="put every tab in this room instead of a fresh room each")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to serve on; 0 picks a free one (default %(default)s)")
+    parser.add_argument("--max-rate", type=float, default=DEFAULT_WEB_MAX_RATE, help="page updates per second, at most (default %(default)s)")
+    parser.add_argument("--agent-timeout", type=float, default=20.0, help="seconds to wait for the agent (default %(default)s)")
+    parser.add_argument("--auto-connect", action="store_true", help="connect as soon as a tab opens")
+    return parser
+
+
+def run(
+    token_source_factory: Callable[[], TokenSource],
+    *,
+    agent_name: str | None = DEFAULT_AGENT_NAME,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    **options: Any,
+) -> None:
+    """Serve the demo until interrupted (Ctrl-C), then end every session.
+
+    ``options`` are :func:`build_demo`'s keyword arguments.
+    """
+    demo = build_demo(token_source_factory, agent_name, **options)
+    port = port or free_port(host)
+    try:
+        print(f"lkstate gradio demo on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+        demo.launch(host=host, port=port, block=True, quiet=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        demo.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m lkstate_gradio.app [flags]`` — see ``--help``."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own startup checks
+
+    def token_source() -> TokenSource:
+        return token_source_from_env(
+            url=args.url,
+            token=args.token,
+            token_endpoint=args.token_endpoint,
+            api_key=args.api_key,
+            api_secret=args.api_secret,
+        )
+
+    try:
+        token_source()  # fail now, in words, rather than on the first Connect
+    except LkstateError as error:
+        raise SystemExit(f"lkstate-gradio: {error}") from None
+    run(
+        token_source,
+        agent_name=args.agent_name or None,
+        host=args.host,
+        port=args.port,
+        room_name=args.room,
+        agent_connect_timeout=args.agent_timeout,
+        max_rate=args.max_rate,
+        auto_connect=args.auto_connect,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""The Gradio web demo, used the way a person uses it: in a real browser.
+
+The demo is served in this process on a free loopback port (Gradio's own
+uvicorn thread), against the real livekit-server and, where a reply is
+needed, the real LiveKit Agents ``AgentSession`` joined to the same room.
+Debian's Chromium, headless, is driven through Playwright's Python package
+pointed at ``/usr/bin/chromium`` (no browser is downloaded). The tests type,
+click and read the page; screenshots go to ``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lkstate import ConnectionStatus, DevelopmentTokenSource, TokenSource
+from tests.harness.server import LiveKitServer
+
+pytest.importorskip("gradio")
+playwright_api = pytest.importorskip("playwright.async_api")
+
+from lkstate_gradio.app import GradioDemo, build_demo, free_port  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def find_chromium() -> str | None:
+    for candidate in (os.environ.get("LKSTATE_CHROMIUM"), "chromium", "chromium-browser"):
+        if candidate and (path := shutil.which(candidate)):
+            return path
+    return None
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Debian Chromium (a fresh temporary profile per launch)."""
+    executable = find_chromium()
+    if executable is None:
+        message = "chromium not found (apt-get install chromium, or set LKSTATE_CHROMIUM)"
+        if os.environ.get("LKSTATE_ALLOW_SKIP") == "1":
+            pytest.skip(message)
+        pytest.fail(message, pytrace=False)
+    async with playwright_api.async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+ServeDemo = Callable[..., Awaitable[tuple[GradioDemo, str]]]
+
+
+@pytest.fixture
+async def serve_demo(livekit_server: LiveKitServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ServeDemo]:
+    """``await serve_demo(room_name=..., **build_demo_options)`` -> (demo, url), served until teardown."""
+    # Gradio notices a closed tab when its heartbeat stream breaks; the default
+    # heartbeat is 15 s, which would make the unload test slow.
+    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    served: list[GradioDemo] = []
+
+    def tokens() -> TokenSource:
+        return DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+
+    async def serve(**options: Any) -> tuple[GradioDemo, str]:
+        demo = build_demo(tokens, "lkstate-demo", **options)
+        port = free_port()
+        served.append(demo)
+        url = await asyncio.to_thread(lambda: demo.launch(port=port, block=False, quiet=True))
+        return demo, url
+
+    yield serve
+    for demo in served:
+        await asyncio.to_thread(demo.close)
+
+
+def screenshot_path(name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS / name
+
+
+async def open_tab(context: Any, url: str) -> Any:
+    page = await context.new_page()
+    await page.goto(url)
+    await page.locator("#lk-status .lk-title").wait_for()
+    return page
+
+
+def status(page: Any) -> Any:
+    return page.locator("#lk-status .lk-status")
+
+
+async def eventually(check: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_typed_question_gets_the_agents_reply_and_tool_call_on_the_page(
+    serve_demo: ServeDemo, browser: Any, room_name: str, agent_factory: Any
+) -> None:
+    agent = await agent_factory(room_name)
+    demo, url = await serve_demo(room_name=room_name)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await open_tab(context, url)
+    expect = playwright_api.expect
+
+    await expect(status(page)).to_have_attribute("data-agent-state", "disconnected")
+    await expect(page.locator("#lk-status .lk-title")).to_have_text("Not connected")
+    await expect(page.locator("#lk-send")).to_be_disabled()
+    await page.screenshot(path=str(screenshot_path("gradio-01-not-connected.png")))
+
+    await page.get_by_role("button", name="Connect", exact=True).click()
+    await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=20_000)
+    await expect(page.locator("#lk-status .lk-title")).to_have_text("Listening")
+    await expect(page.locator("#lk-send")).to_be_enabled()
+    await expect(page.locator("#lk-connect")).to_be_disabled()
+
+    (session,) = [demo.sessions.get(key) for key in demo.sessions.keys()]
+    assert session is not None
+    identity = session.state.connection.local_identity
+    assert identity is not None
+    await agent.wait_for_participant(identity)
+
+    await page.locator("#lk-input textarea").fill("What's the weather in Paris?")
+    await page.get_by_role("button", name="Send", exact=True).click()
+    chat = page.locator("#lk-chat")
+    await expect(chat).to_contain_text("What's the weather in Paris?")
+    await expect(page.locator("#lk-input textarea")).to_have_value("")
+    await expect(chat).to_contain_text("sunny and 21 degrees", timeout=20_000)
+    await expect(chat).to_contain_text("✓ sent")
+    await expect(page.locator("#lk-tools")).to_contain_text("get_weather")
+    await expect(page.locator("#lk-tools .lk-tool")).to_have_attribute("data-status", "done", timeout=10_000)
+    # The reply ends final: no interim styling is left in the transcript.
+    await expect(page.locator("#lk-chat .lk-interim")).to_have_count(0, timeout=15_000)
+    await page.screenshot(path=str(screenshot_path("gradio-02-agent-replied.png")))
+
+    await page.get_by_role("button", name="Disconnect", exact=True).click()
+    await expect(status(page)).to_have_attribute("data-agent-state", "disconnected", timeout=10_000)
+    await expect(page.locator("#lk-status .lk-detail")).to_have_text("You ended the session.")
+    await expect(chat).to_contain_text("sunny and 21 degrees")  # the conversation stays on screen
+    await context.close()
+
+
+async def test_each_tab_is_its_own_session_and_closing_a_tab_ends_its_session(
+    serve_demo: ServeDemo, browser: Any
+) -> None:
+    demo, url = await serve_demo(agent_connect_timeout=1.5)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    first = await open_tab(context, url)
+    second = await open_tab(context, url)
+    expect = playwright_api.expect
+    await eventually(lambda: len(demo.sessions) == 2, what="a session for each tab")
+
+    for page in (first, second):
+        await page.get_by_role("button", name="Connect", exact=True).click()
+    for page in (first, second):
+        await expect(status(page)).to_have_attribute("data-connection", "connected", timeout=15_000)
+
+    by_identity = {}
+    for key in demo.sessions.keys():
+        session = demo.sessions.get(key)
+        assert session is not None
+        by_identity[session.state.connection.local_identity] = (key, session)
+    assert len(by_identity) == 2, "two tabs, two identities"
+    rooms = {session.state.connection.room_name for _, session in by_identity.values()}
+    assert len(rooms) == 2, "each tab has its own room"
+
+    for page, text in ((first, "alpha from the first tab"), (second, "beta from the second tab")):
+        await page.locator("#lk-input textarea").fill(text)
+        await page.locator("#lk-input textarea").press("Enter")
+    await expect(first.locator("#lk-chat")).to_contain_text("alpha from the first tab")
+    await expect(second.locator("#lk-chat")).to_contain_text("beta from the second tab")
+    assert "beta" not in await first.locator("#lk-chat").inner_text()
+    assert "alpha" not in await second.locator("#lk-chat").inner_text()
+
+    # No agent was ever dispatched here: each tab says so, with the reason.
+    await expect(status(first)).to_have_attribute("data-agent-state", "failed", timeout=10_000)
+    await expect(first.locator("#lk-status .lk-title")).to_have_text("Agent unavailable")
+    await expect(first.locator("#lk-status .lk-reasons li")).not_to_have_count(0)
+    await first.screenshot(path=str(screenshot_path("gradio-03-agent-unavailable.png")))
+
+    first_identity = (await first.locator("#lk-status .lk-facts b").nth(1).inner_text()).strip()
+    first_key, first_session = by_identity[first_identity]
+    second_key, second_session = next(v for k, v in by_identity.items() if k != first_identity)
+
+    await first.close(run_before_unload=True)
+    await eventually(lambda: first_key not in demo.sessions, timeout=15, what="the closed tab's session released")
+    assert first_session.state.connection.status is ConnectionStatus.DISCONNECTED
+    assert first_session.room is None
+    assert second_key in demo.sessions
+    assert second_session.state.connection.status is ConnectionStatus.CONNECTED
+    await second.locator("#lk-input textarea").fill("still here")
+    await second.locator("#lk-input textarea").press("Enter")
+    await expect(second.locator("#lk-chat")).to_contain_text("still here")
+    await context.close()
+
+
+async def test_speech_still_arriving_is_set_apart_from_final_text_and_problems_can_be_dismissed(
+    serve_demo: ServeDemo, browser: Any, room_name: str, peer_factory: Any
+) -> None:
+    agent = await peer_factory(room_name, "agent-scripted", kind="agent", attributes={"lk.agent.state": "listening"})
+    demo, url = await serve_demo(room_name=room_name)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await open_tab(context, url)
+    expect = playwright_api.expect
+    await page.get_by_role("button", name="Connect", exact=True).click()
+    await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=15_000)
+    (key,) = demo.sessions.keys()
+    session = demo.sessions.get(key)
+    assert session is not None and session.state.connection.local_identity is not None
+    user = session.state.connection.local_identity
+
+    spoken = {"lk.segment_id": "SG_user_1", "lk.transcribed_track_id": "TR_mic", "lk.transcription_final": "true"}
+    await agent.stream_text(["what is the weather like"], topic="lk.transcription", sender_identity=user,
+                            attributes=spoken)
+    reply = asyncio.ensure_future(agent.stream_text(
+        ["It is sunny ", "with a light breeze ", "all afternoon."],
+        topic="lk.transcription",
+        attributes={"lk.segment_id": "SG_agent_1", "lk.transcription_final": "false"},
+        close_attributes={"lk.transcription_final": "true"},
+        delay=1.5,
+    ))
+    chat = page.locator("#lk-chat")
+    await expect(chat).to_contain_text("what is the weather like")
+    await expect(chat).to_contain_text("spoken")
+    await expect(page.locator("#lk-chat .lk-interim")).to_contain_text("It is sunny")
+    stranger = await peer_factory(room_name, "stranger")
+    await stranger.send_bytes(b"not a session message", topic="lk.agent.session")
+    await expect(page.locator("#lk-problems")).to_contain_text("stranger")
+    await page.screenshot(path=str(screenshot_path("gradio-04-interim-speech-and-a-problem.png")))
+
+    await reply
+    await expect(chat).to_contain_text("all afternoon.")
+    await expect(page.locator("#lk-chat .lk-interim")).to_have_count(0)
+    await page.get_by_role("button", name="Dismiss problems").click()
+    await expect(page.locator("#lk-problems")).to_contain_text("No problems.")
+    await context.close()

@@ -1,0 +1,193 @@
+"""What the Gradio page says and shows for each kind of snapshot (pure functions, no browser)."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from lkstate import (
+    AgentState,
+    AgentStatus,
+    ConnectionState,
+    ConnectionStatus,
+    DeliveryStatus,
+    LocalMedia,
+    LocalTrackState,
+    Message,
+    MessageKind,
+    Messages,
+    PreConnectState,
+    PreConnectStatus,
+    Problem,
+    Role,
+    SessionState,
+)
+from lkstate._remote_state import LLMUsage, RemoteSessionState, SessionUsage, ToolCall, TTSUsage
+
+pytest.importorskip("gradio")
+
+from lkstate_gradio import (  # noqa: E402
+    Palette,
+    agent_status_words,
+    chat_message,
+    chat_messages,
+    microphone_label,
+    problems_html,
+    status_html,
+    tools_html,
+)
+
+CONNECTED = ConnectionState(status=ConnectionStatus.CONNECTED, room_name="room-1", local_identity="user-1")
+
+
+def with_agent(status: AgentStatus, **agent: object) -> SessionState:
+    return SessionState(connection=CONNECTED, agent=AgentState(status=status, identity="agent-1", name="helper", **agent))  # type: ignore[arg-type]
+
+
+def message(**fields: object) -> Message:
+    base: dict[str, object] = dict(
+        id="m1", role=Role.AGENT, kind=MessageKind.TRANSCRIPT, text="hello", final=True,
+        sender="agent-1", first_seen=1.0, updated=1.0,
+    )
+    base.update(fields)
+    return Message(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("status", "title", "color"),
+    [
+        (AgentStatus.CONNECTING, "Connecting…", Palette.AMBER),
+        (AgentStatus.PRE_CONNECT_BUFFERING, "Listening (buffering)", Palette.VIOLET),
+        (AgentStatus.INITIALIZING, "Agent starting…", Palette.AMBER),
+        (AgentStatus.IDLE, "Agent idle", Palette.SLATE),
+        (AgentStatus.LISTENING, "Listening", Palette.GREEN),
+        (AgentStatus.THINKING, "Thinking…", Palette.BLUE),
+        (AgentStatus.SPEAKING, "Speaking", Palette.TEAL),
+    ],
+)
+def test_each_agent_state_has_its_own_words_and_colour(status: AgentStatus, title: str, color: str) -> None:
+    words = agent_status_words(with_agent(status))
+    assert (words.title, words.color, words.state) == (title, color, status.value)
+    html = status_html(with_agent(status))
+    assert f'data-agent-state="{status.value}"' in html and title in html and color in html
+
+
+def test_a_failed_agent_is_red_and_lists_every_reason() -> None:
+    state = with_agent(
+        AgentStatus.FAILED,
+        failure_reasons=("The agent did not join within 20 s.", "Check the <worker>."),
+    )
+    words = agent_status_words(state)
+    assert words.title == "Agent unavailable" and words.color == Palette.RED
+    html = status_html(state)
+    assert "<li>The agent did not join within 20 s.</li>" in html
+    assert "Check the &lt;worker&gt;." in html, "reasons are escaped"
+
+
+def test_not_connected_says_why_the_last_connection_ended_or_failed() -> None:
+    never = SessionState()
+    assert agent_status_words(never).detail == "Press Connect to start a conversation."
+    ended = SessionState(connection=ConnectionState(disconnect_reason="You ended the session."))
+    assert agent_status_words(ended).detail == "You ended the session."
+    failed = SessionState(connection=ConnectionState(error="Could not connect to ws://x: refused"))
+    words = agent_status_words(failed)
+    assert words.detail == "Could not connect to ws://x: refused" and words.color == Palette.RED
+
+
+def test_reconnecting_takes_over_the_headline() -> None:
+    state = attrs.evolve(with_agent(AgentStatus.LISTENING), connection=attrs.evolve(CONNECTED, status=ConnectionStatus.RECONNECTING))
+    assert agent_status_words(state).title == "Reconnecting…"
+
+
+def test_early_audio_and_the_microphone_are_described() -> None:
+    state = attrs.evolve(
+        with_agent(AgentStatus.PRE_CONNECT_BUFFERING),
+        preconnect=PreConnectState(status=PreConnectStatus.RECORDING, seconds=1.5),
+        local_media=LocalMedia(microphone=LocalTrackState(enabled=True, published=True, device="USB mic")),
+    )
+    html = status_html(state)
+    assert "Recording before the agent is ready: 1.5 s kept." in html
+    assert "Microphone on (USB mic)" in html
+    assert microphone_label(state.local_media.microphone) == "Turn microphone off"
+    broken = LocalTrackState(enabled=False, error="No microphone was found.")
+    assert "Microphone: No microphone was found." in status_html(
+        attrs.evolve(state, local_media=LocalMedia(microphone=broken))
+    )
+    assert microphone_label(broken) == "Turn microphone on"
+
+
+def test_interim_speech_is_styled_apart_from_final_text() -> None:
+    interim = chat_message(message(text="it is sun", final=False))
+    final = chat_message(message(text="it is sunny", final=True))
+    assert interim["role"] == "assistant"
+    assert 'class="lk-interim"' in interim["content"] and "…" in interim["content"]
+    assert final["content"] == "it is sunny"
+
+
+def test_typed_chat_shows_its_delivery_and_spoken_words_say_so() -> None:
+    sending = chat_message(message(role=Role.USER, kind=MessageKind.CHAT, text="hi", delivery=DeliveryStatus.SENDING))
+    sent = chat_message(message(role=Role.USER, kind=MessageKind.CHAT, text="hi", delivery=DeliveryStatus.SENT))
+    failed = chat_message(
+        message(role=Role.USER, kind=MessageKind.CHAT, text="hi", delivery=DeliveryStatus.FAILED, error="no route")
+    )
+    spoken = chat_message(message(role=Role.USER, text="what is the weather"))
+    assert sending["role"] == "user" and "sending…" in sending["content"]
+    assert "✓ sent" in sent["content"]
+    assert "⚠ not delivered: no route" in failed["content"] and "lk-failed" in failed["content"]
+    assert "spoken" in spoken["content"]
+    interrupted = chat_message(message(text="I was say", interrupted=True))
+    assert "interrupted" in interrupted["content"]
+
+
+def test_text_from_the_room_is_shown_not_run() -> None:
+    rendered = chat_message(message(role=Role.PARTICIPANT, sender="<img src=x>", text="<script>alert(1)</script>"))
+    assert "<script>" not in rendered["content"] and "&lt;script&gt;" in rendered["content"]
+    assert "<img" not in rendered["content"]
+    assert rendered["role"] == "assistant"
+
+
+def test_the_transcript_keeps_order_and_skips_empty_final_messages() -> None:
+    messages = Messages((
+        message(id="a", text="first"),
+        message(id="b", text="", final=True),
+        message(id="c", text="", final=False),
+        message(id="d", role=Role.USER, kind=MessageKind.CHAT, text="third", delivery=DeliveryStatus.SENT),
+    ))
+    rendered = chat_messages(messages)
+    assert [m["role"] for m in rendered] == ["assistant", "assistant", "user"]
+    assert rendered[0]["content"] == "first"
+
+
+def test_tool_calls_show_name_arguments_status_and_result_newest_first() -> None:
+    remote = RemoteSessionState()
+    remote = attrs.evolve(
+        remote,
+        tool_calls=remote.tool_calls.append(
+            ToolCall(call_id="1", name="get_weather", arguments='{"city": "Paris"}', status="done",
+                     output="sunny and 21 degrees")
+        ).append(ToolCall(call_id="2", name="book", arguments="not json <x>", status="error", message="no seats")),
+        usage=SessionUsage(models=(
+            LLMUsage(provider="lkstate", model="scripted", input_tokens=42, output_tokens=10),
+            TTSUsage(provider="lkstate", model="tone", characters_count=45, audio_duration=2.8),
+        )),
+    )
+    html = tools_html(remote)
+    assert html.index("book(") < html.index("get_weather("), "newest first"
+    assert 'get_weather(city=&quot;Paris&quot;)' in html and "sunny and 21 degrees" in html
+    assert 'data-status="error"' in html and "no seats" in html and "not json &lt;x&gt;" in html
+    assert "LLM lkstate/scripted: 42 tokens in, 10 out" in html
+    assert "TTS lkstate/tone: 45 characters, 2.8 s of audio" in html
+    empty = tools_html(RemoteSessionState())
+    assert "No tool calls yet." in empty and "No usage reported yet." in empty
+
+
+def test_problems_are_listed_newest_first_with_agent_errors() -> None:
+    state = SessionState(
+        problems=(Problem(at=1, source="lk.chat", message="old"), Problem(at=2, source="connection", message="new <b>")),
+        remote=attrs.evolve(RemoteSessionState(), errors=("the LLM timed out",)),
+    )
+    html = problems_html(state)
+    assert html.index("new &lt;b&gt;") < html.index("old")
+    assert "<b>agent</b>: the LLM timed out" in html
+    assert 'data-count="3"' in html
+    assert "No problems." in problems_html(SessionState())
