@@ -1,7 +1,810 @@
-"""The lkstate command line."""
+"""The ``lkstate`` command line.
+
+::
+
+    lkstate demo [--ui textual|qt|gradio] [--headless]   # local server + example agent + a front end
+    lkstate connect --url URL --token TOKEN | --token-endpoint URL [--ui ...]
+    lkstate record --out FILE (connection flags) [--ui ... | --headless]
+    lkstate replay FILE [--ui ...] [--speed N] [--headless]
+    lkstate inspect FILE [--step N]                         # timeline + the state at a step
+    lkstate token --api-key KEY --api-secret SECRET [--room R] [--agent-name A]
+
+``demo`` is the one a newcomer runs: it starts (installing it the first time)
+a local livekit-server, registers the offline example agent with it, and opens
+a front end talking to that agent; quitting, Ctrl-C or a closed terminal stop
+everything it started. ``--headless`` does the same without a UI — connect,
+say hello, print the agent's reply and every state change, exit — which is
+how CI runs it.
+
+Front ends are imported only when asked for (``lkstate_textual.app``,
+``lkstate_qt.app``, ``lkstate_gradio.app``), so ``inspect`` or ``token`` need
+none of them. Every error lkstate knows about is printed as its message and
+remedy, with exit status 2 and no traceback.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Generator, Sequence
+from types import FrameType, ModuleType
+from typing import Any, TextIO
 
-def main() -> None:
-    raise SystemExit("lkstate: no commands yet")
+import attrs
+
+from . import _events as ev
+from ._config import token_source_from_env
+from ._devserver import DevServer, dev_environment
+from ._errors import LkstateError, TokenSourceError
+from ._messages import DeliveryStatus, Message, Role
+from ._options import Limits
+from ._recording import Recorder, RecordingHeader, Replay, read_recording, record
+from ._session import Session
+from ._state import SessionState
+from ._tokens import DevelopmentTokenSource, TokenRequest, TokenSource
+
+__all__ = ["main", "describe_state", "describe_event"]
+
+logger = logging.getLogger(__name__)
+
+UIS = ("textual", "qt", "gradio")
+DEMO_AGENT = "lkstate-demo"
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Terminated(SystemExit):
+    """SIGTERM or SIGHUP: unwind like Ctrl-C so everything started is stopped."""
+
+
+# ---------------------------------------------------------------------------
+# Entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``lkstate`` command; return its exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    command: Callable[[argparse.Namespace], int] = args.run
+    try:
+        with _unwind_on_termination():
+            return command(args)
+    except LkstateError as error:
+        _complain(error)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("lkstate: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        return EXIT_INTERRUPTED
+
+
+def _complain(error: LkstateError) -> None:
+    print(f"lkstate: {error.message}", file=sys.stderr)
+    if error.remedy:
+        print(f"  {error.remedy}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _unwind_on_termination() -> Generator[None]:
+    """Turn SIGTERM/SIGHUP into an exception, so ``finally`` blocks stop the server and the agent."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        raise _Terminated(128 + signum)
+
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread, or no such signal
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, old)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lkstate",
+        description="A LiveKit voice-agent session as one reactive, immutable state: demo, connect, record, replay.",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("LKSTATE_LOG_LEVEL", "WARNING"),
+                        help="logging level on stderr (default WARNING; env LKSTATE_LOG_LEVEL)")
+    parser.set_defaults(command=None)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a local LiveKit server and the example agent, and talk to it",
+        description="Start a local livekit-server (installing it the first time), register the offline "
+        "example agent with it, and open a front end talking to it. Quitting, Ctrl-C or closing the "
+        "terminal stops everything it started.",
+    )
+    _add_ui_flags(demo, headless_help="no UI: connect, say hello, print the reply and the state changes, exit")
+    demo.add_argument("--agent-name", default=DEMO_AGENT, help="the name the example agent registers (default %(default)s)")
+    demo.add_argument("--greeting", default=None, help="what the agent says when you join (default: its hello; '' for none)")
+    demo.add_argument("--record", metavar="FILE", help="also record the session into FILE")
+    demo.set_defaults(run=_cmd_demo, command="demo")
+
+    connect = commands.add_parser(
+        "connect",
+        help="open a front end connected to any LiveKit deployment",
+        description="Connect to a LiveKit server and talk to its agent. " + _CONNECTION_HELP,
+    )
+    _add_connection_flags(connect)
+    _add_ui_flags(connect, headless_help="no UI: print the state changes (and with --say, the agent's replies)")
+    connect.add_argument("--record", metavar="FILE", help="also record the session into FILE")
+    connect.set_defaults(run=_cmd_connect, command="connect")
+
+    rec = commands.add_parser(
+        "record",
+        help="connect like `connect` and record the session into a file",
+        description="Connect like `lkstate connect` and write every event of the session into FILE "
+        "(tokens and keys redacted). " + _CONNECTION_HELP,
+    )
+    rec.add_argument("--out", "-o", metavar="FILE", required=True, help="the recording to write (.jsonl)")
+    _add_connection_flags(rec)
+    _add_ui_flags(rec, headless_help="no UI: print the state changes (and with --say, the agent's replies)")
+    rec.set_defaults(run=_cmd_record, command="record")
+
+    replay = commands.add_parser(
+        "replay",
+        help="play a recording back in a front end (no server needed)",
+        description="Play a recording back through the same reducer, in a front end or as text.",
+    )
+    replay.add_argument("file", metavar="FILE", help="a recording (.jsonl)")
+    replay.add_argument("--ui", choices=UIS, default="textual", help="front end (default %(default)s)")
+    replay.add_argument("--headless", action="store_true", help="no UI: print the state changes as they replay")
+    replay.add_argument("--speed", type=_speed, default=None,
+                        help="1 = as recorded, 2 = twice as fast, inf = at once "
+                        "(default: 1 in a front end, inf headless)")
+    replay.add_argument("--max-gap", type=float, default=None, metavar="SECONDS",
+                        help="cut longer silences to this many seconds")
+    replay.set_defaults(run=_cmd_replay, command="replay")
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="print a recording's timeline and the state at any step",
+        description="Print the events of a recording, one line each, and the whole state after step N "
+        "(time travel for bug reports).",
+    )
+    inspect.add_argument("file", metavar="FILE", help="a recording (.jsonl)")
+    inspect.add_argument("--step", "-s", type=int, default=None,
+                         help="show the state after this many events (default: the last; 0 = before any; "
+                         "negative counts from the end)")
+    inspect.add_argument("--no-timeline", action="store_true", help="print only the state")
+    inspect.set_defaults(run=_cmd_inspect, command="inspect")
+
+    token = commands.add_parser(
+        "token",
+        help="mint a development token from an API key and secret",
+        description="Print a participant token minted locally from an API key and secret (for "
+        "development: whoever has the secret can mint any token).",
+    )
+    token.add_argument("--url", default=os.environ.get("LIVEKIT_URL", "ws://127.0.0.1:7880"),
+                       help="server URL the token is for (env LIVEKIT_URL; default %(default)s)")
+    token.add_argument("--api-key", default=os.environ.get("LIVEKIT_API_KEY"), help="env LIVEKIT_API_KEY")
+    token.add_argument("--api-secret", default=os.environ.get("LIVEKIT_API_SECRET"), help="env LIVEKIT_API_SECRET")
+    token.add_argument("--room", help="room name (default: a new random room)")
+    token.add_argument("--identity", help="participant identity (default: random)")
+    token.add_argument("--name", help="participant display name")
+    token.add_argument("--agent-name", default=os.environ.get("LKSTATE_AGENT_NAME"),
+                       help="dispatch this agent when the token's join creates the room")
+    token.add_argument("--ttl", type=float, default=3600.0, help="seconds the token is valid (default %(default)s)")
+    token.add_argument("--json", action="store_true",
+                       help='print {"server_url": ..., "participant_token": ...} (a token endpoint\'s answer)')
+    token.set_defaults(run=_cmd_token, command="token")
+    return parser
+
+
+_CONNECTION_HELP = (
+    "Where to connect, first match wins: --token-endpoint (env LKSTATE_TOKEN_ENDPOINT); --url with --token "
+    "(LIVEKIT_URL, LIVEKIT_TOKEN); --url with --api-key and --api-secret (LIVEKIT_API_KEY, LIVEKIT_API_SECRET) "
+    "to mint development tokens."
+)
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="LiveKit server URL, ws:// or wss:// (env LIVEKIT_URL)")
+    parser.add_argument("--token", help="a participant token for --url (env LIVEKIT_TOKEN)")
+    parser.add_argument("--token-endpoint", help="a token endpoint to ask for URL and token (env LKSTATE_TOKEN_ENDPOINT)")
+    parser.add_argument("--api-key", help="API key to mint development tokens (env LIVEKIT_API_KEY)")
+    parser.add_argument("--api-secret", help="API secret to mint development tokens (env LIVEKIT_API_SECRET)")
+    parser.add_argument("--agent-name", default=os.environ.get("LKSTATE_AGENT_NAME"),
+                        help="the agent to dispatch into the room (env LKSTATE_AGENT_NAME)")
+    parser.add_argument("--room", help="room name (default: a new room)")
+    parser.add_argument("--identity", help="your participant identity")
+    parser.add_argument("--name", help="your display name")
+    parser.add_argument("--agent-timeout", type=float, default=20.0, help="seconds to wait for the agent (default 20)")
+
+
+def _add_ui_flags(parser: argparse.ArgumentParser, *, headless_help: str) -> None:
+    parser.add_argument("--ui", choices=UIS, default="textual", help="front end (default %(default)s)")
+    parser.add_argument("--headless", action="store_true", help=headless_help)
+    parser.add_argument("--say", action="append", default=None, metavar="TEXT",
+                        help="headless: send TEXT once the agent is ready and print its reply (repeatable)")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="headless: seconds to wait for each step (default %(default)s)")
+
+
+def _speed(text: str) -> float:
+    if text.strip().lower() in ("inf", "max", "fast"):
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a speed; use a number like 1, 2, 0.5, or inf") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("the speed must be above zero")
+    return value
+
+
+# ---------------------------------------------------------------------------
+# demo, connect, record
+
+
+def _progress(command: str) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        with contextlib.suppress(OSError, ValueError):  # a closed terminal must not stop the cleanup
+            print(f"lkstate {command}: {line}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    progress = _progress("demo")
+    ui = None if args.headless else _load_ui(args.ui)  # fail before starting anything
+    if ui is not None and args.ui == "gradio" and args.record:
+        raise _no_gradio_recording()
+    with dev_environment(agent_name=args.agent_name, greeting=args.greeting, progress=progress) as (server, _):
+        spec = _SessionSpec(
+            tokens=lambda: DevelopmentTokenSource(server.url, server.api_key, server.api_secret),
+            agent_name=args.agent_name,
+            secrets=(server.api_key, server.api_secret),
+            record=args.record,
+            metadata={"command": "lkstate demo", "agent_name": args.agent_name},
+        )
+        if ui is None:
+            say = args.say if args.say is not None else ["Hello!"]
+            return _run_headless(spec, say=say, timeout=args.timeout, progress=progress, until_disconnected=False)
+        progress(f"opening the {args.ui} front end ({_quit_hint(args.ui)})")
+        _open_live_ui(args.ui, ui, spec, server=server)
+    return 0
+
+
+def _cmd_connect(args: argparse.Namespace) -> int:
+    return _connect_command(args, "connect", args.record)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    return _connect_command(args, "record", args.out)
+
+
+def _connect_command(args: argparse.Namespace, command: str, record_path: str | None) -> int:
+    progress = _progress(command)
+    tokens = token_source_from_env(
+        url=args.url, token=args.token, token_endpoint=args.token_endpoint,
+        api_key=args.api_key, api_secret=args.api_secret,
+    )
+    ui = None if args.headless else _load_ui(args.ui)
+    if ui is not None and args.ui == "gradio" and record_path:
+        raise _no_gradio_recording()
+    secrets = tuple(
+        s for s in (args.token, args.api_key, args.api_secret,
+                    os.environ.get("LIVEKIT_TOKEN"), os.environ.get("LIVEKIT_API_KEY"),
+                    os.environ.get("LIVEKIT_API_SECRET")) if s
+    )
+    spec = _SessionSpec(
+        tokens=lambda: tokens,
+        agent_name=args.agent_name,
+        room_name=args.room,
+        identity=args.identity,
+        name=args.name,
+        agent_timeout=args.agent_timeout,
+        secrets=secrets,
+        record=record_path,
+        metadata={"command": f"lkstate {command}", **({"agent_name": args.agent_name} if args.agent_name else {})},
+    )
+    if ui is None:
+        return _run_headless(spec, say=args.say or [], timeout=args.timeout, progress=progress,
+                             until_disconnected=not args.say)
+    progress(f"opening the {args.ui} front end ({_quit_hint(args.ui)})")
+    _open_live_ui(args.ui, ui, spec, server=None)
+    return 0
+
+
+def _no_gradio_recording() -> LkstateError:
+    return LkstateError(
+        "The gradio front end runs one session per browser tab, so it cannot record into one file.",
+        remedy="Record with --ui textual, --ui qt or --headless.",
+    )
+
+
+def _quit_hint(ui: str) -> str:
+    return {"textual": "quit with Ctrl+Q", "qt": "close the window to quit", "gradio": "Ctrl-C to stop"}[ui]
+
+
+@attrs.frozen
+class _SessionSpec:
+    """What a session is made of, so every front end (and every Gradio tab) can make its own."""
+
+    tokens: Callable[[], TokenSource]
+    agent_name: str | None = None
+    room_name: str | None = None
+    identity: str | None = None
+    name: str | None = None
+    agent_timeout: float | None = 20.0
+    secrets: tuple[str, ...] = ()
+    record: str | None = None
+    metadata: dict[str, str] = attrs.field(factory=lambda: dict[str, str]())
+
+    def session(self) -> Session:
+        return Session(
+            self.tokens(),
+            agent_name=self.agent_name,
+            room_name=self.room_name,
+            participant_identity=self.identity,
+            participant_name=self.name,
+            agent_connect_timeout=self.agent_timeout,
+        )
+
+    def recorder(self, session: Session) -> Recorder | None:
+        if not self.record:
+            return None
+        return record(session, self.record, secrets=self.secrets, metadata=self.metadata)
+
+
+# ---------------------------------------------------------------------------
+# Headless: the state changes as text
+
+
+class _Narrator:
+    """Prints what changes in the state, one line per change, with the time since the first snapshot."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._origin: float | None = None
+        self._previous: SessionState | None = None
+        self._told: set[str] = set()
+        self._problems = 0
+
+    def __call__(self, state: SessionState) -> None:
+        before = self._previous
+        self._previous = state
+        if before is None:
+            return
+        if self._origin is None:
+            self._origin = state.updated_at
+        lines: list[str] = []
+        if state.connection.status != before.connection.status:
+            c = state.connection
+            words = c.status.value
+            if c.is_connected:
+                words += f" to room {c.room_name!r} as {c.local_identity!r}"
+            if c.status.value == "disconnected" and (c.error or c.disconnect_reason):
+                words += f": {c.error or c.disconnect_reason}"
+            lines.append(f"connection: {words}")
+        if state.agent.status != before.agent.status:
+            a = state.agent
+            words = a.state
+            if a.failure_reasons:
+                words += " — " + " ".join(a.failure_reasons)
+            lines.append(f"agent: {words}")
+        for message in state.messages:
+            if message.id in self._told:
+                continue
+            if _settled(message):
+                self._told.add(message.id)
+                lines.append(_message_line(message))
+        for problem in state.problems[-max(0, len(state.problems) - _count_common(before.problems, state.problems)):]:
+            lines.append(f"problem ({problem.source}): {problem.message}")
+        for line in lines:
+            print(f"[{state.updated_at - self._origin:7.2f}s] {line}", file=self._out, flush=True)
+
+
+def _count_common(old: tuple[Any, ...], new: tuple[Any, ...]) -> int:
+    """How many of ``new``'s problems were already shown in ``old`` (problems only drop from the front)."""
+    if not new:
+        return 0
+    if not old:
+        return 0
+    last = old[-1]
+    for index in range(len(new) - 1, -1, -1):
+        if new[index] == last:
+            return index + 1
+    return 0
+
+
+def _settled(message: Message) -> bool:
+    if message.role is Role.USER and message.delivery is not None:
+        return message.delivery is not DeliveryStatus.SENDING
+    return message.final
+
+
+def _message_line(message: Message) -> str:
+    who = {Role.USER: "you", Role.AGENT: "agent", Role.PARTICIPANT: message.sender}[message.role]
+    verb = "typed" if message.kind.value == "chat" else "said"
+    extra = ""
+    if message.delivery is DeliveryStatus.FAILED:
+        extra = f" (not delivered: {message.error})"
+    elif message.interrupted:
+        extra = " (interrupted)"
+    return f"{who} {verb}: {message.text.strip()}{extra}"
+
+
+def _run_headless(
+    spec: _SessionSpec, *, say: Sequence[str], timeout: float, progress: Callable[[str], None], until_disconnected: bool
+) -> int:
+    return asyncio.run(_headless(spec, say=say, timeout=timeout, progress=progress, until_disconnected=until_disconnected))
+
+
+async def _headless(
+    spec: _SessionSpec, *, say: Sequence[str], timeout: float, progress: Callable[[str], None], until_disconnected: bool
+) -> int:
+    session = spec.session()
+    recorder = spec.recorder(session)
+    session.states.subscribe(_Narrator(sys.stdout))
+    try:
+        progress("connecting")
+        await asyncio.wait_for(session.start(), timeout=timeout)
+        if say:
+            await _let_the_agent_finish(session, min(timeout, 10.0))
+        for text in say:
+            sent = await session.send_text(text)
+            try:
+                await session.wait_until(lambda s: _reply_to(s, sent.id) is not None, timeout=timeout)
+            except TimeoutError:
+                raise LkstateError(
+                    f"The agent did not answer {text!r} within {timeout:.0f} s.",
+                    remedy="Check that the agent is running and answers chat; raise --timeout for slow agents.",
+                ) from None
+        if until_disconnected:
+            progress("connected; Ctrl-C to leave")
+            await session.wait_until(lambda s: s.connection.status.value == "disconnected")
+    except TimeoutError:
+        raise LkstateError(
+            f"The session did not become ready within {timeout:.0f} s.",
+            remedy="Check the server URL and that an agent is dispatched; raise --timeout if it is slow.",
+        ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await session.end()
+        if recorder is not None:
+            recorder.close()
+            progress(f"recorded {recorder.events_written} events into {spec.record}")
+    return 0
+
+
+async def _let_the_agent_finish(session: Session, patience: float) -> None:
+    """Give a greeting the time to end, so the first message does not interrupt it."""
+    def quiet(state: SessionState) -> bool:
+        agents = [m for m in state.messages if m.role is Role.AGENT]
+        return state.agent.state == "listening" and bool(agents) and all(m.final for m in agents)
+
+    with contextlib.suppress(TimeoutError):
+        await session.wait_until(quiet, timeout=patience)
+
+
+def _reply_to(state: SessionState, message_id: str) -> Message | None:
+    """The agent's first complete message after the user's message ``message_id``."""
+    seen = False
+    for message in state.messages:
+        if message.id == message_id:
+            seen = True
+        elif seen and message.role is Role.AGENT and message.final:
+            return message
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Front ends
+
+
+def _load_ui(ui: str) -> ModuleType:
+    """``lkstate_<ui>.app``, imported now; a clear error when it (or its framework) is missing."""
+    extra = {"textual": "textual", "qt": "qt", "gradio": "gradio"}[ui]
+    try:
+        return importlib.import_module(f"lkstate_{ui}.app")
+    except ModuleNotFoundError as error:
+        missing = error.name or "?"
+        if missing.startswith(f"lkstate_{ui}"):
+            raise LkstateError(
+                f"The {ui} front end is not installed (no module lkstate_{ui}.app).",
+                remedy=f'Install it with: pip install "lkstate[{extra}]", or choose another with --ui.',
+            ) from None
+        raise LkstateError(
+            f"The {ui} front end needs the Python package {missing!r}, which is not installed.",
+            remedy=f'Install it with: pip install "lkstate[{extra}]", or choose another with --ui.',
+        ) from None
+    except ImportError as error:
+        raise LkstateError(
+            f"The {ui} front end could not be loaded: {error}.",
+            remedy=f'Reinstall it with: pip install --force-reinstall "lkstate[{extra}]".',
+        ) from None
+
+
+def _entry(module: ModuleType, name: str, ui: str) -> Callable[..., Any]:
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise LkstateError(
+            f"The {ui} front end has no {name}() this lkstate can call.",
+            remedy="Install matching versions of lkstate and its front ends.",
+        )
+    return function
+
+
+def _open_live_ui(ui: str, module: ModuleType, spec: _SessionSpec, *, server: DevServer | None) -> None:
+    del server
+    if ui == "gradio":
+        run = _entry(module, "run", ui)
+        run(spec.tokens, agent_name=spec.agent_name, port=0, auto_connect=True,
+            agent_connect_timeout=spec.agent_timeout, room_name=spec.room_name)
+        return
+    session = spec.session()
+    recorder = spec.recorder(session)
+    try:
+        _open_session_ui(ui, module, session, agent_name=spec.agent_name)
+    finally:
+        if recorder is not None:
+            recorder.close()
+
+
+def _open_session_ui(ui: str, module: ModuleType, session: Session | Replay, *, agent_name: str | None) -> None:
+    """Show one session (or replay) in the Textual or Qt front end until the user quits."""
+    if ui == "textual":
+        app_class = _entry(module, "VoiceAgentApp", ui)
+        app_class(session, autoconnect=True, agent_name=agent_name).run()
+    elif ui == "qt":
+        run = _entry(module, "run", ui)
+        run(lambda: session, connect=True, argv=[sys.argv[0]])
+    else:
+        raise LkstateError(
+            f"The {ui} front end cannot show a replay.", remedy="Use --ui textual or --ui qt for replays."
+        )
+
+
+# ---------------------------------------------------------------------------
+# replay and inspect
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    header, events = read_recording(args.file)
+    if args.headless:
+        speed = args.speed if args.speed is not None else math.inf
+        replay = Replay(events, header=header, speed=speed, max_gap=args.max_gap)
+        replay.states.subscribe(_Narrator(sys.stdout))
+        asyncio.run(replay.run())
+        print(f"replayed {len(replay)} events from {args.file}", file=sys.stderr)
+        return 0
+    module = _load_ui(args.ui)
+    if args.ui == "gradio":
+        raise LkstateError(
+            "The gradio front end cannot show a replay yet.", remedy="Use --ui textual or --ui qt for replays."
+        )
+    speed = args.speed if args.speed is not None else 1.0
+    replay = Replay(events, header=header, speed=speed, max_gap=args.max_gap)
+    agent_name = dict(header.metadata).get("agent_name")
+    _open_session_ui(args.ui, module, replay, agent_name=f"{agent_name} (replay)" if agent_name else "a replay")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    header, events = read_recording(args.file)
+    replay = Replay(events, header=header)
+    step = len(events) if args.step is None else args.step
+    if step < 0:
+        step += len(events) + 1
+    if not 0 <= step <= len(events):
+        raise LkstateError(
+            f"There is no step {args.step} in {args.file}; it has {len(events)} events.",
+            remedy=f"Choose --step from 0 (before the first event) to {len(events)} (after the last).",
+        )
+    out = sys.stdout
+    print(_describe_header(args.file, header, events), file=out)
+    if not args.no_timeline:
+        print("", file=out)
+        print("timeline (step, seconds since the first event, event):", file=out)
+        origin = events[0].at if events else 0.0
+        for index, event in enumerate(events, start=1):
+            marker = "▶" if index == step else " "
+            print(f"{marker}{index:5d} {event.at - origin:+9.3f}  {describe_event(event)}", file=out)
+    print("", file=out)
+    where = "before the first event" if step == 0 else f"after step {step} of {len(events)}"
+    print(f"state {where}:", file=out)
+    print(describe_state(replay.state_at(step)), file=out)
+    return 0
+
+
+def _describe_header(path: str, header: RecordingHeader, events: Sequence[ev.Event]) -> str:
+    span = events[-1].at - events[0].at if events else 0.0
+    lines = [
+        f"recording: {path}",
+        f"format {header.format} v{header.version}, created {header.created} by lkstate {header.lkstate}; "
+        f"{len(events)} events over {span:.1f} s",
+    ]
+    if header.metadata:
+        lines.append("metadata: " + ", ".join(f"{k}={v}" for k, v in header.metadata))
+    default = Limits()
+    changed = [f"{f.name}={getattr(header.limits, f.name)}" for f in attrs.fields(Limits)
+               if getattr(header.limits, f.name) != getattr(default, f.name)]
+    lines.append("limits: " + (", ".join(changed) if changed else "the defaults"))
+    return "\n".join(lines)
+
+
+def _short(value: object, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def describe_event(event: ev.Event) -> str:
+    """One line for an event: its class and its fields (time left out), long values shortened."""
+    name = type(event).__name__
+    if isinstance(event, ev.AgentSessionPayload):
+        return f"{name:<28} from {event.sender!r}: {_describe_payload(event.payload)}"
+    parts: list[str] = []
+    for field in attrs.fields(type(event)):
+        if field.name == "at":
+            continue
+        value: object = getattr(event, field.name)
+        kind: type[object] = type(value)
+        if attrs.has(kind):
+            default = kind()
+            inner = [f"{f.name}={_short(_plain(getattr(value, f.name)), 40)}" for f in attrs.fields(kind)
+                     if getattr(value, f.name) != getattr(default, f.name)]
+            parts.append(f"{field.name}({', '.join(inner)})")
+        else:
+            parts.append(f"{field.name}={_short(_plain(value))}")
+    return f"{name:<28} {' '.join(parts)}".rstrip()
+
+
+def _plain(value: object) -> object:
+    """Enums by value, for reading."""
+    enum_value = getattr(value, "value", None)
+    if enum_value is not None and isinstance(value, str):
+        return enum_value
+    return value
+
+
+def _describe_payload(payload: bytes) -> str:
+    try:
+        from livekit.protocol.agent_pb import agent_session as pb
+
+        message = pb.AgentSessionMessage.FromString(payload)
+        kind = message.WhichOneof("message")
+        if kind is None:
+            return f"an empty message ({len(payload)} bytes)"
+        detail = None
+        if kind in ("event", "request", "response"):  # each names its own oneof like itself
+            detail = getattr(message, kind).WhichOneof(kind)
+        return f"{kind}{(' ' + detail) if detail else ''} ({len(payload)} bytes)"
+    except Exception:  # an unreadable payload is described, not fatal
+        return f"{len(payload)} bytes (not readable as an agent-session message)"
+
+
+def describe_state(state: SessionState) -> str:
+    """The whole snapshot as indented text a person can read in a bug report."""
+    lines: list[str] = []
+    c = state.connection
+    words = c.status.value
+    if c.room_name:
+        words += f", room {c.room_name!r} as {c.local_identity!r} on {c.server_url}"
+    words += f", attempt {c.attempt}"
+    lines.append(f"  connection: {words}")
+    if c.error:
+        lines.append(f"    error: {c.error}")
+    if c.disconnect_reason:
+        lines.append(f"    disconnect reason: {c.disconnect_reason}")
+    a = state.agent
+    agent = a.state
+    if a.identity:
+        agent += f" — {a.name or '?'} ({a.identity})"
+    facts = [f for f, on in (("audio", a.audio_available), ("video", a.video_available),
+                             ("can listen", a.can_listen)) if on]
+    if facts:
+        agent += "; " + ", ".join(facts)
+    lines.append(f"  agent: {agent}")
+    for reason in a.failure_reasons:
+        lines.append(f"    failed: {reason}")
+    lines.append(f"  messages ({len(state.messages)}):")
+    for m in state.messages:
+        flags = [m.kind.value]
+        if m.delivery is not None:
+            flags.append(m.delivery.value)
+        elif not m.final:
+            flags.append("interim")
+        if m.interrupted:
+            flags.append("interrupted")
+        if m.error:
+            flags.append(f"error: {m.error}")
+        who = m.role.value if m.role is not Role.PARTICIPANT else m.sender
+        lines.append(f"    [{who}, {', '.join(flags)}] {m.text}")
+    lines.append(f"  participants ({len(state.participants)}):")
+    for p in state.participants:
+        tracks = ", ".join(
+            f"{t.kind}/{t.source.value}{'' if t.subscribed else ' (not subscribed)'}{' (muted)' if t.muted else ''}"
+            for t in p.tracks
+        )
+        lines.append(f"    {p.identity} ({p.kind}){': ' + tracks if tracks else ''}")
+    media = state.local_media
+    for label, track in (("microphone", media.microphone), ("camera", media.camera), ("screen share", media.screen_share)):
+        if track.enabled or track.published or track.error:
+            bits = [b for b, on in (("on", track.enabled), ("published", track.published), ("muted", track.muted)) if on]
+            if track.device:
+                bits.append(f"device {track.device}")
+            if track.error:
+                bits.append(f"error: {track.error}")
+            lines.append(f"  {label}: {', '.join(bits)}")
+    pre = state.preconnect
+    if pre.status.value != "idle" or pre.bytes:
+        detail = f", {pre.detail}" if pre.detail else ""
+        to = f" to {pre.destination}" if pre.destination else ""
+        lines.append(f"  pre-connect audio: {pre.status.value}, {pre.seconds:.1f} s, {pre.bytes} bytes{to}{detail}")
+    r = state.remote
+    if r.message_count:
+        lines.append(f"  agent session: agent {r.agent_state or '?'}, user {r.user_state or '?'}, "
+                     f"{len(r.items)} items, {r.message_count} messages")
+        for call in r.tool_calls:
+            result = f" -> {call.output}" if call.output is not None else ""
+            lines.append(f"    tool {call.name}({call.arguments}) {call.status}{result}")
+        if r.usage is not None:
+            for model in r.usage.models:
+                lines.append(f"    usage: {model.kind} {model.provider}/{model.model}")
+        for error in r.errors:
+            lines.append(f"    agent error: {error}")
+    if state.problems:
+        lines.append(f"  problems ({len(state.problems)}):")
+        for problem in state.problems:
+            lines.append(f"    ({problem.source}) {problem.message}")
+    else:
+        lines.append("  problems: none")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# token
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    if not args.api_key or not args.api_secret:
+        raise TokenSourceError(
+            "Minting a token needs an API key and an API secret.",
+            remedy="Pass --api-key and --api-secret (or set LIVEKIT_API_KEY and LIVEKIT_API_SECRET); "
+            "for `livekit-server --dev` they are devkey and secret.",
+        )
+    if not args.ttl > 0:
+        raise LkstateError("The token lifetime must be above zero.", remedy="Pass --ttl in seconds, e.g. --ttl 3600.")
+    source = DevelopmentTokenSource(args.url, args.api_key, args.api_secret, ttl=args.ttl)
+    credentials = source.mint(
+        TokenRequest(room_name=args.room, participant_identity=args.identity, participant_name=args.name,
+                     agent_name=args.agent_name)
+    )
+    claims = credentials.claims
+    if args.json:
+        import json
+
+        print(json.dumps({"server_url": credentials.server_url, "participant_token": credentials.participant_token}))
+    else:
+        print(credentials.participant_token)
+    expires = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(claims.expires_at)) if claims.expires_at else "never"
+    agents = f", dispatches {', '.join(claims.dispatched_agents)}" if claims.dispatched_agents else ""
+    print(f"lkstate token: room {claims.room!r}, identity {claims.identity!r}, valid until {expires}{agents}",
+          file=sys.stderr)
+    return 0
