@@ -1,0 +1,263 @@
+"""The lkstate terminal client: talk to a LiveKit agent from a terminal.
+
+::
+
+    python -m lkstate_textual.app --url ws://127.0.0.1:7880 --agent-name lkstate-demo
+    python examples/textual_tui/main.py --token-endpoint https://example.com/token
+
+It connects at start (``--no-connect`` to wait for F3), shows the agent's
+status in words and colour, the live transcript, the agent's tool calls and
+model usage, and anything that went wrong; type below and press Enter to chat,
+F2 turns the microphone on and off.
+
+Where to connect comes from flags or the environment, first match wins (see
+:func:`lkstate.token_source_from_env`):
+
+- ``--token-endpoint URL`` / ``LKSTATE_TOKEN_ENDPOINT``
+- ``--url`` + ``--token`` / ``LIVEKIT_URL`` + ``LIVEKIT_TOKEN``
+- ``--url`` / ``LIVEKIT_URL`` with ``LIVEKIT_API_KEY`` + ``LIVEKIT_API_SECRET``
+  (development tokens minted locally)
+
+``--agent-name`` (``LKSTATE_AGENT_NAME``) asks the server to dispatch that agent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Header
+
+from lkstate import DEFAULT_MAX_RATE, LkstateError, Session, TokenSource, token_source_from_env
+
+from ._binding import SessionBinding, SessionStateChanged
+from .widgets import (
+    AgentStatusIndicator,
+    ChatInput,
+    ConnectButton,
+    MicrophoneToggle,
+    PreConnectIndicator,
+    ProblemsBar,
+    SessionInfo,
+    ToolCallsPanel,
+    TranscriptView,
+    UsagePanel,
+)
+
+__all__ = ["VoiceAgentApp", "build_parser", "main", "run"]
+
+logger = logging.getLogger(__name__)
+
+
+class VoiceAgentApp(App[None]):
+    """A terminal client for one :class:`~lkstate.Session`.
+
+    The session runs on this app's asyncio loop; the app connects it on start
+    (unless ``autoconnect`` is false) and ends it on exit. Snapshots reach the
+    widgets through a :class:`~lkstate_textual.SessionBinding` capped at
+    ``max_rate`` updates per second.
+    """
+
+    TITLE = "lkstate"
+
+    CSS = """
+    Screen {
+        layout: vertical;
+    }
+    #top {
+        height: auto;
+        padding: 0 1;
+    }
+    #status-column {
+        width: 1fr;
+        height: auto;
+    }
+    #controls {
+        width: auto;
+        height: auto;
+        padding: 1 0 0 1;
+    }
+    #controls Button {
+        margin: 0 0 0 1;
+    }
+    #main {
+        height: 1fr;
+        padding: 0 1;
+    }
+    #side {
+        width: 36%;
+        min-width: 30;
+        max-width: 56;
+        height: 1fr;
+        margin-left: 1;
+        overflow-y: auto;
+    }
+    #bottom {
+        height: auto;
+        padding: 0 1;
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "toggle_microphone", "Mic on/off", priority=True),
+        Binding("f3", "toggle_connection", "Connect/Disconnect", priority=True),
+        Binding("f4", "dismiss_problems", "Dismiss problems", priority=True),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        autoconnect: bool = True,
+        max_rate: float | None = DEFAULT_MAX_RATE,
+        end_session_on_exit: bool = True,
+        agent_name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self.autoconnect = autoconnect
+        self.end_session_on_exit = end_session_on_exit
+        self.binding = SessionBinding(self, session, max_rate=max_rate)
+        self.sub_title = f"talking to {agent_name}" if agent_name else "voice agent client"
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◆")
+        with Horizontal(id="top"):
+            with Vertical(id="status-column"):
+                yield AgentStatusIndicator(id="agent-status")
+                yield PreConnectIndicator(id="preconnect")
+            with Horizontal(id="controls"):
+                yield MicrophoneToggle(id="microphone")
+                yield ConnectButton(id="connect")
+        with Horizontal(id="main"):
+            yield TranscriptView(id="transcript")
+            with Vertical(id="side"):
+                yield ToolCallsPanel(id="tool-calls")
+                yield UsagePanel(id="usage")
+                yield SessionInfo(id="session-info")
+        with Vertical(id="bottom"):
+            yield ProblemsBar(id="problems")
+            yield ChatInput(id="chat-input")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.binding.start()
+        self.query_one(ChatInput).focus()
+        if self.autoconnect:
+            self.binding.connect()
+
+    async def on_unmount(self) -> None:
+        self.binding.close()
+        if self.end_session_on_exit:
+            try:
+                await self.session.end()
+            except Exception:  # leaving must not fail because the room is already gone
+                logger.exception("ending the session on exit failed")
+
+    def on_session_state_changed(self, message: SessionStateChanged) -> None:
+        agent = message.state.agent
+        if agent.name:
+            self.sub_title = f"talking to {agent.name}"
+
+    # -- actions ----------------------------------------------------------------
+
+    def action_toggle_microphone(self) -> None:
+        self.binding.toggle_microphone()
+
+    def action_toggle_connection(self) -> None:
+        self.binding.toggle_connection()
+
+    def action_dismiss_problems(self) -> None:
+        self.query_one(ProblemsBar).dismiss()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lkstate-tui",
+        description="Talk to a LiveKit voice agent from the terminal.",
+        epilog=(
+            "Environment: LKSTATE_TOKEN_ENDPOINT, or LIVEKIT_URL with LIVEKIT_TOKEN, or LIVEKIT_URL with "
+            "LIVEKIT_API_KEY and LIVEKIT_API_SECRET; LKSTATE_AGENT_NAME. Flags win over the environment."
+        ),
+    )
+    parser.add_argument("--url", help="LiveKit server URL (ws:// or wss://); env LIVEKIT_URL")
+    parser.add_argument("--token", help="a participant token for --url; env LIVEKIT_TOKEN")
+    parser.add_argument("--token-endpoint", help="a token endpoint to ask for URL and token; env LKSTATE_TOKEN_ENDPOINT")
+    parser.add_argument("--api-key", help="API key to mint development tokens; env LIVEKIT_API_KEY")
+    parser.add_argument("--api-secret", help="API secret to mint development tokens; env LIVEKIT_API_SECRET")
+    parser.add_argument("--agent-name", help="the agent to dispatch into the room; env LKSTATE_AGENT_NAME")
+    parser.add_argument("--room", help="room name (default: a new room per session)")
+    parser.add_argument("--identity", help="your participant identity")
+    parser.add_argument("--name", help="your display name")
+    parser.add_argument(
+        "--agent-timeout", type=float, default=20.0, help="seconds to wait for the agent (default 20)"
+    )
+    parser.add_argument(
+        "--max-rate", type=float, default=DEFAULT_MAX_RATE, help="screen updates per second (default 30)"
+    )
+    parser.add_argument("--no-connect", action="store_true", help="do not connect at start (press F3)")
+    return parser
+
+
+def run(
+    token_source: TokenSource,
+    *,
+    agent_name: str | None = None,
+    room_name: str | None = None,
+    participant_identity: str | None = None,
+    participant_name: str | None = None,
+    agent_connect_timeout: float | None = 20.0,
+    max_rate: float | None = DEFAULT_MAX_RATE,
+    autoconnect: bool = True,
+    **session_kwargs: Any,
+) -> None:
+    """Run the TUI for a new session until the user quits (the entry the CLI calls)."""
+    session = Session(
+        token_source,
+        agent_name=agent_name,
+        room_name=room_name,
+        participant_identity=participant_identity,
+        participant_name=participant_name,
+        agent_connect_timeout=agent_connect_timeout,
+        **session_kwargs,
+    )
+    VoiceAgentApp(session, autoconnect=autoconnect, max_rate=max_rate, agent_name=agent_name).run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse flags (falling back to the environment) and run the TUI."""
+    args = build_parser().parse_args(argv)
+    try:
+        tokens = token_source_from_env(
+            url=args.url,
+            token=args.token,
+            token_endpoint=args.token_endpoint,
+            api_key=args.api_key,
+            api_secret=args.api_secret,
+        )
+    except LkstateError as error:
+        print(f"lkstate-tui: {error}", file=sys.stderr)
+        return 2
+    run(
+        tokens,
+        agent_name=args.agent_name or os.environ.get("LKSTATE_AGENT_NAME"),
+        room_name=args.room,
+        participant_identity=args.identity,
+        participant_name=args.name,
+        agent_connect_timeout=args.agent_timeout,
+        max_rate=args.max_rate,
+        autoconnect=not args.no_connect,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

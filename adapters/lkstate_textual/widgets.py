@@ -1,0 +1,695 @@
+"""A widget kit for voice-agent TUIs, each widget one slice of the session state.
+
+Every widget here is a :class:`~lkstate_textual.StateView`: it selects the
+part of :class:`~lkstate.SessionState` it shows, and is touched only when that
+part changes. Drop them into any Textual app that has a
+:class:`~lkstate_textual.SessionBinding`; they find it themselves.
+
+- :class:`AgentStatusIndicator` — the agent and connection in words and colour,
+  failure reasons included.
+- :class:`PreConnectIndicator` — audio buffered before the agent was ready.
+- :class:`TranscriptView` — the conversation; interim speech styled apart from
+  final, you apart from the agent, typed chat with its delivery status.
+- :class:`ChatInput` — type and press Enter.
+- :class:`MicrophoneToggle`, :class:`ConnectButton` — the two switches.
+- :class:`ToolCallsPanel`, :class:`UsagePanel` — what the agent's tools did and
+  what its models used (from the agent's ``lk.agent.session`` events).
+- :class:`ProblemsBar` — what went wrong, until dismissed.
+- :class:`SessionInfo` — room, identity, server, who is present.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widgets import Button, Input, Static
+
+from lkstate import (
+    ConnectionStatus,
+    LocalTrackState,
+    Message,
+    Messages,
+    PreConnectState,
+    Problem,
+    Role,
+    SessionState,
+)
+
+from ._binding import StateView, StateWidget
+from ._describe import (
+    AgentDescription,
+    delivery_words,
+    describe_agent,
+    describe_microphone,
+    describe_preconnect,
+    describe_tool_arguments,
+    message_label,
+)
+
+__all__ = [
+    "AgentStatusIndicator",
+    "ChatInput",
+    "ConnectButton",
+    "MessageBubble",
+    "MicrophoneToggle",
+    "PreConnectIndicator",
+    "ProblemsBar",
+    "SessionInfo",
+    "ToolCallsPanel",
+    "TranscriptView",
+    "UsagePanel",
+]
+
+_TONES = ("ok", "busy", "buffer", "think", "speak", "error", "off", "live")
+
+
+def _set_tone(widget: Any, tone: str) -> None:
+    for name in _TONES:
+        widget.set_class(name == tone, f"-tone-{name}")
+
+
+# -- agent status ------------------------------------------------------------------
+
+
+class AgentStatusIndicator(StateWidget[AgentDescription]):
+    """The agent's status: a coloured label, the agent's name, and a sentence.
+
+    Connecting, waiting for the agent, pre-connect buffering, listening,
+    thinking, speaking, and failed (with every reason) each read as words; the
+    colour only repeats them.
+    """
+
+    DEFAULT_CSS = """
+    AgentStatusIndicator {
+        height: auto;
+        padding: 0 1;
+        border: round $panel-lighten-2;
+        border-title-color: $text-muted;
+    }
+    AgentStatusIndicator.-tone-ok { border: round $success; }
+    AgentStatusIndicator.-tone-busy { border: round $warning; }
+    AgentStatusIndicator.-tone-buffer { border: round $warning; }
+    AgentStatusIndicator.-tone-think { border: round $accent; }
+    AgentStatusIndicator.-tone-speak { border: round $primary; }
+    AgentStatusIndicator.-tone-error { border: round $error; }
+    """
+
+    PLACEHOLDER = "…"
+    _TONE_STYLES: ClassVar[dict[str, str]] = {
+        "ok": "bold $success",
+        "busy": "bold $warning",
+        "buffer": "bold $warning",
+        "think": "bold $accent",
+        "speak": "bold $primary",
+        "error": "bold $error",
+        "off": "bold $text-muted",
+    }
+    _DOTS: ClassVar[dict[str, str]] = {
+        "ok": "●",
+        "busy": "◌",
+        "buffer": "◉",
+        "think": "◐",
+        "speak": "◆",
+        "error": "✗",
+        "off": "○",
+    }
+
+    def on_mount(self) -> None:
+        self.border_title = "Agent"
+
+    def select(self, state: SessionState) -> AgentDescription:
+        return describe_agent(state)
+
+    def show_slice(self, value: AgentDescription) -> None:
+        _set_tone(self, value.tone)
+        super().show_slice(value)
+
+    def render_slice(self, value: AgentDescription) -> Content:
+        style = self._TONE_STYLES.get(value.tone, "bold")
+        parts: list[str | tuple[str, str]] = [
+            (f"{self._DOTS.get(value.tone, '●')} {value.label}", style),
+        ]
+        if value.name:
+            parts += ["   ", (value.name, "$text-muted")]
+        parts += ["\n", (value.detail, "$text")]
+        for reason in value.reasons:
+            parts += ["\n", ("• " + reason, "$error")]
+        return Content.assemble(*parts)
+
+
+# -- pre-connect --------------------------------------------------------------------
+
+
+class PreConnectIndicator(StateWidget[PreConnectState]):
+    """One line about audio captured before the agent was ready; hidden when idle."""
+
+    DEFAULT_CSS = """
+    PreConnectIndicator {
+        height: auto;
+        padding: 0 1;
+        display: none;
+    }
+    PreConnectIndicator.-active { display: block; }
+    PreConnectIndicator.-tone-buffer, PreConnectIndicator.-tone-busy { color: $warning; }
+    PreConnectIndicator.-tone-ok { color: $success; }
+    PreConnectIndicator.-tone-error { color: $error; }
+    """
+
+    def select(self, state: SessionState) -> PreConnectState:
+        return state.preconnect
+
+    def show_slice(self, value: PreConnectState) -> None:
+        described = describe_preconnect(value)
+        self.set_class(described is not None, "-active")
+        _set_tone(self, described[1] if described else "off")
+        super().show_slice(value)
+
+    def render_slice(self, value: PreConnectState) -> str:
+        described = describe_preconnect(value)
+        return described[0] if described else ""
+
+
+# -- transcript ---------------------------------------------------------------------
+
+
+class MessageBubble(Static):
+    """One message: who, how (typed or spoken), delivery, and the text.
+
+    Interim speech (``final`` false) is drawn dim and italic with a trailing
+    ellipsis, so a person can tell words still being recognised from words
+    that are settled.
+    """
+
+    DEFAULT_CSS = """
+    MessageBubble {
+        height: auto;
+        margin: 0 0 1 0;
+        padding: 0 1;
+        border-left: outer $panel-lighten-2;
+    }
+    MessageBubble.-user { border-left: outer $success; margin: 0 0 1 6; }
+    MessageBubble.-agent { border-left: outer $primary; margin: 0 6 1 0; }
+    MessageBubble.-participant { border-left: outer $warning; margin: 0 6 1 0; }
+    MessageBubble.-failed { border-left: outer $error; }
+    """
+
+    def __init__(self, message: Message, *, agent_name: str | None = None) -> None:
+        super().__init__()
+        self.message = message
+        self.agent_name = agent_name
+        self._apply()
+
+    def set_message(self, message: Message, *, agent_name: str | None = None) -> None:
+        if message == self.message and agent_name == self.agent_name:
+            return
+        self.message = message
+        self.agent_name = agent_name
+        self._apply()
+
+    def _apply(self) -> None:
+        message = self.message
+        self.set_class(message.role is Role.USER, "-user")
+        self.set_class(message.role is Role.AGENT, "-agent")
+        self.set_class(message.role is Role.PARTICIPANT, "-participant")
+        self.set_class(not message.final, "-interim")
+        self.set_class(message.error is not None and message.delivery is not None, "-failed")
+        self.update(self.describe(message, agent_name=self.agent_name))
+
+    @staticmethod
+    def describe(message: Message, *, agent_name: str | None = None) -> Content:
+        name_style = {
+            Role.USER: "bold $success",
+            Role.AGENT: "bold $primary",
+            Role.PARTICIPANT: "bold $warning",
+        }[message.role]
+        how = "typed" if message.kind == "chat" else "spoke"
+        parts: list[str | tuple[str, str]] = [
+            (message_label(message, agent_name=agent_name), name_style),
+            (f" · {how}", "$text-muted"),
+        ]
+        delivery = delivery_words(message)
+        if delivery is not None:
+            words, tone = delivery
+            parts.append(("  " + words, {"ok": "$success", "busy": "$warning", "error": "bold $error"}[tone]))
+        if not message.final:
+            parts.append(("  (hearing…)", "italic $text-muted"))
+        if message.interrupted:
+            parts.append(("  (interrupted)", "italic $warning"))
+        parts.append("\n")
+        if message.final:
+            parts.append((message.text, "$text"))
+        else:
+            parts.append((message.text + " …", "italic $text-muted"))
+        if message.error:
+            parts += ["\n", (message.error, "$error")]
+        return Content.assemble(*parts)
+
+
+_TranscriptSlice = tuple[Messages, "str | None"]
+
+
+class TranscriptView(StateView[_TranscriptSlice], VerticalScroll):
+    """The conversation, newest at the bottom, following new messages.
+
+    Only the last ``max_messages`` messages are on screen (older ones are
+    counted in a line at the top), so a conversation of hours costs the same
+    to update as one of minutes. The view follows new messages while it is
+    scrolled to the bottom, and stays put when the user scrolled up.
+    """
+
+    DEFAULT_CSS = """
+    TranscriptView {
+        height: 1fr;
+        padding: 0 1;
+        border: round $panel-lighten-2;
+        border-title-color: $text-muted;
+    }
+    TranscriptView > .transcript-empty { color: $text-muted; padding: 1 2; }
+    TranscriptView > .transcript-earlier { color: $text-muted; text-align: center; }
+    """
+
+    def __init__(self, *, max_messages: int = 300, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.max_messages = max_messages
+        self._bubbles: dict[str, MessageBubble] = {}
+        self._empty = Static(
+            "No messages yet. Type below, or speak once the microphone is on.", classes="transcript-empty"
+        )
+        self._earlier = Static("", classes="transcript-earlier")
+        self._earlier.display = False
+
+    def compose(self) -> ComposeResult:
+        yield self._earlier
+        yield self._empty
+
+    def on_mount(self) -> None:
+        self.border_title = "Conversation"
+
+    def select(self, state: SessionState) -> _TranscriptSlice:
+        return (state.messages, state.agent.name)
+
+    @property
+    def bubbles(self) -> tuple[MessageBubble, ...]:
+        """The message widgets on screen, oldest first."""
+        return tuple(self._bubbles.values())
+
+    def show_slice(self, value: _TranscriptSlice) -> None:
+        messages, agent_name = value
+        # Follow the conversation while the reader is at the bottom; leave them
+        # be when they scrolled up to read something older.
+        following = self.scroll_y >= self.max_scroll_y - 1
+        total = len(messages)
+        window: tuple[Message, ...] | Messages = (
+            messages[total - self.max_messages :] if total > self.max_messages else messages
+        )
+        hidden = total - len(window)
+        self._earlier.display = hidden > 0
+        if hidden:
+            self._earlier.update(f"… {hidden} earlier message{'s' if hidden != 1 else ''} not shown")
+        self._empty.display = total == 0
+
+        wanted = {message.id for message in window}
+        stale = [bubble for key, bubble in self._bubbles.items() if key not in wanted]
+        for key in [key for key in self._bubbles if key not in wanted]:
+            del self._bubbles[key]
+        if stale:
+            self.remove_children(stale)
+        new: list[MessageBubble] = []
+        for message in window:
+            bubble = self._bubbles.get(message.id)
+            if bubble is None:
+                bubble = MessageBubble(message, agent_name=agent_name)
+                self._bubbles[message.id] = bubble
+                new.append(bubble)
+            elif bubble.message is not message or bubble.agent_name != agent_name:
+                bubble.set_message(message, agent_name=agent_name)
+        if new:
+            self.mount_all(new)
+        if following:
+            self.call_after_refresh(self.scroll_end, animate=False)
+
+
+# -- input and switches ---------------------------------------------------------------
+
+
+class ChatInput(StateView[ConnectionStatus], Input):
+    """Type a message and press Enter to send it to the agent.
+
+    The text is cleared once it is handed to the session; the message then
+    shows in the transcript as sending, sent or not sent. While disconnected
+    the text stays put and a notice says why nothing was sent.
+    """
+
+    DEFAULT_CSS = """
+    ChatInput {
+        border: tall $panel-lighten-2;
+    }
+    ChatInput:focus { border: tall $accent; }
+    """
+
+    _PLACEHOLDERS: ClassVar[dict[ConnectionStatus, str]] = {
+        ConnectionStatus.CONNECTED: "Type a message and press Enter",
+        ConnectionStatus.CONNECTING: "Connecting… you can type already",
+        ConnectionStatus.RECONNECTING: "Reconnecting… you can type already",
+        ConnectionStatus.DISCONNECTED: "Not connected: connect first to chat",
+    }
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(placeholder=self._PLACEHOLDERS[ConnectionStatus.DISCONNECTED], id=id, classes=classes)
+
+    def select(self, state: SessionState) -> ConnectionStatus:
+        return state.connection.status
+
+    def show_slice(self, value: ConnectionStatus) -> None:
+        self.placeholder = self._PLACEHOLDERS[value]
+
+    @on(Input.Submitted)
+    def _send(self, event: Input.Submitted) -> None:
+        if event.input is not self:
+            return
+        text = event.value
+        binding = self.binding
+        if binding is None or not text.strip():
+            return
+        if binding.session.state.connection.status is ConnectionStatus.DISCONNECTED:
+            self.app.notify("Not connected, so the message was not sent. Connect first.", severity="warning")
+            return
+        self.clear()
+        binding.send_text(text)
+
+
+@attrs.frozen
+class _MicSlice:
+    microphone: LocalTrackState
+    supported: bool
+
+
+class MicrophoneToggle(StateView[_MicSlice], Button):
+    """Turns the microphone on and off; says when there is no device."""
+
+    DEFAULT_CSS = """
+    MicrophoneToggle { min-width: 14; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__("○ Mic off", id=id, classes=classes)
+
+    def select(self, state: SessionState) -> _MicSlice:
+        binding = self.binding
+        return _MicSlice(state.local_media.microphone, binding is not None and binding.microphone_supported)
+
+    def show_slice(self, value: _MicSlice) -> None:
+        described = describe_microphone(value.microphone, supported=value.supported)
+        self.label = described.label
+        self.tooltip = described.detail
+        self.variant = {"live": "error", "error": "warning", "busy": "primary"}.get(described.tone, "default")
+        self.set_class(described.tone == "live", "-live")
+
+    @on(Button.Pressed)
+    def _toggle(self, event: Button.Pressed) -> None:
+        if event.button is not self:
+            return
+        event.stop()
+        binding = self.binding
+        if binding is not None:
+            binding.toggle_microphone()
+
+
+class ConnectButton(StateView[ConnectionStatus], Button):
+    """Connect when disconnected; disconnect (or cancel connecting) otherwise."""
+
+    DEFAULT_CSS = """
+    ConnectButton { min-width: 14; }
+    """
+
+    _LOOKS: ClassVar[dict[ConnectionStatus, tuple[str, str]]] = {
+        ConnectionStatus.DISCONNECTED: ("Connect", "success"),
+        ConnectionStatus.CONNECTING: ("Cancel", "warning"),
+        ConnectionStatus.CONNECTED: ("Disconnect", "error"),
+        ConnectionStatus.RECONNECTING: ("Disconnect", "warning"),
+    }
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__("Connect", variant="success", id=id, classes=classes)
+
+    def select(self, state: SessionState) -> ConnectionStatus:
+        return state.connection.status
+
+    def show_slice(self, value: ConnectionStatus) -> None:
+        label, variant = self._LOOKS[value]
+        self.label = label
+        self.variant = variant  # type: ignore[assignment]
+
+    @on(Button.Pressed)
+    def _toggle(self, event: Button.Pressed) -> None:
+        if event.button is not self:
+            return
+        event.stop()
+        binding = self.binding
+        if binding is not None:
+            binding.toggle_connection()
+
+
+# -- tool calls and usage -----------------------------------------------------------------
+
+
+class ToolCallsPanel(StateWidget[Any]):
+    """The agent's tool calls, newest first: name, arguments, status, result."""
+
+    DEFAULT_CSS = """
+    ToolCallsPanel {
+        height: auto;
+        max-height: 50%;
+        padding: 0 1;
+        border: round $panel-lighten-2;
+        border-title-color: $text-muted;
+    }
+    """
+
+    def __init__(self, *, limit: int = 6, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.limit = limit
+
+    def on_mount(self) -> None:
+        self.border_title = "Tool calls"
+
+    def select(self, state: SessionState) -> Any:
+        return state.remote.tool_calls
+
+    _STATUS: ClassVar[dict[str, tuple[str, str]]] = {
+        "started": ("◌", "$warning"),
+        "running": ("◌", "$warning"),
+        "done": ("✓", "$success"),
+        "error": ("✗", "$error"),
+        "cancelled": ("⊘", "$text-muted"),
+    }
+
+    def render_slice(self, value: Any) -> Content:
+        calls = list(value)
+        if not calls:
+            return Content.styled("No tool calls yet.", "$text-muted")
+        parts: list[str | tuple[str, str]] = []
+        shown = calls[-self.limit :][::-1]
+        for index, call in enumerate(shown):
+            icon, style = self._STATUS.get(call.status, ("?", "$text"))
+            if index:
+                parts.append("\n")
+            parts += [(f"{icon} ", style), (call.name or call.call_id, "bold"), (f"  {call.status}", style)]
+            arguments = describe_tool_arguments(call.arguments)
+            if arguments:
+                parts += ["\n", ("  " + arguments, "$text-muted")]
+            if call.progress and call.status in ("started", "running"):
+                parts += ["\n", ("  … " + call.progress[-1], "italic $text-muted")]
+            result = call.message if call.message is not None else call.output
+            if result:
+                parts += ["\n", ("  → " + _clip(result, 120), "$error" if call.is_error else "$text")]
+        if len(calls) > self.limit:
+            parts += ["\n", (f"… and {len(calls) - self.limit} earlier", "$text-muted")]
+        return Content.assemble(*parts)
+
+
+class UsagePanel(StateWidget[Any]):
+    """What the agent's models used so far, as the agent last reported it."""
+
+    DEFAULT_CSS = """
+    UsagePanel {
+        height: auto;
+        padding: 0 1;
+        border: round $panel-lighten-2;
+        border-title-color: $text-muted;
+    }
+    """
+
+    def on_mount(self) -> None:
+        self.border_title = "Usage"
+
+    def select(self, state: SessionState) -> Any:
+        return state.remote.usage
+
+    def render_slice(self, value: Any) -> Content:
+        if value is None or not value.models:
+            return Content.styled("No usage reported yet.", "$text-muted")
+        parts: list[str | tuple[str, str]] = []
+        for index, model in enumerate(value.models):
+            if index:
+                parts.append("\n")
+            parts += [(f"{model.kind.upper():<4}", "bold $accent"), (f"{model.provider}/{model.model}", "$text")]
+            parts += ["\n", ("     " + _usage_words(model), "$text-muted")]
+        return Content.assemble(*parts)
+
+
+def _usage_words(model: Any) -> str:
+    kind = model.kind
+    if kind == "llm":
+        cached = f" ({model.input_cached_tokens:,} cached)" if model.input_cached_tokens else ""
+        return f"{model.input_tokens:,} in{cached} · {model.output_tokens:,} out tokens"
+    if kind == "tts":
+        return f"{model.characters_count:,} chars · {model.audio_duration:.1f} s audio"
+    if kind == "stt":
+        return f"{model.audio_duration:.1f} s audio heard"
+    return f"{model.total_requests:,} requests"
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- problems and session info ------------------------------------------------------------
+
+
+@attrs.frozen
+class _ProblemsSlice:
+    problems: tuple[Problem, ...]
+    agent_errors: tuple[str, ...]
+    agent_error_count: int
+    connection_error: str | None
+
+
+class ProblemsBar(StateWidget[_ProblemsSlice]):
+    """What went wrong (refused input, lost connections, agent errors); hidden when nothing did.
+
+    Dismissing clears the session's problems and hides the agent errors seen so far.
+    """
+
+    DEFAULT_CSS = """
+    ProblemsBar {
+        height: auto;
+        max-height: 6;
+        padding: 0 1;
+        background: $error 15%;
+        border-left: outer $error;
+        display: none;
+    }
+    ProblemsBar.-active { display: block; }
+    """
+
+    def __init__(self, *, limit: int = 3, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.limit = limit
+        self._dismissed_agent_errors = 0
+
+    def select(self, state: SessionState) -> _ProblemsSlice:
+        return _ProblemsSlice(
+            state.problems, state.remote.errors, state.remote.error_count, state.connection.error
+        )
+
+    def _lines(self, value: _ProblemsSlice) -> list[tuple[str, str]]:
+        # The connection error is already the agent indicator's headline.
+        lines = [
+            (problem.source, problem.message)
+            for problem in value.problems
+            if problem.message != value.connection_error
+        ]
+        fresh = max(0, value.agent_error_count - self._dismissed_agent_errors)
+        if fresh:
+            lines += [("agent", message) for message in value.agent_errors[-fresh:]]
+        return lines
+
+    def show_slice(self, value: _ProblemsSlice) -> None:
+        self.set_class(bool(self._lines(value)), "-active")
+        super().show_slice(value)
+
+    def dismiss(self) -> None:
+        """Clear the problems in the session and hide the agent errors shown so far."""
+        if self.has_slice:
+            self._dismissed_agent_errors = self.slice.agent_error_count
+            self.set_class(bool(self._lines(self.slice)), "-active")
+        binding = self.binding
+        if binding is not None:
+            binding.dismiss_problems()
+
+    def render_slice(self, value: _ProblemsSlice) -> Content:
+        lines = self._lines(value)
+        if not lines:
+            return Content("")
+        count = len(lines)
+        parts: list[str | tuple[str, str]] = [
+            (f"⚠ {count} problem{'s' if count != 1 else ''}", "bold $error"),
+            ("  (F4 dismisses)", "$text-muted"),
+        ]
+        for source, message in lines[-self.limit :]:
+            parts += ["\n", (f"{source}: ", "bold"), (message, "$text")]
+        return Content.assemble(*parts)
+
+
+@attrs.frozen
+class _InfoSlice:
+    status: ConnectionStatus
+    room: str | None
+    identity: str | None
+    server: str | None
+    agent_identity: str | None
+    participants: tuple[str, ...]
+    messages: int
+
+
+class SessionInfo(StateWidget[_InfoSlice]):
+    """Where this session is: room, your identity, server, who else is present."""
+
+    DEFAULT_CSS = """
+    SessionInfo {
+        height: auto;
+        padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+        border: round $panel-lighten-2;
+        border-title-color: $text-muted;
+    }
+    """
+
+    def on_mount(self) -> None:
+        self.border_title = "Session"
+
+    def select(self, state: SessionState) -> _InfoSlice:
+        return _InfoSlice(
+            state.connection.status,
+            state.connection.room_name,
+            state.connection.local_identity,
+            state.connection.server_url,
+            state.agent.identity,
+            tuple(p.identity for p in state.participants),
+            len(state.messages),
+        )
+
+    def render_slice(self, value: _InfoSlice) -> Content:
+        rows: list[tuple[str, str]] = [
+            ("status", value.status.value),
+            ("room", value.room or "—"),
+            ("you", value.identity or "—"),
+            ("server", value.server or "—"),
+            ("agent", value.agent_identity or "—"),
+            ("others", ", ".join(p for p in value.participants if p != value.agent_identity) or "—"),
+            ("messages", str(value.messages)),
+        ]
+        parts: list[str | tuple[str, str]] = []
+        for index, (key, text) in enumerate(rows):
+            if index:
+                parts.append("\n")
+            parts += [(f"{key:<9}", "$text-muted"), (text, "$text")]
+        return Content.assemble(*parts)

@@ -1,0 +1,204 @@
+"""The terminal client, used as a person would, against a real server and a real agent.
+
+Pilot drives the real TUI (headless): it connects through a real
+livekit-server to a real livekit-agents ``AgentSession`` running the demo
+agent, keys are pressed, and every check reads the screen. Screenshots of the
+key moments go to test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.message import Message
+
+from lkstate import AgentStatus, DevelopmentTokenSource, Role, Session, SessionState
+from lkstate_textual import SessionStateChanged, StateWidget
+from lkstate_textual.app import VoiceAgentApp
+from lkstate_textual.testing import save_screenshot, screen_text
+from lkstate_textual.widgets import ConnectButton, ToolCallsPanel, UsagePanel
+from tests.harness.server import LiveKitServer
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+SIZE = (120, 36)
+
+
+@pytest.fixture(autouse=True)
+def keys_do_not_wait_for_a_silent_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let Pilot's key presses proceed while LiveKit's native threads hum along.
+
+    Pilot waits after each key until the process looks idle (under 5 % CPU
+    over 20 ms), giving up after a second. The in-process agent and the two
+    rooms' WebRTC threads keep the process just above that, so every key would
+    cost a second. A 25 % threshold still waits for Textual's own work.
+    """
+    import textual._wait
+
+    monkeypatch.setattr(textual._wait, "SLEEP_IDLE", textual._wait.SLEEP_GRANULARITY / 4, raising=False)
+
+
+@pytest.fixture
+async def make_session(livekit_server: LiveKitServer, room_name: str) -> AsyncIterator[Callable[..., Session]]:
+    sessions: list[Session] = []
+
+    def factory(**kwargs: Any) -> Session:
+        kwargs.setdefault("room_name", room_name)
+        tokens = DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+        session = Session(tokens, **kwargs)
+        sessions.append(session)
+        return session
+
+    yield factory
+    for session in sessions:
+        await session.end()
+
+
+async def screen_shows(app: VoiceAgentApp, pilot: Any, *words: str, timeout: float = 20.0) -> str:
+    """Wait until every one of ``words`` is on the screen; return the screen text."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    text = ""
+    while loop.time() < deadline:
+        text = screen_text(app)
+        if all(word in text for word in words):
+            await pilot.pause(0.1)  # let the layout that follows the change settle
+            return screen_text(app)
+        await pilot.pause(0.05)
+    missing = [word for word in words if word not in text]
+    raise AssertionError(f"the screen never showed {missing!r}; it shows:\n{text}")
+
+
+async def agent_sees_user(agent: Any, session: Session) -> None:
+    """The agent ignores chat from someone its room has not seen join yet: wait for the join."""
+    identity = session.state.connection.local_identity
+    for _ in range(400):
+        if identity in agent.room.remote_participants:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("the agent never saw the user join")
+
+
+class StatusLog:
+    """Every snapshot message the app received, as agent statuses in order."""
+
+    def __init__(self) -> None:
+        self.statuses: list[AgentStatus] = []
+
+    def __call__(self, message: Message) -> None:
+        if isinstance(message, SessionStateChanged):
+            status = message.state.agent.status
+            if not self.statuses or self.statuses[-1] is not status:
+                self.statuses.append(status)
+
+
+async def test_a_person_connects_chats_asks_for_the_weather_and_disconnects(
+    make_session: Callable[..., Session], room_name: str, agent_factory: Any
+) -> None:
+    agent = await agent_factory(room_name)
+    session = make_session()
+    app = VoiceAgentApp(session, agent_name="lkstate-demo")
+    log = StatusLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
+        await screen_shows(app, pilot, "● Listening", "lkstate-demo", "Disconnect")
+        save_screenshot(app, "textual-10-live-connected", SCREENSHOTS)
+        await agent_sees_user(agent, session)
+
+        await pilot.press(*"hello there")
+        assert "hello there" in screen_text(app), "what is typed shows in the input"
+        await pilot.press("enter")
+        text = await screen_shows(app, pilot, "You · typed  ✓ sent", "You said: hello there")
+        assert app.query_one("#chat-input").value == "", "the input is cleared once sent"  # type: ignore[attr-defined]
+        save_screenshot(app, "textual-11-live-reply", SCREENSHOTS)
+
+        await pilot.press(*"What's the weather in Paris?")
+        await pilot.press("enter")
+        text = await screen_shows(
+            app, pilot, "The weather in Paris is sunny and 21 degrees.", "get_weather  done", "city: Paris"
+        )
+        await screen_shows(app, pilot, "LLM", "lkstate/scripted", "out tokens")
+        await session.wait_until(lambda s: s.agent.status is AgentStatus.LISTENING, timeout=15)
+        text = await screen_shows(app, pilot, "● Listening")
+        save_screenshot(app, "textual-12-live-tool-call-and-usage", SCREENSHOTS)
+        assert app.query_one(ToolCallsPanel).has_slice and app.query_one(UsagePanel).has_slice
+        replies = [m for m in session.state.messages if m.role is Role.AGENT and m.final]
+        assert len(replies) == 2
+
+        await pilot.press("f3")
+        text = await screen_shows(app, pilot, "Not connected", "You ended the session.")
+        assert str(app.query_one(ConnectButton).label) == "Connect"
+        assert "The weather in Paris is sunny" in text, "the conversation stays on screen after leaving"
+        save_screenshot(app, "textual-13-live-disconnected", SCREENSHOTS)
+
+    assert AgentStatus.LISTENING in log.statuses
+    assert AgentStatus.SPEAKING in log.statuses, "the agent was seen speaking its reply"
+    assert log.statuses[-1] is AgentStatus.DISCONNECTED
+
+
+async def test_an_agent_that_does_not_come_shows_failed_with_the_reason_and_recovers_when_it_joins(
+    make_session: Callable[..., Session], room_name: str, agent_factory: Any
+) -> None:
+    session = make_session(agent_connect_timeout=1.5)
+    app = VoiceAgentApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await screen_shows(app, pilot, "Waiting for the agent", "the agent has not joined yet")
+        save_screenshot(app, "textual-14-live-waiting-for-agent", SCREENSHOTS)
+
+        text = await screen_shows(app, pilot, "✗ Agent unavailable", "No agent joined within 1.5 s")
+        assert "Still connected" in text
+        save_screenshot(app, "textual-15-live-agent-failed", SCREENSHOTS)
+
+        await agent_factory(room_name)
+        text = await screen_shows(app, pilot, "● Listening")
+        assert "Agent unavailable" not in text
+
+
+async def test_a_session_that_cannot_reach_the_server_says_why_and_stays_usable(
+    make_session: Callable[..., Session], livekit_server: LiveKitServer
+) -> None:
+    tokens = DevelopmentTokenSource("ws://127.0.0.1:9", livekit_server.api_key, livekit_server.api_secret)
+    session = Session(tokens)
+    app = VoiceAgentApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        text = await screen_shows(app, pilot, "Could not connect", "ws://127.0.0.1:9", timeout=30)
+        save_screenshot(app, "textual-16-live-server-unreachable", SCREENSHOTS)
+        assert str(app.query_one(ConnectButton).label) == "Connect"
+        await pilot.press(*"anyone?")
+        await pilot.press("enter")
+        assert app.query_one("#chat-input").value == "anyone?", "nothing typed is lost"  # type: ignore[attr-defined]
+        assert app.is_running
+    await session.end()
+
+
+class Exploding(StateWidget[int]):
+    """A buggy widget: raises while rendering as soon as there is a message."""
+
+    def select(self, state: SessionState) -> int:
+        return len(state.messages)
+
+    def render_slice(self, value: int) -> str:
+        if value:
+            raise ZeroDivisionError("a bug in someone's widget")
+        return "nothing to draw yet"
+
+
+async def test_a_widget_that_raises_while_rendering_does_not_break_the_session_or_the_app(
+    make_session: Callable[..., Session], room_name: str, agent_factory: Any
+) -> None:
+    agent = await agent_factory(room_name)
+    session = make_session()
+    app = VoiceAgentApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.query_one("#side").mount(Exploding(), before=0)
+        await screen_shows(app, pilot, "● Listening", "nothing to draw yet")
+        await agent_sees_user(agent, session)
+        await pilot.press(*"still there?")
+        await pilot.press("enter")
+        text = await screen_shows(app, pilot, "You said: still there?", "Exploding could not draw this")
+        assert "ZeroDivisionError" in text
+        assert app.is_running
+        assert not any(p.source == "subscriber" for p in session.state.problems)
+        assert app.query_one(Exploding).render_failures >= 1

@@ -1,0 +1,232 @@
+"""The TUI's screens for each situation a person meets, checked by what they read.
+
+Each test puts the real app (headless) in front of a real, unconnected
+:class:`lkstate.Session` whose store is fed the events a room would produce,
+then asserts on the text on screen and where the parts of the screen are.
+Screenshots land in test-artifacts/screenshots/ (SVG, and PNG when
+``rsvg-convert`` is installed) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from lkstate import (
+    DevelopmentTokenSource,
+    LocalTrackState,
+    PreConnectState,
+    PreConnectStatus,
+    Session,
+    TrackSource,
+)
+from lkstate import _events as ev
+from lkstate_textual.app import VoiceAgentApp
+from lkstate_textual.testing import save_screenshot, screen_text
+from lkstate_textual.widgets import (
+    AgentStatusIndicator,
+    ChatInput,
+    ConnectButton,
+    MessageBubble,
+    ProblemsBar,
+    TranscriptView,
+)
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+AGENT = "agent-7f3a"
+
+
+def offline_session() -> Session:
+    return Session(DevelopmentTokenSource("ws://127.0.0.1:9", "devkey", "secret"), agent_name="lkstate-demo")
+
+
+def feed(session: Session, *events: ev.Event) -> None:
+    for event in events:
+        session.store.dispatch(event)
+
+
+def connect_events(t: float = 1.0) -> list[ev.Event]:
+    return [
+        ev.StartRequested(at=t, requested_agent="lkstate-demo"),
+        ev.RoomConnected(at=t + 0.1, room_name="demo-room", local_identity="ada", server_url="ws://127.0.0.1:7880"),
+    ]
+
+
+def agent_joins(state: str = "listening", t: float = 2.0) -> ev.Event:
+    return ev.ParticipantJoined(
+        at=t, identity=AGENT, name="", kind="agent",
+        attributes=(("lk.agent.name", "lkstate-demo"), ("lk.agent.state", state)),
+    )
+
+
+async def show(app: VoiceAgentApp, pilot: Any) -> str:
+    """Wait until the app shows the session's current snapshot; return the screen text."""
+    for _ in range(100):
+        if app.binding.state is app.session.state:
+            break
+        await pilot.pause(0.02)
+    await pilot.pause()
+    return screen_text(app)
+
+
+async def test_before_connecting_the_screen_says_so_and_offers_to_connect() -> None:
+    app = VoiceAgentApp(offline_session(), autoconnect=False, agent_name="lkstate-demo")
+    async with app.run_test(size=(110, 32)) as pilot:
+        text = await show(app, pilot)
+        save_screenshot(app, "textual-01-not-connected", SCREENSHOTS)
+        assert "Not connected" in text
+        assert "Connect to start talking to the agent." in text
+        assert "No messages yet" in text
+        assert "Not connected: connect first to chat" in text
+        assert str(app.query_one(ConnectButton).label) == "Connect"
+        assert "talking to lkstate-demo" in text
+        for key in ("f2", "f3", "f4", "^q"):
+            assert key in text, f"the footer lists {key}"
+
+
+async def test_the_layout_puts_status_on_top_conversation_in_the_middle_and_input_at_the_bottom() -> None:
+    for size in ((80, 24), (140, 40)):
+        app = VoiceAgentApp(offline_session(), autoconnect=False)
+        async with app.run_test(size=size) as pilot:
+            await show(app, pilot)
+            status = app.query_one(AgentStatusIndicator).region
+            transcript = app.query_one(TranscriptView).region
+            side = app.query_one("#side").region
+            chat = app.query_one(ChatInput).region
+            screen = app.screen.region
+            assert status.bottom <= transcript.y < transcript.bottom <= chat.y
+            assert side.x >= transcript.right and side.y == transcript.y
+            assert transcript.width >= 40, f"the conversation keeps room to read at {size}"
+            for region in (status, transcript, side, chat):
+                assert screen.contains_region(region), f"{region} fits the {size} terminal"
+            assert app.query_one(ChatInput).has_focus, "typing goes straight to the chat input"
+
+
+async def test_waiting_for_the_agent_and_pre_connect_buffering_read_differently() -> None:
+    session = offline_session()
+    app = VoiceAgentApp(session, autoconnect=False)
+    async with app.run_test(size=(110, 32)) as pilot:
+        feed(session, *connect_events())
+        text = await show(app, pilot)
+        assert "Waiting for the agent" in text
+        assert "the agent has not joined yet" in text
+        assert str(app.query_one(ConnectButton).label) == "Disconnect"
+
+        feed(
+            session,
+            ev.LocalTrackChanged(at=1.5, source=TrackSource.MICROPHONE,
+                                 track=LocalTrackState(enabled=True, device="default microphone")),
+            ev.PreConnectChanged(at=1.6, preconnect=PreConnectState(status=PreConnectStatus.RECORDING, seconds=2.4)),
+        )
+        text = await show(app, pilot)
+        save_screenshot(app, "textual-02-pre-connect-buffering", SCREENSHOTS)
+        assert "Listening (buffering)" in text
+        assert "what you say is kept for the agent" in text
+        assert "Pre-connect: buffering your audio until the agent is ready (2.4 s)" in text
+
+        feed(
+            session,
+            agent_joins("listening"),
+            ev.PreConnectChanged(at=2.5, preconnect=PreConnectState(
+                status=PreConnectStatus.SENT, seconds=2.4, destination=AGENT)),
+        )
+        text = await show(app, pilot)
+        assert "● Listening" in text
+        assert f"2.4 s of buffered audio sent to {AGENT}" in text
+
+
+async def test_a_conversation_shows_who_said_what_interim_speech_and_delivery() -> None:
+    session = offline_session()
+    app = VoiceAgentApp(session, autoconnect=False)
+    async with app.run_test(size=(110, 34)) as pilot:
+        feed(
+            session, *connect_events(), agent_joins("speaking"),
+            ev.ChatSendRequested(at=3.0, message_id="c1", text="What's the weather in Paris?", sender="ada"),
+            ev.ChatSendSucceeded(at=3.1, message_id="c1"),
+            ev.TranscriptReceived(at=3.5, sender=AGENT, segment_id="S1", stream_seq=1,
+                                  text="The weather in Paris is sunny and 21 degrees.", final=True, closed=True),
+            ev.ChatSendRequested(at=4.0, message_id="c2", text="And tomorrow?", sender="ada"),
+            ev.ChatSendFailed(at=4.1, message_id="c2", error="Could not send the message: the room closed."),
+            ev.ParticipantJoined(at=4.4, identity="grace", name="Grace", kind="standard"),
+            ev.ChatReceived(at=4.5, sender="grace", stream_id="x1", text="Hi all, joining late."),
+            ev.TranscriptReceived(at=5.0, sender=AGENT, segment_id="S2", stream_seq=2,
+                                  text="Tomorrow looks", final=False),
+        )
+        text = await show(app, pilot)
+        save_screenshot(app, "textual-03-conversation-styles", SCREENSHOTS)
+        assert "You · typed  ✓ sent" in text
+        assert "What's the weather in Paris?" in text
+        assert "lkstate-demo · spoke" in text
+        assert "The weather in Paris is sunny and 21 degrees." in text
+        assert "✗ not sent" in text and "the room closed" in text
+        assert "grace · typed" in text
+        assert "Tomorrow looks …" in text and "(hearing…)" in text
+        assert "◆ Speaking" in text
+
+        bubbles = app.query_one(TranscriptView).bubbles
+        assert [b.has_class("-interim") for b in bubbles] == [False, False, False, False, True]
+        assert [b.has_class("-user") for b in bubbles] == [True, False, True, False, False]
+        assert bubbles[2].has_class("-failed")
+        user, agent = bubbles[0].region, bubbles[1].region
+        assert user.x > agent.x, "your messages are indented to the right of the agent's"
+
+        feed(session, ev.TranscriptReceived(at=5.5, sender=AGENT, segment_id="S2", stream_seq=2,
+                                            text=" will be rainy.", final=True, closed=True))
+        text = await show(app, pilot)
+        assert "Tomorrow looks will be rainy." in text
+        assert not app.query_one(TranscriptView).bubbles[-1].has_class("-interim")
+
+
+async def test_an_agent_that_never_came_shows_failed_with_the_reason() -> None:
+    session = offline_session()
+    app = VoiceAgentApp(session, autoconnect=False)
+    async with app.run_test(size=(110, 30)) as pilot:
+        feed(session, *connect_events(), ev.AgentWaitTimedOut(at=21.0, timeout=20.0))
+        text = await show(app, pilot)
+        save_screenshot(app, "textual-04-agent-failed-offline", SCREENSHOTS)
+        reasons = session.state.agent.failure_reasons
+        assert reasons
+        assert "✗ Agent unavailable" in text
+        assert "• " + reasons[0] in " ".join(text.split()) or reasons[0][:40] in text
+        assert app.query_one(AgentStatusIndicator).has_class("-tone-error")
+
+
+async def test_problems_show_in_a_bar_until_dismissed_with_f4() -> None:
+    session = offline_session()
+    app = VoiceAgentApp(session, autoconnect=False)
+    async with app.run_test(size=(110, 30)) as pilot:
+        feed(
+            session, *connect_events(),
+            ev.ProblemObserved(at=2.0, source="lk.transcription", message="Ignored a transcript chunk of 3 MB."),
+            ev.ProblemObserved(at=2.1, source="connection", message="The connection was lost for 2 s."),
+        )
+        text = await show(app, pilot)
+        save_screenshot(app, "textual-05-problems", SCREENSHOTS)
+        bar = app.query_one(ProblemsBar)
+        assert bar.display and bar.region.height > 0
+        assert "⚠ 2 problems" in text
+        assert "lk.transcription: Ignored a transcript chunk of 3 MB." in text
+        await pilot.press("f4")
+        text = await show(app, pilot)
+        assert session.state.problems == ()
+        assert "problems" not in text.split("Conversation")[-1].split("Type a message")[0]
+        assert app.query_one(ProblemsBar).region.height == 0
+
+
+async def test_a_long_conversation_keeps_only_the_latest_messages_on_screen() -> None:
+    session = offline_session()
+    app = VoiceAgentApp(session, autoconnect=False)
+    async with app.run_test(size=(110, 30)) as pilot:
+        feed(session, *connect_events(), agent_joins())
+        t = time.time()
+        feed(session, *(ev.ChatSendRequested(at=t + i, message_id=f"m{i}", text=f"message number {i}", sender="ada")
+                        for i in range(450)))
+        text = await show(app, pilot)
+        view = app.query_one(TranscriptView)
+        assert len(app.query(MessageBubble)) == view.max_messages == 300
+        assert view.bubbles[-1].message.text == "message number 449"
+        assert "message number 449" in text, "the view follows the newest message"
+        view.scroll_home(animate=False)
+        text = await show(app, pilot)
+        assert "150 earlier messages not shown" in text
