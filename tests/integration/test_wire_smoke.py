@@ -247,3 +247,30 @@ async def test_an_agent_can_leave_abruptly_and_the_user_sees_it_go(
 
     await wait_until(lambda: agent.identity not in user.room.remote_participants, message="the agent to leave")
     assert [identity for identity, _reason in user.left] == [agent.identity]
+
+
+async def test_only_an_agent_token_may_speak_for_someone_else_and_trailers_arrive_merged(
+    room_name: str, peer_factory: PeerFactory
+) -> None:
+    user: Peer = await peer_factory(room_name, "user")
+    scripted_agent: Peer = await peer_factory(room_name, "agent-fake", kind="agent")
+    impostor: Peer = await peer_factory(room_name, "impostor")
+
+    header = {"lk.segment_id": "SG_1", FINAL: "false"}
+    for peer, chunks in ((scripted_agent, ["said ", "by ", "the agent"]), (impostor, ["said ", "by ", "the impostor"])):
+        await peer.stream_text(
+            chunks,
+            topic="lk.transcription",
+            attributes=header,
+            close_attributes={FINAL: "true"},
+            sender_identity="user",
+        )
+
+    by_agent = await user.wait_for_text("lk.transcription", lambda t: t.text == "said by the agent")
+    by_impostor = await user.wait_for_text("lk.transcription", lambda t: t.text == "said by the impostor")
+    assert by_agent.sender == "user", "an agent may publish on behalf of the user"
+    assert by_impostor.sender == "impostor", "anyone else is named as themselves"
+    for received in (by_agent, by_impostor):
+        assert received.chunks[:2] == ["said ", "by "], "written chunks arrive as written"
+        assert received.header_attributes == header
+        assert received.attributes == {**header, FINAL: "true"}, "trailer merged at the end"
