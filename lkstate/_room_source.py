@@ -43,6 +43,9 @@ TOPIC_TRANSCRIPTION = "lk.transcription"
 TOPIC_CHAT = "lk.chat"
 TOPIC_AGENT_SESSION = "lk.agent.session"
 
+ANNOUNCE_GRACE = 4.0
+"""How long a stream from a participant the room has not announced yet waits for its join (s)."""
+
 _KIND_NAMES: dict[int, str] = {
     rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD: "standard",
     rtc.ParticipantKind.PARTICIPANT_KIND_INGRESS: "ingress",
@@ -115,6 +118,7 @@ class RoomSource:
         self._stream_seq = itertools.count(1)
         self._open_streams: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._join_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._attached = False
 
     # -- lifecycle ----------------------------------------------------------------
@@ -187,6 +191,38 @@ class RoomSource:
 
     def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
         self._announce(participant)
+        for waiter in self._join_waiters.pop(participant.identity, []):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def is_known(self, identity: str) -> bool:
+        """The room knows this participant (or it is the local one)."""
+        return identity == self._room.local_participant.identity or identity in self._room.remote_participants
+
+    async def wait_known(self, identity: str, timeout: float = ANNOUNCE_GRACE) -> bool:
+        """Wait until the room knows ``identity``; False after ``timeout`` seconds.
+
+        The server announces a participant that publishes no track in periodic
+        batches (about every 3 s), while its data streams flow at once; a
+        stream can therefore arrive before its sender's join. Deciding about
+        such a stream waits for the join instead of refusing a real agent.
+        """
+        if self.is_known(identity):
+            self._ensure_announced(identity)
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._join_waiters.setdefault(identity, []).append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            waiters = self._join_waiters.get(identity, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._join_waiters.pop(identity, None)
+        return True
 
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
         self._announced.discard(participant.identity)
@@ -314,7 +350,23 @@ class RoomSource:
         return participant is not None and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
 
     def _on_transcription_stream(self, reader: rtc.TextStreamReader, sender: str) -> None:
-        self._ensure_announced(sender)
+        seq = next(self._stream_seq)  # arrival order, fixed now even if the decision waits
+        if self.is_known(sender):
+            self._ensure_announced(sender)
+            self._admit_transcription(reader, sender, seq)
+        else:
+            self._spawn(self._admit_when_known(reader, sender, seq), f"lkstate-transcription-{seq}-wait")
+
+    async def _admit_when_known(self, reader: rtc.TextStreamReader, sender: str, seq: int) -> None:
+        try:
+            await self.wait_known(sender)
+        finally:
+            if not self._attached:
+                reader.close()
+        if self._attached:
+            self._admit_transcription(reader, sender, seq)
+
+    def _admit_transcription(self, reader: rtc.TextStreamReader, sender: str, seq: int) -> None:
         if not self._may_transcribe(sender):
             reader.close()
             self._emit(
@@ -328,7 +380,6 @@ class RoomSource:
         if not self._admit_stream(sender, TOPIC_TRANSCRIPTION):
             reader.close()
             return
-        seq = next(self._stream_seq)
         self._spawn(self._read_transcription(reader, sender, seq), f"lkstate-transcription-{seq}")
 
     async def _read_transcription(self, reader: rtc.TextStreamReader, sender: str, seq: int) -> None:
@@ -416,7 +467,7 @@ class RoomSource:
         finally:
             reader.close()
             self._release_stream(sender)
-        if parts:
+        if parts and await self.wait_known(sender):
             self._emit(
                 ev.ChatReceived(at=self._clock(), sender=sender, stream_id=reader.info.stream_id, text="".join(parts))
             )

@@ -57,6 +57,9 @@ _T = TypeVar("_T")
 _MAX_SESSION_STREAM_BYTES = 64 << 20
 """The most lkstate reads of one ``lk.agent.session`` stream from the agent."""
 
+_CHAT_ANNOUNCE_GRACE = 3.5
+"""Seconds after connecting during which chat waits for the agent to be able to see the user."""
+
 _WAITING_STATUSES = frozenset(
     {AgentStatus.CONNECTING, AgentStatus.PRE_CONNECT_BUFFERING, AgentStatus.INITIALIZING, AgentStatus.IDLE}
 )
@@ -134,6 +137,7 @@ class Session:
         self._session_streams: asyncio.Queue[tuple[str, rtc.ByteStreamReader]] | None = None
         self._session_reader: asyncio.Task[None] | None = None
         self._teardown_task: asyncio.Task[None] | None = None
+        self._connected_at: float | None = None
         self._remote = RemoteSessionClient(self._send_session_message)
         self._watch: DisposableBase = self._store.states.subscribe(self._on_state)
 
@@ -273,6 +277,7 @@ class Session:
             raise ConnectionFailedError(
                 words, remedy="Check the server URL and that the LiveKit server is running and reachable."
             ) from error
+        self._connected_at = asyncio.get_running_loop().time()
         self._dispatch(
             ev.RoomConnected(
                 at=self._clock(),
@@ -350,6 +355,7 @@ class Session:
             )
         )
         try:
+            await self._until_agent_can_see_us()
             await room.local_participant.send_text(text, topic=TOPIC_CHAT)
         except Exception as error:
             words = f"Could not send the message: {error}"
@@ -359,6 +365,32 @@ class Session:
         message = self.state.messages.get(message_id)
         assert message is not None
         return message
+
+    async def _until_agent_can_see_us(self) -> None:
+        """Hold chat until the agent can have seen the user join (bounded).
+
+        The server announces a participant that publishes no track in batches
+        about 3 s apart, and the agent ignores chat from a participant it has
+        not seen join. So right after connecting, a text-only user's message
+        would be dropped by the agent. It is held (shown as ``sending``) until
+        the agent publishes its audio (which it does once it has linked to the
+        user), the user publishes a track (announced at once), or the grace
+        period since connecting has passed.
+        """
+        connected_at = self._connected_at
+        if connected_at is None:
+            return
+        remaining = _CHAT_ANNOUNCE_GRACE - (asyncio.get_running_loop().time() - connected_at)
+        if remaining <= 0:
+            return
+
+        def seen(state: SessionState) -> bool:
+            primary = state.agent.agents[0] if state.agent.agents else None
+            agent_linked = primary is not None and primary.is_agent and any(t.kind == "audio" for t in primary.tracks)
+            return agent_linked or state.local_media.microphone.published
+
+        with contextlib.suppress(asyncio.TimeoutError):
+            await self.wait_until(seen, timeout=remaining)
 
     def dismiss_problems(self) -> None:
         """Clear the problems (and the last connection error) shown in the state."""
@@ -409,18 +441,25 @@ class Session:
         self._dispatch(ev.AgentWaitTimedOut(at=self._clock(), timeout=timeout))
 
     def _on_session_stream(self, sender: str, reader: rtc.ByteStreamReader) -> None:
-        queue = self._session_streams
-        if queue is None or sender != self.state.agent.identity:
+        queue, source = self._session_streams, self._source
+        if queue is None or source is None:
             reader.close()
-            self._dispatch(
-                ev.ProblemObserved(
-                    at=self._clock(),
-                    source="lk.agent.session",
-                    message=f"Ignored an agent-session message from {sender!r}, which is not the agent.",
-                )
-            )
             return
+        if sender != self.state.agent.identity and source.is_known(sender):
+            reader.close()
+            self._refuse_session_stream(sender)
+            return
+        # The agent, or a sender not announced yet (decided in order by the reader).
         queue.put_nowait((sender, reader))
+
+    def _refuse_session_stream(self, sender: str) -> None:
+        self._dispatch(
+            ev.ProblemObserved(
+                at=self._clock(),
+                source="lk.agent.session",
+                message=f"Ignored an agent-session message from {sender!r}, which is not the agent.",
+            )
+        )
 
     async def _read_session_streams(self, queue: asyncio.Queue[tuple[str, rtc.ByteStreamReader]]) -> None:
         # One reader, in arrival order: the protocol's events must stay in order.
@@ -429,6 +468,14 @@ class Session:
         limit = max(self._options.limits.max_session_message_bytes, _MAX_SESSION_STREAM_BYTES)
         while True:
             sender, reader = await queue.get()
+            if sender != self.state.agent.identity:
+                source = self._source
+                if source is not None:
+                    await source.wait_known(sender)
+                if sender != self.state.agent.identity:
+                    reader.close()
+                    self._refuse_session_stream(sender)
+                    continue
             chunks: list[bytes] = []
             size = 0
             oversized = False

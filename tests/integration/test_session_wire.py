@@ -114,6 +114,24 @@ async def test_chat_appears_at_once_is_delivered_and_the_agent_replies(make_sess
     assert [m.id for m in state.messages].count(reply.id) == 1
 
 
+async def test_chat_typed_the_moment_the_session_connects_is_not_lost(
+    make_session: SessionFactory, room_name: str, agent_factory: Any
+) -> None:
+    # The server announces a track-less participant only every ~3 s and the
+    # agent ignores chat from participants it has not seen join: the session
+    # holds such early chat (shown as sending) instead of losing it.
+    await agent_factory(room_name)
+    session = make_session()
+    await asyncio.wait_for(session.start(), timeout=15)
+    message = await session.send_text("hello, are you there?")
+    assert message.delivery is DeliveryStatus.SENT
+    state = await session.wait_until(
+        lambda s: any(m.role is Role.AGENT and m.final for m in s.messages), timeout=15
+    )
+    assert state.messages[0].text == "hello, are you there?"
+    assert not state.problems, f"nothing was refused: {state.problems}"
+
+
 async def test_user_transcripts_sent_on_the_users_behalf_become_one_message(
     make_session: SessionFactory, room_name: str, peer_factory: Any
 ) -> None:
