@@ -26,7 +26,7 @@ re-renders only when its slice of the state changes. The ready-made client is
 :mod:`lkstate_textual.app` (``python -m lkstate_textual.app --help``).
 """
 
-from ._binding import SessionBinding, SessionStateChanged, StateView, StateWidget, binding_of
+from ._binding import SessionBinding, SessionLike, SessionStateChanged, StateView, StateWidget, binding_of
 from ._describe import AgentDescription, describe_agent, describe_microphone, describe_preconnect
 from .widgets import (
     AgentStatusIndicator,
@@ -53,6 +53,7 @@ __all__ = [
     "ProblemsBar",
     "SessionBinding",
     "SessionInfo",
+    "SessionLike",
     "SessionStateChanged",
     "StateView",
     "StateWidget",

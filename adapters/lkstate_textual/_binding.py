@@ -31,8 +31,9 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from reactivex import Observable
 from rich.console import RenderableType
 from textual import events
 from textual.app import App
@@ -54,6 +55,7 @@ from lkstate import (
 
 __all__ = [
     "SessionBinding",
+    "SessionLike",
     "SessionStateChanged",
     "StateView",
     "StateWidget",
@@ -72,6 +74,28 @@ _CONNECTION_GROUP = "lkstate-connection"
 def binding_of(app: App[Any]) -> SessionBinding | None:
     """The :class:`SessionBinding` attached to ``app``, if any."""
     return _BINDINGS.get(app)
+
+
+class SessionLike(Protocol):
+    """What the binding needs of a session: a :class:`lkstate.Session`, or a recorded ``Replay``.
+
+    Commands a replay refuses raise :class:`~lkstate.LkstateError`, which the
+    binding turns into a notice.
+    """
+
+    @property
+    def state(self) -> SessionState: ...
+
+    @property
+    def states(self) -> Observable[SessionState]: ...
+
+    async def start(self, *, wait_for_agent: bool = True) -> SessionState: ...
+
+    async def end(self) -> None: ...
+
+    async def send_text(self, text: str) -> Any: ...
+
+    def dismiss_problems(self) -> Any: ...
 
 
 class SessionStateChanged(Message):
@@ -104,7 +128,7 @@ class SessionBinding:
     def __init__(
         self,
         app: App[Any],
-        session: Session,
+        session: Session | SessionLike,
         *,
         max_rate: float | None = DEFAULT_MAX_RATE,
         post_messages: bool = True,
@@ -258,7 +282,11 @@ class SessionBinding:
         self.set_microphone_enabled(not self.session.state.local_media.microphone.enabled)
 
     def dismiss_problems(self) -> None:
-        self.session.dismiss_problems()
+        try:
+            self.session.dismiss_problems()
+        except LkstateError as error:  # a replay is read-only
+            if self.notify_command_errors:
+                self.app.notify(str(error), title="lkstate", severity="warning")
 
     # -- delivery --------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from textual.widgets import Footer, Header
 
 from lkstate import DEFAULT_MAX_RATE, LkstateError, Session, TokenSource, token_source_from_env
 
-from ._binding import SessionBinding, SessionStateChanged
+from ._binding import SessionBinding, SessionLike, SessionStateChanged
 from .widgets import (
     AgentStatusIndicator,
     ChatInput,
@@ -57,7 +57,7 @@ logger = logging.getLogger(__name__)
 
 
 class VoiceAgentApp(App[None]):
-    """A terminal client for one :class:`~lkstate.Session`.
+    """A terminal client for one :class:`~lkstate.Session` (or a recorded replay).
 
     The session runs on this app's asyncio loop; the app connects it on start
     (unless ``autoconnect`` is false) and ends it on exit. Snapshots reach the
@@ -114,7 +114,7 @@ class VoiceAgentApp(App[None]):
 
     def __init__(
         self,
-        session: Session,
+        session: Session | SessionLike,
         *,
         autoconnect: bool = True,
         max_rate: float | None = DEFAULT_MAX_RATE,

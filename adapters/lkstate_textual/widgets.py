@@ -407,7 +407,7 @@ class MicrophoneToggle(StateView[_MicSlice], Button):
         described = describe_microphone(value.microphone, supported=value.supported)
         self.label = described.label
         self.tooltip = described.detail
-        self.variant = {"live": "error", "error": "warning", "busy": "primary"}.get(described.tone, "default")
+        self.variant = {"live": "success", "error": "warning", "busy": "primary"}.get(described.tone, "default")
         self.set_class(described.tone == "live", "-live")
 
     @on(Button.Pressed)

@@ -230,3 +230,106 @@ async def test_a_long_conversation_keeps_only_the_latest_messages_on_screen() ->
         view.scroll_home(animate=False)
         text = await show(app, pilot)
         assert "150 earlier messages not shown" in text
+
+
+async def test_a_recorded_session_plays_back_and_commands_are_refused_without_breaking_the_app() -> None:
+    from lkstate._recording import Replay
+
+    replay = Replay(
+        [
+            *connect_events(),
+            agent_joins("listening"),
+            ev.ChatSendRequested(at=3.0, message_id="c1", text="Is this a recording?", sender="ada"),
+            ev.ChatSendSucceeded(at=3.1, message_id="c1"),
+            ev.TranscriptReceived(at=3.5, sender=AGENT, segment_id="S1", stream_seq=1,
+                                  text="Yes, played back from a file.", final=True, closed=True),
+        ],
+        speed=float("inf"),
+    )
+    app = VoiceAgentApp(replay, agent_name="lkstate-demo")
+    told: list[str] = []
+    original_notify = app.notify
+
+    def notify(message: str, **kwargs: Any) -> None:
+        told.append(message)
+        original_notify(message, **kwargs)
+
+    app.notify = notify  # type: ignore[method-assign]
+    async with app.run_test(size=(110, 30)) as pilot:
+        for _ in range(100):
+            if "Yes, played back from a file." in screen_text(app):
+                break
+            await pilot.pause(0.02)
+        text = screen_text(app)
+        assert "Is this a recording?" in text and "Yes, played back from a file." in text
+        assert "● Listening" in text
+        await pilot.press(*"hi", "enter", "f4")
+        await pilot.pause(0.2)
+        assert app.is_running
+        assert len(told) == 2 and all("replay" in words.lower() for words in told), (
+            f"both refusals are told to the person: {told}"
+        )
+
+
+class MicrophoneSession(Session):
+    """A session whose microphone command only records the wish and reports it as the real one would.
+
+    The wire behaviour of the microphone is the core's business (and its tests');
+    this checks the toggle's wiring and words.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(DevelopmentTokenSource("ws://127.0.0.1:9", "devkey", "secret"))
+        self.wishes: list[bool] = []
+
+    async def set_microphone_enabled(self, enabled: bool) -> None:
+        self.wishes.append(enabled)
+        self.store.dispatch(ev.LocalTrackChanged(
+            at=time.time(), source=TrackSource.MICROPHONE,
+            track=LocalTrackState(enabled=enabled, published=enabled, device="USB mic" if enabled else None),
+        ))
+
+
+async def test_f2_turns_the_microphone_on_and_off_and_the_toggle_says_so() -> None:
+    from lkstate_textual.widgets import MicrophoneToggle
+
+    session = MicrophoneSession()
+    app = VoiceAgentApp(session, autoconnect=False)
+    async with app.run_test(size=(110, 30)) as pilot:
+        feed(session, *connect_events(), agent_joins())
+        await show(app, pilot)
+        toggle = app.query_one(MicrophoneToggle)
+        assert str(toggle.label) == "○ Mic off"
+        await pilot.press("f2")
+        await show(app, pilot)
+        assert session.wishes == [True]
+        assert str(toggle.label) == "● Mic on" and "USB mic" in str(toggle.tooltip)
+        save_screenshot(app, "textual-06-microphone-on", SCREENSHOTS)
+        await pilot.click(MicrophoneToggle)
+        await show(app, pilot)
+        assert session.wishes == [True, False]
+        assert str(toggle.label) == "○ Mic off"
+
+        feed(session, ev.LocalTrackChanged(
+            at=time.time(), source=TrackSource.MICROPHONE,
+            track=LocalTrackState(enabled=True, error="No microphone was found on this computer."),
+        ))
+        await show(app, pilot)
+        assert str(toggle.label) == "✗ No mic"
+        assert toggle.tooltip == "No microphone was found on this computer."
+
+
+async def test_without_microphone_support_the_toggle_says_so_and_f2_does_no_harm() -> None:
+    from lkstate_textual.widgets import MicrophoneToggle
+
+    session = offline_session()
+    if callable(getattr(session, "set_microphone_enabled", None)):
+        # This lkstate captures microphones: pretend an older one.
+        session.set_microphone_enabled = None  # type: ignore[method-assign,assignment]
+    app = VoiceAgentApp(session, autoconnect=False)
+    async with app.run_test(size=(110, 30)) as pilot:
+        await show(app, pilot)
+        assert str(app.query_one(MicrophoneToggle).label) == "Mic n/a"
+        await pilot.press("f2")
+        await pilot.pause()
+        assert app.is_running
