@@ -551,8 +551,23 @@ def _entry(module: ModuleType, name: str, ui: str) -> Callable[..., Any]:
     return function
 
 
+def _require_display() -> None:
+    """Qt aborts the whole process when it has no display; say so in words instead."""
+    if not sys.platform.startswith("linux"):
+        return
+    if os.environ.get("QT_QPA_PLATFORM") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    raise LkstateError(
+        "There is no display to open the Qt window on (neither DISPLAY nor WAYLAND_DISPLAY is set).",
+        remedy="Run it in a desktop session, use --ui textual in a terminal, or set "
+        "QT_QPA_PLATFORM=offscreen to run it without showing anything.",
+    )
+
+
 def _open_live_ui(ui: str, module: ModuleType, spec: _SessionSpec, *, server: DevServer | None) -> None:
     del server
+    if ui == "qt":
+        _require_display()  # before the session (and any recording) is created
     if ui == "gradio":
         run = _entry(module, "run", ui)
         run(spec.tokens, agent_name=spec.agent_name, port=0, auto_connect=True,
@@ -573,6 +588,7 @@ def _open_session_ui(ui: str, module: ModuleType, session: Session | Replay, *, 
         app_class = _entry(module, "VoiceAgentApp", ui)
         app_class(session, autoconnect=True, agent_name=agent_name).run()
     elif ui == "qt":
+        _require_display()
         run = _entry(module, "run", ui)
         run(lambda: session, connect=True, argv=[sys.argv[0]])
     else:

@@ -977,11 +977,15 @@ class Replay:
     async def start(self, *, wait_for_agent: bool = True) -> SessionState:
         """Start playing in the background (at the constructor's speed); return at once.
 
-        Calling it again while playing does nothing. ``wait_for_agent`` is
+        Calling it again while playing does nothing; calling it on a replay
+        that has reached its end plays it again from the beginning (a front
+        end's "Connect" button replays the session). ``wait_for_agent`` is
         accepted for compatibility with :meth:`Session.start` and ignored.
         """
         del wait_for_agent
         if self._playing is None or self._playing.done():
+            if self.at_end and self._events:
+                self.seek(0)
             self._playing = asyncio.get_running_loop().create_task(self.run(), name="lkstate-replay")
         return self.state
 

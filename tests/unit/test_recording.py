@@ -466,6 +466,17 @@ async def test_start_plays_in_the_background_like_a_session_and_wait_until_sees_
     assert final.connection.status == "disconnected" and replay.at_end
 
 
+async def test_starting_a_finished_replay_plays_it_again_from_the_beginning() -> None:
+    replay = replay_of(conversation(), speed=float("inf"))
+    replay.seek(-1)
+    seen: list[SessionState] = []
+    replay.states.subscribe(seen.append)
+    await replay.start()
+    final = await replay.wait_finished()
+    assert seen[1] == SessionState() and final == fold(conversation())[-1]
+    assert seen[2:] == fold(conversation())[1:]
+
+
 async def test_end_stops_a_playback_where_it_is() -> None:
     replay = replay_of(conversation(), speed=0.001)
     await replay.start()

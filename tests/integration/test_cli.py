@@ -1,0 +1,204 @@
+"""The `lkstate` command line, without a server: inspect, replay, token, and its errors.
+
+Most tests call ``main([...])`` in-process and read what it printed; the
+ones about the installed ``lkstate`` command and about missing front ends run
+it as a subprocess, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lkstate import decode_claims
+from lkstate._cli import main
+from lkstate._recording import read_recording
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "recordings" / "demo.jsonl"
+
+
+def lkstate_command() -> list[str]:
+    """The installed `lkstate` script next to this Python, else the same entry point through -c."""
+    script = Path(sys.executable).with_name("lkstate")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from lkstate._cli import main; sys.exit(main())"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*lkstate_command(), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+
+
+# -- the shipped example recording ------------------------------------------------------
+
+
+def test_the_shipped_recording_is_a_real_demo_session_with_no_secrets() -> None:
+    header, events = read_recording(EXAMPLE)
+    names = {type(e).__name__ for e in events}
+    assert {"RoomConnected", "ParticipantJoined", "ChatSendRequested", "TranscriptReceived",
+            "AgentSessionPayload", "RoomDisconnected"} <= names
+    assert dict(header.metadata)["command"] == "lkstate demo"
+    text = EXAMPLE.read_text()
+    assert not re.search(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", text), "no token in the example"
+
+
+def test_replay_headless_plays_the_shipped_recording_to_the_end_without_a_server(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["replay", str(EXAMPLE), "--headless"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert "connection: connecting" in lines[0]
+    assert any(line.endswith("agent said: The weather in Paris is sunny and 21 degrees.") for line in lines)
+    assert lines[-1].endswith("agent: disconnected")
+    _, events = read_recording(EXAMPLE)
+    assert f"replayed {len(events)} events" in err
+
+
+def test_inspect_prints_the_timeline_and_the_final_state(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    _, events = read_recording(EXAMPLE)
+    assert "format lkstate-recording v1" in out
+    assert "timeline (step, seconds since the first event, event):" in out
+    assert f"▶{len(events):5d}" in out, "the step shown is marked in the timeline"
+    assert "StartRequested" in out and "AgentSessionPayload" in out and "event conversation_item_added" in out
+    assert f"state after step {len(events)} of {len(events)}:" in out
+    assert "[agent, transcript] The weather in Paris is sunny and 21 degrees." in out
+    assert "tool get_weather" in out
+
+
+def test_inspect_travels_to_any_step(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(EXAMPLE), "--step", "2", "--no-timeline"]) == 0
+    out = capsys.readouterr().out
+    assert "timeline" not in out
+    assert "state after step 2 of" in out
+    assert "connection: connected" in out and "messages (0):" in out
+    assert main(["inspect", str(EXAMPLE), "--step", "0", "--no-timeline"]) == 0
+    assert "state before the first event:" in capsys.readouterr().out
+
+
+def test_inspect_a_step_that_does_not_exist_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(EXAMPLE), "--step", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lkstate: There is no step 100000") and "Choose --step" in err
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_a_file_that_is_not_a_recording_is_a_message_and_exit_status_2(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello\n")
+    result = run_cli("inspect", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.startswith("lkstate: ") and "not JSON" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 2, "the message, then the remedy"
+
+
+def test_a_damaged_recording_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = EXAMPLE.read_text().splitlines()
+    lines[5] = lines[5][:-7]
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text("\n".join(lines) + "\n")
+    assert main(["replay", str(damaged), "--headless"]) == 2
+    assert "line 6" in capsys.readouterr().err
+
+
+def test_connect_without_any_way_to_reach_a_server_says_what_to_pass(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("LIVEKIT_URL", "LIVEKIT_TOKEN", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LKSTATE_TOKEN_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["connect", "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert "No way to reach a LiveKit server" in err and "--token-endpoint" in err
+
+
+def run_cli_without(modules: list[str], *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a Python where ``modules`` cannot be imported (as if not installed)."""
+    code = (
+        "import sys\n"
+        f"for name in {modules!r}: sys.modules[name] = None\n"
+        "from lkstate._cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60,
+                          cwd=REPO, env={**os.environ, **(env or {})})
+
+
+def test_a_front_end_that_is_not_installed_is_a_clear_error() -> None:
+    result = run_cli_without(["lkstate_qt", "lkstate_qt.app"], "replay", str(EXAMPLE), "--ui", "qt")
+    assert result.returncode == 2
+    assert "The qt front end is not installed" in result.stderr and 'pip install "lkstate[qt]"' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_front_end_whose_framework_is_missing_names_the_package() -> None:
+    result = run_cli_without(["textual"], "replay", str(EXAMPLE), "--ui", "textual")
+    assert result.returncode == 2
+    assert "needs the Python package 'textual'" in result.stderr and 'pip install "lkstate[textual]"' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_qt_front_end_without_a_display_is_an_error_in_words_not_an_abort() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([*lkstate_command(), "replay", str(EXAMPLE), "--ui", "qt"], capture_output=True,
+                            text=True, timeout=60, cwd=REPO, env=env)
+    assert result.returncode == 2
+    assert "no display to open the Qt window" in result.stderr and "QT_QPA_PLATFORM=offscreen" in result.stderr
+
+
+def test_a_replay_speed_must_be_a_positive_number() -> None:
+    result = run_cli("replay", str(EXAMPLE), "--headless", "--speed", "fast-ish")
+    assert result.returncode == 2 and "is not a speed" in result.stderr
+
+
+def test_without_a_command_the_help_is_shown() -> None:
+    result = run_cli()
+    assert result.returncode == 2
+    for command in ("demo", "connect", "record", "replay", "inspect", "token"):
+        assert command in result.stderr
+    assert "bench" not in result.stderr
+
+
+# -- token ------------------------------------------------------------------------------------
+
+
+def test_token_mints_a_development_token_with_the_room_identity_and_agent(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secret = "a-development-secret-that-is-32-chars-long"
+    assert main(["token", "--api-key", "devkey", "--api-secret", secret, "--room", "kitchen",
+                 "--identity", "alice", "--agent-name", "lkstate-demo"]) == 0
+    out, err = capsys.readouterr()
+    claims = decode_claims(out.strip())
+    assert (claims.room, claims.identity, claims.dispatched_agents) == ("kitchen", "alice", ("lkstate-demo",))
+    assert "room 'kitchen', identity 'alice'" in err and secret not in out + err
+
+
+def test_token_json_is_a_token_endpoint_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["token", "--api-key", "devkey", "--api-secret", "s" * 40, "--url", "wss://example.test", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["server_url"] == "wss://example.test"
+    assert decode_claims(answer["participant_token"]).room.startswith("lkstate-")
+
+
+def test_token_without_a_key_and_secret_explains_where_they_come_from(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LIVEKIT_API_KEY", raising=False)
+    monkeypatch.delenv("LIVEKIT_API_SECRET", raising=False)
+    assert main(["token", "--api-key", "", "--api-secret", ""]) == 2
+    assert "needs an API key and an API secret" in capsys.readouterr().err

@@ -1,0 +1,157 @@
+"""`lkstate demo --headless` and `lkstate record`, run as a user runs them: real processes, real server, real agent.
+
+The demo starts its own livekit-server and demo agent worker; these tests
+check that it talks to the agent, that what it records replays to the very
+same narration, and that nothing it started outlives it — whether it finishes,
+is interrupted with Ctrl-C, or is terminated.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lkstate._recording import read_recording
+from tests.harness.server import LiveKitServer, find_livekit_server
+
+REPO = Path(__file__).resolve().parents[2]
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+pytestmark = [
+    pytest.mark.wire,
+    pytest.mark.agent,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process checks read /proc"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _needs_a_server_binary() -> None:
+    if find_livekit_server() is None:
+        message = "livekit-server not found; run scripts/install-livekit-server"
+        if os.environ.get("LKSTATE_ALLOW_SKIP") == "1":
+            pytest.skip(message)
+        pytest.fail(message, pytrace=False)
+
+
+def lkstate_command() -> list[str]:
+    script = Path(sys.executable).with_name("lkstate")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from lkstate._cli import main; sys.exit(main())"]
+
+
+def marked_env(marker: str) -> dict[str, str]:
+    """The environment with a marker every process the command starts inherits (to find leftovers)."""
+    return {**os.environ, "LKSTATE_TEST_MARKER": marker, "PYTHONUNBUFFERED": "1"}
+
+
+def processes_marked(marker: str) -> list[str]:
+    """Command lines of live processes whose environment carries ``marker``."""
+    found: list[str] = []
+    needle = f"LKSTATE_TEST_MARKER={marker}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle not in f.read():
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue  # a zombie already dead, waiting for its (gone) parent's wait
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                found.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found
+
+
+def assert_nothing_left(marker: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (left := processes_marked(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"processes outlived the command: {left}"
+
+
+def test_demo_headless_talks_to_the_agent_records_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    recording = tmp_path / "demo.jsonl"
+    result = subprocess.run(
+        [*lkstate_command(), "demo", "--headless", "--record", str(recording)],
+        capture_output=True, text=True, timeout=180, cwd=tmp_path, env=marked_env(marker),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.endswith("agent: listening") for line in lines)
+    assert any(line.endswith("you typed: Hello!") for line in lines)
+    assert any(line.endswith("agent said: You said: Hello!") for line in lines)
+    assert any(line.endswith("agent: disconnected") for line in lines)
+    for step in ("livekit-server is up on ws://127.0.0.1:", "the demo agent is registered",
+                 "stopping the demo agent and livekit-server"):
+        assert step in result.stderr, f"progress line missing: {step}"
+    assert_nothing_left(marker)
+
+    # What was recorded replays to the very same narration (times included: they come from the events).
+    replay = subprocess.run([*lkstate_command(), "replay", str(recording), "--headless"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    assert replay.stdout == result.stdout
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupting_the_demo_while_it_starts_stops_what_it_started(tmp_path: Path, how: signal.Signals) -> None:
+    marker = uuid.uuid4().hex
+    process = subprocess.Popen(
+        [*lkstate_command(), "demo", "--headless"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, cwd=tmp_path, env=marked_env(marker),
+    )
+    try:
+        assert process.stderr is not None
+        seen: list[str] = []
+        for line in process.stderr:  # wait until both the server and the agent worker are being started
+            seen.append(line)
+            if "starting the demo agent" in line:
+                break
+        else:
+            pytest.fail("the demo never started its agent:\n" + "".join(seen))
+        time.sleep(0.5)
+        assert len(processes_marked(marker)) >= 3, "the demo, its server and its worker are running"
+        process.send_signal(how)
+        _, rest = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert "Traceback" not in rest
+    assert "stopping the demo agent and livekit-server" in rest
+    assert_nothing_left(marker)
+
+
+async def test_record_headless_against_any_server_writes_a_recording_without_secrets(
+    livekit_server: LiveKitServer, worker_factory: Any, tmp_path: Path
+) -> None:
+    worker = await worker_factory(greeting="")
+    out = tmp_path / "session.jsonl"
+    result = subprocess.run(
+        [*lkstate_command(), "record", "--out", str(out), "--headless",
+         "--url", livekit_server.url, "--api-key", livekit_server.api_key, "--api-secret", livekit_server.api_secret,
+         "--agent-name", worker.agent_name, "--say", "What's the weather in Paris?"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "agent said: The weather in Paris is sunny and 21 degrees." in result.stdout
+    assert "recorded" in result.stderr and str(out) in result.stderr
+    text = out.read_text()
+    assert livekit_server.api_secret not in text and not JWT.search(text)
+    header, events = read_recording(out)
+    assert dict(header.metadata)["command"] == "lkstate record"
+    assert any(type(e).__name__ == "AgentSessionPayload" for e in events)
