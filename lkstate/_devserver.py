@@ -183,8 +183,8 @@ def install_livekit_server(
                 [go_binary, "install", f"{SERVER_MODULE}@v{version}"],
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=sys.stderr,
-                stderr=sys.stderr,
+                stdout=2,  # Go's own progress goes to our stderr, next to ours
+                stderr=2,
                 check=False,
             )
         except OSError as error:
