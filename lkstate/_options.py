@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import attrs
 
+from ._preconnect import PreConnectLimits
+
 __all__ = ["Limits", "SessionOptions"]
 
 
@@ -40,6 +42,8 @@ class SessionOptions:
     """
     preconnect_audio: bool = True
     """Capture the microphone from ``start()`` so the user can speak while connecting."""
+    preconnect_limits: PreConnectLimits = PreConnectLimits()
+    """Caps on the pre-connect buffer (bytes, seconds) and how long it waits for an agent."""
     keep_history_on_restart: bool = False
     """Keep the previous conversation's messages when ``start()`` is called again."""
     limits: Limits = Limits()

@@ -26,8 +26,9 @@ import time
 import uuid
 from collections.abc import Callable
 from types import TracebackType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
+import attrs
 from livekit import rtc
 from reactivex import Observable
 from reactivex.abc import DisposableBase
@@ -40,7 +41,9 @@ from ._errors import (
     SessionClosedError,
     TokenSourceError,
 )
+from ._audio import AudioInput
 from ._messages import Message
+from ._microphone import MicrophoneController
 from ._options import SessionOptions
 from ._remote_client import RemoteSessionClient
 from ._room_source import TOPIC_AGENT_SESSION, TOPIC_CHAT, RoomSource
@@ -89,7 +92,10 @@ class Session:
     ``token_source`` supplies the server URL and participant token
     (:class:`~lkstate.LiteralTokenSource`, :class:`~lkstate.EndpointTokenSource`,
     :class:`~lkstate.DevelopmentTokenSource`, :class:`~lkstate.CustomTokenSource`,
-    or your own). ``agent_name``/``agent_metadata`` ask the server to dispatch
+    or your own). ``audio_input`` feeds the microphone track: ``"default"`` uses
+    the system microphone when one exists (the state says so when none does),
+    or pass a :class:`~lkstate.WavFileInput` / :class:`~lkstate.GeneratorInput`,
+    or ``None`` for no microphone. ``agent_name``/``agent_metadata`` ask the server to dispatch
     that agent when the join creates the room, and make it the preferred agent
     when several are present. ``agent_connect_timeout`` (seconds, ``None`` for
     no limit) bounds the wait for an agent to join and become ready.
@@ -106,16 +112,12 @@ class Session:
         participant_identity: str | None = None,
         participant_name: str | None = None,
         options: SessionOptions | None = None,
+        audio_input: AudioInput | Literal["default"] | None = "default",
         clock: Callable[[], float] = time.time,
     ) -> None:
         base = options if options is not None else SessionOptions()
         if agent_connect_timeout != base.agent_connect_timeout and options is None:
-            base = SessionOptions(
-                agent_connect_timeout=agent_connect_timeout,
-                preconnect_audio=base.preconnect_audio,
-                keep_history_on_restart=base.keep_history_on_restart,
-                limits=base.limits,
-            )
+            base = attrs.evolve(base, agent_connect_timeout=agent_connect_timeout)
         self._options = base
         self._token_source = token_source
         self._agent_name = agent_name
@@ -138,6 +140,8 @@ class Session:
         self._session_reader: asyncio.Task[None] | None = None
         self._teardown_task: asyncio.Task[None] | None = None
         self._connected_at: float | None = None
+        self._audio_input: AudioInput | Literal["default"] | None = audio_input
+        self._mic: MicrophoneController | None = None
         self._remote = RemoteSessionClient(self._send_session_message)
         self._watch: DisposableBase = self._store.states.subscribe(self._on_state)
 
@@ -232,6 +236,16 @@ class Session:
                 keep_history=self._options.keep_history_on_restart,
             )
         )
+        audio_input = self._audio_input
+        if audio_input is not None:
+            self._mic = MicrophoneController(
+                audio_input=audio_input,
+                emit=self._dispatch,
+                clock=self._clock,
+                preconnect=self._options.preconnect_audio,
+                limits=self._options.preconnect_limits,
+            )
+            await self._mic.start_capture()  # before connecting: the user may speak already
         room = rtc.Room(loop=self._loop)
         source = RoomSource(
             room,
@@ -288,6 +302,8 @@ class Session:
         )
         if self._source is not None:
             self._source.seed()
+        if self._mic is not None:
+            await self._mic.attach(room)
 
     async def _fail_start(self, words: str) -> None:
         await self._teardown(dispatch_disconnect=False)
@@ -392,6 +408,21 @@ class Session:
         with contextlib.suppress(asyncio.TimeoutError):
             await self.wait_until(seen, timeout=remaining)
 
+    async def set_microphone_enabled(self, enabled: bool) -> None:
+        """Turn the microphone on or off (muting the published track).
+
+        The state's ``local_media.microphone`` shows the result, including why
+        it cannot work (no device, no permission). Raises
+        :class:`~lkstate.SessionClosedError` when the session is not started.
+        """
+        mic = self._mic
+        if mic is None:
+            raise SessionClosedError(
+                "The microphone is not available: the session is not started or has no audio input.",
+                remedy="Start the session (with an audio_input) first.",
+            )
+        await mic.set_enabled(enabled)
+
     def dismiss_problems(self) -> None:
         """Clear the problems (and the last connection error) shown in the state."""
         self._dispatch(ev.ProblemsDismissed(at=self._clock()))
@@ -418,6 +449,8 @@ class Session:
         loop = self._loop
         if loop is None:
             return
+        if self._mic is not None:
+            self._mic.on_state(state)
         timeout = self._options.agent_connect_timeout
         waiting = _is_waiting_for_agent(state)
         if waiting and self._agent_timer is None and timeout is not None:
@@ -520,7 +553,12 @@ class Session:
             self._agent_timer.cancel()
             self._agent_timer = None
         room, source, reader = self._room, self._source, self._session_reader
+        mic, self._mic = self._mic, None
         await self._remote.aclose()  # waiting requests fail now rather than time out later
+        if mic is not None:
+            await mic.detach(
+                expected=self._ending, reason=None if dispatch_disconnect else "The session could not connect."
+            )
         self._room, self._source, self._session_reader, self._session_streams = None, None, None, None
         try:
             if room is not None:
@@ -532,6 +570,8 @@ class Session:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reader
+            if mic is not None:
+                await mic.aclose()
         finally:
             if (
                 dispatch_disconnect
