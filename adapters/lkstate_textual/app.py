@@ -42,6 +42,7 @@ from .widgets import (
     AgentStatusIndicator,
     ChatInput,
     ConnectButton,
+    MicrophoneNotice,
     MicrophoneToggle,
     PreConnectIndicator,
     ProblemsBar,
@@ -134,6 +135,7 @@ class VoiceAgentApp(App[None]):
             with Vertical(id="status-column"):
                 yield AgentStatusIndicator(id="agent-status")
                 yield PreConnectIndicator(id="preconnect")
+                yield MicrophoneNotice(id="microphone-notice")
             with Horizontal(id="controls"):
                 yield MicrophoneToggle(id="microphone")
                 yield ConnectButton(id="connect")

@@ -11,7 +11,8 @@ part changes. Drop them into any Textual app that has a
 - :class:`TranscriptView` — the conversation; interim speech styled apart from
   final, you apart from the agent, typed chat with its delivery status.
 - :class:`ChatInput` — type and press Enter.
-- :class:`MicrophoneToggle`, :class:`ConnectButton` — the two switches.
+- :class:`MicrophoneToggle`, :class:`ConnectButton` — the two switches;
+  :class:`MicrophoneNotice` says why the microphone cannot work, when it cannot.
 - :class:`ToolCallsPanel`, :class:`UsagePanel` — what the agent's tools did and
   what its models used (from the agent's ``lk.agent.session`` events).
 - :class:`ProblemsBar` — what went wrong, until dismissed.
@@ -56,6 +57,7 @@ __all__ = [
     "ChatInput",
     "ConnectButton",
     "MessageBubble",
+    "MicrophoneNotice",
     "MicrophoneToggle",
     "PreConnectIndicator",
     "ProblemsBar",
@@ -174,6 +176,33 @@ class PreConnectIndicator(StateWidget[PreConnectState]):
         return described[0] if described else ""
 
 
+# -- microphone notice -------------------------------------------------------------
+
+
+class MicrophoneNotice(StateWidget["str | None"]):
+    """One line saying why the microphone does not work (no device, no permission…); hidden otherwise."""
+
+    DEFAULT_CSS = """
+    MicrophoneNotice {
+        height: auto;
+        padding: 0 1;
+        color: $warning;
+        display: none;
+    }
+    MicrophoneNotice.-active { display: block; }
+    """
+
+    def select(self, state: SessionState) -> str | None:
+        return state.local_media.microphone.error
+
+    def show_slice(self, value: str | None) -> None:
+        self.set_class(bool(value), "-active")
+        super().show_slice(value)
+
+    def render_slice(self, value: str | None) -> str:
+        return f"✗ Microphone: {value} You can still type." if value else ""
+
+
 # -- transcript ---------------------------------------------------------------------
 
 
@@ -237,7 +266,8 @@ class MessageBubble(Static):
             words, tone = delivery
             parts.append(("  " + words, {"ok": "$success", "busy": "$warning", "error": "bold $error"}[tone]))
         if not message.final:
-            parts.append(("  (hearing…)", "italic $text-muted"))
+            still = "speaking…" if message.role is Role.AGENT else "hearing…"
+            parts.append((f"  ({still})", "italic $text-muted"))
         if message.interrupted:
             parts.append(("  (interrupted)", "italic $warning"))
         parts.append("\n")
@@ -250,7 +280,7 @@ class MessageBubble(Static):
         return Content.assemble(*parts)
 
 
-_TranscriptSlice = tuple[Messages, "str | None"]
+_TranscriptSlice = tuple[Messages, "str | None", "str | None"]
 
 
 class TranscriptView(StateView[_TranscriptSlice], VerticalScroll):
@@ -277,6 +307,8 @@ class TranscriptView(StateView[_TranscriptSlice], VerticalScroll):
         super().__init__(id=id, classes=classes)
         self.max_messages = max_messages
         self._bubbles: dict[str, MessageBubble] = {}
+        self._agent_names: dict[str, str] = {}
+        """Agent identity -> name, remembered so a transcript keeps its labels after the agent left."""
         self._empty = Static(
             "No messages yet. Type below, or speak once the microphone is on.", classes="transcript-empty"
         )
@@ -291,7 +323,7 @@ class TranscriptView(StateView[_TranscriptSlice], VerticalScroll):
         self.border_title = "Conversation"
 
     def select(self, state: SessionState) -> _TranscriptSlice:
-        return (state.messages, state.agent.name)
+        return (state.messages, state.agent.identity, state.agent.name)
 
     @property
     def bubbles(self) -> tuple[MessageBubble, ...]:
@@ -299,7 +331,9 @@ class TranscriptView(StateView[_TranscriptSlice], VerticalScroll):
         return tuple(self._bubbles.values())
 
     def show_slice(self, value: _TranscriptSlice) -> None:
-        messages, agent_name = value
+        messages, agent_identity, current_name = value
+        if agent_identity and current_name:
+            self._agent_names[agent_identity] = current_name
         # Follow the conversation while the reader is at the bottom; leave them
         # be when they scrolled up to read something older.
         following = self.scroll_y >= self.max_scroll_y - 1
@@ -321,6 +355,7 @@ class TranscriptView(StateView[_TranscriptSlice], VerticalScroll):
             self.remove_children(stale)
         new: list[MessageBubble] = []
         for message in window:
+            agent_name = self._agent_names.get(message.sender) if message.role is Role.AGENT else None
             bubble = self._bubbles.get(message.id)
             if bubble is None:
                 bubble = MessageBubble(message, agent_name=agent_name)

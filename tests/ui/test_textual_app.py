@@ -17,10 +17,11 @@ import pytest
 from textual.message import Message
 
 from lkstate import AgentStatus, DevelopmentTokenSource, Role, Session, SessionState
+from lkstate._audio import GeneratorInput
 from lkstate_textual import SessionStateChanged, StateWidget
 from lkstate_textual.app import VoiceAgentApp
 from lkstate_textual.testing import save_screenshot, screen_text
-from lkstate_textual.widgets import ConnectButton, ToolCallsPanel, UsagePanel
+from lkstate_textual.widgets import ConnectButton, MicrophoneToggle, ToolCallsPanel, UsagePanel
 from tests.harness.server import LiveKitServer
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -47,6 +48,7 @@ async def make_session(livekit_server: LiveKitServer, room_name: str) -> AsyncIt
 
     def factory(**kwargs: Any) -> Session:
         kwargs.setdefault("room_name", room_name)
+        kwargs.setdefault("audio_input", None)  # the same on a laptop with a microphone as in CI without one
         tokens = DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
         session = Session(tokens, **kwargs)
         sessions.append(session)
@@ -131,6 +133,7 @@ async def test_a_person_connects_chats_asks_for_the_weather_and_disconnects(
         text = await screen_shows(app, pilot, "Not connected", "You ended the session.")
         assert str(app.query_one(ConnectButton).label) == "Connect"
         assert "The weather in Paris is sunny" in text, "the conversation stays on screen after leaving"
+        assert "lkstate-demo · spoke" in text, "and keeps the agent's name on its messages"
         save_screenshot(app, "textual-13-live-disconnected", SCREENSHOTS)
 
     assert AgentStatus.LISTENING in log.statuses
@@ -202,3 +205,32 @@ async def test_a_widget_that_raises_while_rendering_does_not_break_the_session_o
         assert app.is_running
         assert not any(p.source == "subscriber" for p in session.state.problems)
         assert app.query_one(Exploding).render_failures >= 1
+
+
+def quiet_voice(seconds: float = 60.0, rate: int = 48000) -> GeneratorInput:
+    """A microphone that hears a faint hum, paced like a real one."""
+    import math
+
+    frame = b"".join(int(300 * math.sin(2 * math.pi * 220 * n / rate)).to_bytes(2, "little", signed=True)
+                     for n in range(rate // 100))
+    return GeneratorInput((frame for _ in range(int(seconds * 100))), sample_rate=rate, realtime=True)
+
+
+async def test_audio_captured_before_the_agent_is_ready_shows_as_buffering_then_is_handed_over(
+    make_session: Callable[..., Session], room_name: str, agent_factory: Any
+) -> None:
+    session = make_session(audio_input=quiet_voice())
+    app = VoiceAgentApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await screen_shows(app, pilot, "Listening (buffering)", "Pre-connect: buffering your audio")
+        save_screenshot(app, "textual-17-live-pre-connect-buffering", SCREENSHOTS)
+
+        agent = await agent_factory(room_name)
+        text = await screen_shows(app, pilot, "● Listening", "● Mic on", f"of buffered audio sent to {agent.identity}")
+        save_screenshot(app, "textual-18-live-buffer-sent-mic-on", SCREENSHOTS)
+        assert "Microphone:" not in text, "no microphone complaint when it works"
+
+        await pilot.press("f2")
+        await session.wait_until(lambda s: not s.local_media.microphone.enabled, timeout=10)
+        text = await screen_shows(app, pilot, "○ ")
+        assert str(app.query_one(MicrophoneToggle).label) in ("○ Mic off", "○ Muted")

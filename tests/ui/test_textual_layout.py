@@ -161,7 +161,7 @@ async def test_a_conversation_shows_who_said_what_interim_speech_and_delivery() 
         assert "The weather in Paris is sunny and 21 degrees." in text
         assert "✗ not sent" in text and "the room closed" in text
         assert "grace · typed" in text
-        assert "Tomorrow looks …" in text and "(hearing…)" in text
+        assert "Tomorrow looks …" in text and "(speaking…)" in text, "the agent is still saying it"
         assert "◆ Speaking" in text
 
         bubbles = app.query_one(TranscriptView).bubbles

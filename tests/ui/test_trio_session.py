@@ -30,7 +30,7 @@ async def test_a_trio_program_chats_with_the_agent_and_follows_the_state(
 
     async def trio_main() -> SessionState:
         with trio.fail_after(40):
-            async with lkstate_trio.open_session(tokens, room_name=room_name) as session:
+            async with lkstate_trio.open_session(tokens, room_name=room_name, audio_input=None) as session:
                 assert session.state.agent.is_ready
                 identity = session.state.connection.local_identity
                 while identity not in agent.room.remote_participants:  # the agent drops chat from strangers
