@@ -23,6 +23,7 @@ departure and cleared when an agent shows up or becomes ready.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,7 +32,7 @@ import attrs
 from . import _events as ev
 from ._messages import DeliveryStatus, Message, MessageKind, Messages, Role
 from ._options import Limits
-from ._remote_state import apply_remote_payload
+from ._remote_state import RemoteSessionState, apply_remote_payload
 from ._state import (
     AGENT_WIRE_STATES,
     READY_WIRE_STATES,
@@ -84,7 +85,60 @@ def reduce(state: SessionState, event: ev.Event, limits: Limits = _DEFAULT_LIMIT
 
 
 def _evolve(instance: _S, **changes: Any) -> _S:
-    return attrs.evolve(instance, **changes)  # type: ignore[misc]
+    """``attrs.evolve``, about three times faster for the plain frozen classes of the state.
+
+    ``attrs.evolve`` looks up the class's fields and builds keyword arguments
+    on every call; a transcript delta evolves two or three objects, and that
+    was the largest single cost of folding one. The copier made once per class
+    by :func:`_copier_for` sets the slots of a fresh instance directly.
+    """
+    copier = _COPIERS.get(type(instance))
+    if copier is None:
+        copier = _COPIERS[type(instance)] = _copier_for(type(instance))
+    return copier(instance, **changes)
+
+
+_COPIERS: dict[type[Any], Callable[..., Any]] = {}
+_KEEP: Any = object()
+
+
+def _copier_for(cls: type[Any]) -> Callable[..., Any]:
+    """A function ``copy(instance, **changes)`` for ``cls``, equivalent to ``attrs.evolve``.
+
+    It writes each slot with the slot's own descriptor, which is what the
+    frozen ``__init__`` does too, minus the per-field ``object.__setattr__``
+    lookups. Only for classes where skipping ``__init__`` changes nothing: slotted,
+    every field settable by ``__init__`` under its own name, and no validator,
+    converter, post-init hook or cached hash. Any other class gets
+    ``attrs.evolve`` itself.
+    """
+    fields = attrs.fields(cls)
+    plain = (
+        all(
+            f.init and f.validator is None and f.converter is None and getattr(f, "alias", f.name) == f.name
+            for f in fields
+        )
+        and not hasattr(cls, "__attrs_post_init__")
+        and not hasattr(cls, "__attrs_pre_init__")
+        and "__attrs_cached_hash__" not in getattr(cls, "__slots__", ())
+        and all(isinstance(getattr(cls, f.name, None), types.MemberDescriptorType) for f in fields)
+    )
+    if not plain:
+
+        def evolve(instance: Any, **changes: Any) -> Any:
+            return attrs.evolve(instance, **changes)
+
+        return evolve
+    names = [f.name for f in fields]
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_KEEP": _KEEP}
+    lines = [f"def copy(_old, *, {', '.join(f'{n}=_KEEP' for n in names)}):", "    _obj = _new(_cls)"]
+    for n in names:
+        scope[f"_set_{n}"] = getattr(cls, n).__set__
+        lines.append(f"    _set_{n}(_obj, _old.{n} if {n} is _KEEP else {n})")
+    lines.append("    return _obj")
+    exec("\n".join(lines), scope)  # noqa: S102 - source built from the class's own field names
+    copier: Callable[..., Any] = scope["copy"]
+    return copier
 
 
 def _with_problem(state: SessionState, at: float, source: str, message: str, limits: Limits) -> SessionState:
@@ -252,12 +306,18 @@ def _on_start(state: SessionState, e: ev.StartRequested, limits: Limits) -> Sess
         server_url=state.connection.server_url,
     )
     messages = state.messages if e.keep_history else Messages()
+    # The agent's reports (its state, the user's state) belong to the old room;
+    # its conversation items stay only when the history does.
+    remote = (
+        _evolve(state.remote, agent_state=None, user_state=None) if e.keep_history else RemoteSessionState()
+    )
     new = _evolve(
         state,
         connection=connection,
         participants=(),
         requested_agent=e.requested_agent,
         messages=messages,
+        remote=remote,
         agent=AgentState(),
         updated_at=e.at,
     )
@@ -369,6 +429,8 @@ def _on_participant_left(state: SessionState, e: ev.ParticipantLeft, limits: Lim
     if leaving.is_agent_kind:
         reason = "The agent left before finishing this message."
         new = _evolve(new, messages=_interrupt_partial_messages(new.messages, e.identity, reason))
+    if was_primary and (new.remote.agent_state is not None or new.remote.user_state is not None):
+        new = _evolve(new, remote=_evolve(new.remote, agent_state=None, user_state=None))
     unexpected = state.connection.status is ConnectionStatus.CONNECTED
     if was_primary and unexpected and not any(p.is_agent for p in new.participants):
         return _fail_agent(new, AgentFailure.LEFT, "The agent left the room unexpectedly.")
@@ -492,19 +554,8 @@ def _on_transcript(state: SessionState, e: ev.TranscriptReceived, limits: Limits
                 return state
         else:
             text, error = _cap(e.text, limits)
-            updated = Message(
-                id=current.id,
-                role=current.role,
-                kind=current.kind,
-                text=text,
-                final=e.final,
-                sender=current.sender,
-                first_seen=current.first_seen,
-                updated=e.at,
-                error=error,
-                interrupted=current.interrupted,
-                segment_id=current.segment_id,
-                stream_seq=e.stream_seq,
+            updated = _evolve(
+                current, text=text, final=e.final, updated=e.at, error=error, delivery=None, stream_seq=e.stream_seq
             )
     else:
         final = current.final or e.final
@@ -514,20 +565,7 @@ def _on_transcript(state: SessionState, e: ev.TranscriptReceived, limits: Limits
             text, error = current.text, current.error
         else:
             text, error = _cap(current.text + e.text, limits)
-        updated = Message(
-            id=current.id,
-            role=current.role,
-            kind=current.kind,
-            text=text,
-            final=final,
-            sender=current.sender,
-            first_seen=current.first_seen,
-            updated=e.at,
-            error=error,
-            interrupted=current.interrupted,
-            segment_id=current.segment_id,
-            stream_seq=current.stream_seq,
-        )
+        updated = _evolve(current, text=text, final=final, updated=e.at, error=error, delivery=None)
     return _evolve(state, messages=messages.replaced(position, updated), updated_at=e.at)
 
 
@@ -635,7 +673,11 @@ def _on_agent_session_payload(state: SessionState, e: ev.AgentSessionPayload, li
     remote = apply_remote_payload(state.remote, e.payload, at=e.at, max_bytes=limits.max_session_message_bytes)
     if remote is state.remote:
         return state
-    return _evolve(state, remote=remote, updated_at=e.at)
+    new = _evolve(state, remote=remote, updated_at=e.at)
+    if remote.problem_count > state.remote.problem_count and remote.problems:
+        # What the agent sent could not be read: say so where problems are shown.
+        new = _with_problem(new, e.at, "lk.agent.session", remote.problems[-1], limits)
+    return new
 
 
 def _on_problem(state: SessionState, e: ev.ProblemObserved, limits: Limits) -> SessionState:
