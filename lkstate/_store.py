@@ -3,8 +3,15 @@
 RxPY's ``scan`` keeps one accumulator per subscription, so putting the reducer
 behind an observable would fold every event once per subscriber and let their
 states drift apart. The store instead folds each event exactly once and
-publishes the result through a ``BehaviorSubject``: a late subscriber gets the
-current snapshot at once, then every change in order.
+publishes the result the way a ``BehaviorSubject`` does: a late subscriber gets
+the current snapshot at once, then every change in order.
+
+It does not use a ``BehaviorSubject`` itself: that takes a lock and copies its
+observer list on every value and adds a layer of observers per subscriber,
+which was a fifth of the cost of a transcript delta. Here the subscribers are
+an immutable tuple, replaced when someone subscribes or leaves (rare) and
+simply iterated when a snapshot is delivered (often), so a subscriber joining
+or leaving during a delivery never disturbs it.
 
 Delivery rules, which front ends rely on:
 
@@ -31,7 +38,6 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import Disposable
-from reactivex.subject import BehaviorSubject
 
 from . import _events as ev
 from ._options import Limits
@@ -48,6 +54,16 @@ EventTap = Callable[[ev.Event, SessionState], None]
 """Called with each event and the snapshot it produced (recorders, tracing)."""
 
 
+class _Subscriber:
+    """One subscription: its observer, and whether it still wants values."""
+
+    __slots__ = ("observer", "active")
+
+    def __init__(self, observer: abc.ObserverBase[SessionState]) -> None:
+        self.observer = observer
+        self.active = True
+
+
 class Store:
     """Holds the current :class:`SessionState` and folds events into it."""
 
@@ -61,12 +77,13 @@ class Store:
         self._state = initial if initial is not None else SessionState()
         self._limits = limits if limits is not None else Limits()
         self._reducer = reducer
-        self._subject: BehaviorSubject[SessionState] = BehaviorSubject(self._state)
+        self._subscribers: tuple[_Subscriber, ...] = ()
+        self._completed = False
         self._pending: deque[ev.Event] = deque()
         self._dispatching = False
         self._owner: int | None = None
         self._taps: list[EventTap] = []
-        self._failed_subscribers: set[int] = set()
+        self._failed_subscribers: set[_Subscriber] = set()
         self._states: Observable[SessionState] = reactivex.create(self._subscribe)
 
     @property
@@ -122,7 +139,12 @@ class Store:
                         logger.exception("an event tap raised; it keeps receiving events")
                 if new is not self._state:
                     self._state = new
-                    self._subject.on_next(new)
+                    for subscriber in self._subscribers:
+                        if subscriber.active:
+                            try:
+                                subscriber.observer.on_next(new)
+                            except Exception as error:
+                                self._subscriber_failed(subscriber, error)
         finally:
             self._dispatching = False
         return self._state
@@ -134,7 +156,14 @@ class Store:
 
     def complete(self) -> None:
         """Tell subscribers no more snapshots will come."""
-        self._subject.on_completed()
+        if self._completed:
+            return
+        self._completed = True
+        subscribers, self._subscribers = self._subscribers, ()
+        for subscriber in subscribers:
+            if subscriber.active:
+                subscriber.active = False
+                subscriber.observer.on_completed()
 
     # -- shielding subscribers ---------------------------------------------------
 
@@ -142,33 +171,28 @@ class Store:
         self, observer: abc.ObserverBase[SessionState], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         del scheduler
-        key = id(observer)
-
-        def on_next(state: SessionState) -> None:
-            try:
-                observer.on_next(state)
-            except Exception as error:
-                self._subscriber_failed(key, error)
-
-        def on_error(error: Exception) -> None:
-            observer.on_error(error)
-
-        def on_completed() -> None:
+        if self._completed:
             observer.on_completed()
-
-        subscription = self._subject.subscribe(on_next, on_error, on_completed)
+            return Disposable()
+        subscriber = _Subscriber(observer)
+        self._subscribers = (*self._subscribers, subscriber)
 
         def dispose() -> None:
-            subscription.dispose()
-            self._failed_subscribers.discard(key)
+            subscriber.active = False
+            self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+            self._failed_subscribers.discard(subscriber)
 
+        try:
+            observer.on_next(self._state)
+        except Exception as error:
+            self._subscriber_failed(subscriber, error)
         return Disposable(dispose)
 
-    def _subscriber_failed(self, key: int, error: Exception) -> None:
+    def _subscriber_failed(self, subscriber: _Subscriber, error: Exception) -> None:
         logger.error("a state subscriber raised; other subscribers and the session carry on", exc_info=error)
-        if key in self._failed_subscribers:
+        if subscriber in self._failed_subscribers:
             return
-        self._failed_subscribers.add(key)
+        self._failed_subscribers.add(subscriber)
         # Queued behind the current delivery; reported once per subscriber so a
         # subscriber that always raises cannot start a feedback loop.
         self.dispatch(
