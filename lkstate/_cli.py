@@ -494,13 +494,27 @@ async def _headless(
 
 
 async def _let_the_agent_finish(session: Session, patience: float) -> None:
-    """Give a greeting the time to end, so the first message does not interrupt it."""
-    def quiet(state: SessionState) -> bool:
-        agents = [m for m in state.messages if m.role is Role.AGENT]
-        return state.agent.state == "listening" and bool(agents) and all(m.final for m in agents)
+    """Give a greeting the time to end, so the first message does not interrupt it.
 
+    An agent that starts talking within a moment of becoming ready is waited
+    for (up to ``patience`` seconds); one that stays quiet is not.
+    """
+
+    def agent_messages(state: SessionState) -> list[Message]:
+        return [m for m in state.messages if m.role is Role.AGENT]
+
+    def talking(state: SessionState) -> bool:
+        return state.agent.state in ("thinking", "speaking") or bool(agent_messages(state))
+
+    def quiet(state: SessionState) -> bool:
+        return state.agent.state == "listening" and all(m.final for m in agent_messages(state))
+
+    try:
+        await session.wait_until(talking, timeout=1.5)
+    except TimeoutError:
+        return
     with contextlib.suppress(TimeoutError):
-        await session.wait_until(quiet, timeout=patience)
+        await session.wait_until(lambda s: quiet(s) and bool(agent_messages(s)), timeout=patience)
 
 
 def _reply_to(state: SessionState, message_id: str) -> Message | None:
