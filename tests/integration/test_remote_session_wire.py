@@ -162,10 +162,6 @@ async def test_usage_grows_with_every_turn(make_session: SessionFactory, room_na
     assert state.remote.usage.reported_at >= first.remote.usage.reported_at
 
 
-@pytest.mark.skipif(
-    not hasattr(lkstate._session, "_UNKNOWN_SENDER_GRACE"),
-    reason="needs the Session fix for session messages that beat the agent's join (see the issue 5 report)",
-)
 async def test_the_agents_first_events_are_kept_though_they_can_beat_its_join(
     make_session: SessionFactory, room_name: str, agent_factory: Any
 ) -> None:

@@ -136,7 +136,8 @@ def test_a_payload_cut_short_is_a_remote_problem_and_changes_nothing_else() -> N
     assert state.remote.items == base.remote.items and state.remote.agent_state == base.remote.agent_state
     (problem,) = state.remote.problems
     assert "not a valid AgentSessionMessage (corrupt or cut short)" in problem
-    assert state.remote.problem_count == 1 and state.problems == base.problems
+    assert state.remote.problem_count == 1
+    assert [p.message for p in state.problems] == [*(p.message for p in base.problems), problem]
     assert state.messages is base.messages and state.agent is base.agent
 
 
@@ -181,7 +182,30 @@ def test_an_empty_payload_and_one_of_an_unknown_kind_are_problems() -> None:
 
 @given(st.binary(max_size=300))
 @settings(max_examples=300, deadline=None)
-def test_whatever_bytes_the_agent_sends_only_the_remote_state_and_time_can_change(data: bytes) -> None:
+def test_whatever_bytes_the_agent_sends_only_the_remote_state_problems_and_time_can_change(data: bytes) -> None:
     base = with_agent()
     state = reduce(base, payload(data))
-    assert attrs.evolve(state, remote=base.remote, updated_at=base.updated_at) == base
+    assert attrs.evolve(state, remote=base.remote, updated_at=base.updated_at, problems=base.problems) == base
+
+
+# --- lifecycle -----------------------------------------------------------------------------
+
+
+def test_garbage_from_the_agent_is_also_shown_with_the_sessions_problems() -> None:
+    state = fold([payload(b"\xff\x00garbage")], with_agent())
+    assert state.remote.problems
+    assert state.problems and state.problems[-1].source == "lk.agent.session"
+    assert state.problems[-1].message == state.remote.problems[-1]
+
+
+def test_a_restart_forgets_the_old_agents_reports() -> None:
+    state = fold([payload(thinking()), payload(said("Hello!"))], with_agent())
+    fresh = reduce(state, ev.StartRequested(at=10.0))
+    assert fresh.remote.agent_state is None and len(fresh.remote.items) == 0
+    kept = reduce(state, ev.StartRequested(at=10.0, keep_history=True))
+    assert kept.remote.agent_state is None and len(kept.remote.items) == 1
+
+
+def test_the_agent_leaving_clears_what_it_reported_about_itself() -> None:
+    state = fold([payload(thinking()), ev.ParticipantLeft(at=7.0, identity=AGENT)], with_agent())
+    assert state.remote.agent_state is None
