@@ -356,9 +356,11 @@ class _SessionSpec:
     record: str | None = None
     metadata: dict[str, str] = attrs.field(factory=lambda: dict[str, str]())
 
-    def session(self) -> Session:
+    def session(self, *, microphone: bool = True) -> Session:
+        """A new session; ``microphone=False`` (headless runs) never opens an audio device."""
         return Session(
             self.tokens(),
+            audio_input="default" if microphone else None,
             agent_name=self.agent_name,
             room_name=self.room_name,
             participant_identity=self.identity,
@@ -459,7 +461,7 @@ def _run_headless(
 async def _headless(
     spec: _SessionSpec, *, say: Sequence[str], timeout: float, progress: Callable[[str], None], until_disconnected: bool
 ) -> int:
-    session = spec.session()
+    session = spec.session(microphone=False)  # scripted text only: no device, nothing captured
     recorder = spec.recorder(session)
     session.states.subscribe(_Narrator(sys.stdout))
     try:
