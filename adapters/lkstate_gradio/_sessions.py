@@ -129,6 +129,8 @@ class BrowserSessions:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._closed = False
+        self._background: set[asyncio.Future[Any]] = set()
+        """Deliveries still going on (touched on the loop thread only)."""
 
     @property
     def max_rate(self) -> float | None:
@@ -204,6 +206,32 @@ class BrowserSessions:
 
         return await asyncio.wrap_future(self.loop_thread.submit(call()))
 
+    async def send_text(self, key: SessionKey, text: str) -> None:
+        """Send typed chat without waiting for its delivery.
+
+        Returns as soon as the message is in the transcript (``sending``), so
+        the page can clear its text box at once: the first message in a room
+        can take seconds to go out while the data channel opens. Delivery
+        goes on in the background and its outcome (``sent``, or ``failed``
+        with the reason) shows in the state. Raises at once what stops the
+        message from being sent at all: :class:`~lkstate.SessionClosedError`
+        when not connected, :class:`ValueError` for empty text.
+        """
+        session = self.session(key)
+
+        async def begin() -> None:
+            delivery = asyncio.ensure_future(session.send_text(text))
+            self._background.add(delivery)
+            delivery.add_done_callback(self._background.discard)
+            delivery.add_done_callback(_log_task_failure)
+            # One turn of the loop runs send_text up to its first real wait: its
+            # checks (which raise) and putting the message in the transcript.
+            await asyncio.sleep(0)
+            if delivery.done():
+                delivery.result()  # raises what stopped it
+
+        await asyncio.wrap_future(self.loop_thread.submit(begin()))
+
     # -- snapshots ----------------------------------------------------------------
 
     async def states(self, key: SessionKey) -> AsyncIterator[SessionState]:
@@ -228,11 +256,18 @@ class BrowserSessions:
         """
         name = _key(key)
         with self._lock:
-            entry = self._entries.pop(name, None)
-        if entry is None:
-            return
+            entry = self._entries.get(name)
+            if entry is None or entry.released:
+                return
+            entry.released = True
         logger.info("browser session %s: ending its lkstate session", name)
-        await asyncio.wrap_future(self.loop_thread.submit(self._end(entry)))
+        try:
+            await asyncio.wrap_future(self.loop_thread.submit(self._end(entry)))
+        finally:
+            # Forgotten only once it has ended: whoever sees the hash gone sees an ended session.
+            with self._lock:
+                if self._entries.get(name) is entry:
+                    del self._entries[name]
 
     async def _end(self, entry: _Entry) -> None:
         try:
@@ -269,6 +304,11 @@ class BrowserSessions:
                 logger.exception("ending the browser sessions failed")
         if self._own_loop:
             loop_thread.stop()
+
+
+def _log_task_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.info("a message was not delivered: %s", task.exception())
 
 
 def _log_failure(future: concurrent.futures.Future[Any]) -> None:

@@ -29,6 +29,7 @@ not carried.
 from __future__ import annotations
 
 import argparse
+import html
 import logging
 import os
 import socket
@@ -84,6 +85,8 @@ CSS = """
 .lk-problems li { color: #b91c1c; }
 #lk-controls button { min-width: 0; }
 #lk-chat button[aria-label="Clear"] { display: none; }
+/* Toasts bottom right, so that "press Connect" never covers the Connect button. */
+.toast-wrap { top: auto !important; bottom: var(--size-4); }
 """
 """Styles of the page; pass to ``launch(css=...)`` (Gradio 6 takes them there, not on ``Blocks``)."""
 
@@ -98,6 +101,11 @@ def theme() -> ThemeBase:
 
 
 # -- one frame of the page ------------------------------------------------------
+
+
+def _warn(words: str) -> None:
+    """A short toast. Gradio renders its text as HTML, so it is escaped first."""
+    gr.Warning(html.escape(words), duration=6)
 
 
 def _skip() -> dict[str, Any]:
@@ -260,25 +268,26 @@ def build_demo(
             return _skip()
         session = sessions.session(request)
         if not session.state.connection.is_connected:
-            gr.Warning("Not connected yet: press Connect, then send your message.")
+            _warn("Not connected yet: press Connect, then send your message.")
             return _skip()
         try:
-            await sessions.run(request, lambda s: s.send_text(text))
+            await sessions.send_text(request, text)  # in the transcript now; delivered in the background
         except LkstateError as error:
-            gr.Warning(str(error))  # the transcript also marks it as not delivered
+            _warn(str(error))
+            return _skip()  # keep the text: it was not sent
         return ""
 
     async def on_microphone(request: gr.Request) -> None:
         session = sessions.session(request)
         setter = getattr(session, "set_microphone_enabled", None)
         if setter is None:
-            gr.Warning("This version of lkstate cannot capture the microphone yet.")
+            _warn("This version of lkstate cannot capture the microphone yet.")
             return
         enable = not session.state.local_media.microphone.enabled
         try:
             await sessions.run(request, lambda s: getattr(s, "set_microphone_enabled")(enable))
         except LkstateError as error:
-            gr.Warning(str(error))
+            _warn(str(error))
 
     async def on_dismiss(request: gr.Request) -> None:
         async def dismiss(session: Session) -> None:

@@ -23,16 +23,22 @@ import pytest
 from lkstate import ConnectionStatus, DevelopmentTokenSource, TokenSource
 from tests.harness.server import LiveKitServer
 
-pytest.importorskip("gradio")
-playwright_api = pytest.importorskip("playwright.async_api")
+from lkstate_gradio.app import GradioDemo, build_demo, free_port
 
-from lkstate_gradio.app import GradioDemo, build_demo, free_port  # noqa: E402
+try:
+    from playwright.async_api import async_playwright, expect
+except ImportError:  # reported by the browser fixture, in words
+    async_playwright = expect = None  # type: ignore[assignment]
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [
+    pytest.mark.timeout(90),
+    # gradio's own queue analytics use a pandas option pandas 3 deprecates
+    pytest.mark.filterwarnings("ignore::Warning:gradio.queueing"),
+]
 
 
 def find_chromium() -> str | None:
@@ -46,12 +52,17 @@ def find_chromium() -> str | None:
 async def browser() -> AsyncIterator[Any]:
     """Headless Debian Chromium (a fresh temporary profile per launch)."""
     executable = find_chromium()
-    if executable is None:
-        message = "chromium not found (apt-get install chromium, or set LKSTATE_CHROMIUM)"
+    missing = None
+    if async_playwright is None:
+        missing = "the playwright Python package is not installed (pip install -e '.[dev]')"
+    elif executable is None:
+        missing = "chromium not found (apt-get install chromium, or set LKSTATE_CHROMIUM)"
+    if missing is not None or executable is None:
+        message = missing or "chromium not found"
         if os.environ.get("LKSTATE_ALLOW_SKIP") == "1":
             pytest.skip(message)
         pytest.fail(message, pytrace=False)
-    async with playwright_api.async_playwright() as playwright:
+    async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         try:
             yield launched
@@ -117,12 +128,16 @@ async def test_a_typed_question_gets_the_agents_reply_and_tool_call_on_the_page(
     demo, url = await serve_demo(room_name=room_name)
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await open_tab(context, url)
-    expect = playwright_api.expect
 
     await expect(status(page)).to_have_attribute("data-agent-state", "disconnected")
     await expect(page.locator("#lk-status .lk-title")).to_have_text("Not connected")
     await expect(page.locator("#lk-send")).to_be_disabled()
     await page.screenshot(path=str(screenshot_path("gradio-01-not-connected.png")))
+    await page.locator("#lk-input textarea").fill("too early")
+    await page.locator("#lk-input textarea").press("Enter")
+    await expect(page.get_by_text("Not connected yet: press Connect")).to_be_visible()
+    await expect(page.locator("#lk-input textarea")).to_have_value("too early")  # kept, not lost
+    await page.screenshot(path=str(screenshot_path("gradio-02-send-before-connect.png")))
 
     await page.get_by_role("button", name="Connect", exact=True).click()
     await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=20_000)
@@ -147,7 +162,7 @@ async def test_a_typed_question_gets_the_agents_reply_and_tool_call_on_the_page(
     await expect(page.locator("#lk-tools .lk-tool")).to_have_attribute("data-status", "done", timeout=10_000)
     # The reply ends final: no interim styling is left in the transcript.
     await expect(page.locator("#lk-chat .lk-interim")).to_have_count(0, timeout=15_000)
-    await page.screenshot(path=str(screenshot_path("gradio-02-agent-replied.png")))
+    await page.screenshot(path=str(screenshot_path("gradio-03-agent-replied.png")))
 
     await page.get_by_role("button", name="Disconnect", exact=True).click()
     await expect(status(page)).to_have_attribute("data-agent-state", "disconnected", timeout=10_000)
@@ -163,7 +178,6 @@ async def test_each_tab_is_its_own_session_and_closing_a_tab_ends_its_session(
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     first = await open_tab(context, url)
     second = await open_tab(context, url)
-    expect = playwright_api.expect
     await eventually(lambda: len(demo.sessions) == 2, what="a session for each tab")
 
     for page in (first, second):
@@ -192,7 +206,7 @@ async def test_each_tab_is_its_own_session_and_closing_a_tab_ends_its_session(
     await expect(status(first)).to_have_attribute("data-agent-state", "failed", timeout=10_000)
     await expect(first.locator("#lk-status .lk-title")).to_have_text("Agent unavailable")
     await expect(first.locator("#lk-status .lk-reasons li")).not_to_have_count(0)
-    await first.screenshot(path=str(screenshot_path("gradio-03-agent-unavailable.png")))
+    await first.screenshot(path=str(screenshot_path("gradio-04-agent-unavailable.png")))
 
     first_identity = (await first.locator("#lk-status .lk-facts b").nth(1).inner_text()).strip()
     first_key, first_session = by_identity[first_identity]
@@ -217,7 +231,6 @@ async def test_speech_still_arriving_is_set_apart_from_final_text_and_problems_c
     demo, url = await serve_demo(room_name=room_name)
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await open_tab(context, url)
-    expect = playwright_api.expect
     await page.get_by_role("button", name="Connect", exact=True).click()
     await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=15_000)
     (key,) = demo.sessions.keys()
@@ -242,7 +255,7 @@ async def test_speech_still_arriving_is_set_apart_from_final_text_and_problems_c
     stranger = await peer_factory(room_name, "stranger")
     await stranger.send_bytes(b"not a session message", topic="lk.agent.session")
     await expect(page.locator("#lk-problems")).to_contain_text("stranger")
-    await page.screenshot(path=str(screenshot_path("gradio-04-interim-speech-and-a-problem.png")))
+    await page.screenshot(path=str(screenshot_path("gradio-05-interim-speech-and-a-problem.png")))
 
     await reply
     await expect(chat).to_contain_text("all afternoon.")

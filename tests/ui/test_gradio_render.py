@@ -24,9 +24,7 @@ from lkstate import (
 )
 from lkstate._remote_state import LLMUsage, RemoteSessionState, SessionUsage, ToolCall, TTSUsage
 
-pytest.importorskip("gradio")
-
-from lkstate_gradio import (  # noqa: E402
+from lkstate_gradio import (
     Palette,
     agent_status_words,
     chat_message,

@@ -16,9 +16,7 @@ import pytest
 from lkstate import DevelopmentTokenSource, Session, SessionClosedError, SessionState
 from lkstate import _events as ev
 
-pytest.importorskip("gradio")
-
-from lkstate_gradio import BrowserSessions  # noqa: E402
+from lkstate_gradio import BrowserSessions
 
 
 def new_session() -> Session:
@@ -69,6 +67,14 @@ async def test_a_failing_command_raises_to_its_caller_in_words(sessions: Browser
     with pytest.raises(SessionClosedError, match="not connected"):
         await sessions.run("tab-a", lambda s: s.send_text("hello"))
     assert sessions.session("tab-a").state.connection.status.value == "disconnected"
+
+
+async def test_sending_text_raises_at_once_when_it_cannot_be_sent(sessions: BrowserSessions) -> None:
+    with pytest.raises(SessionClosedError, match="not connected"):
+        await sessions.send_text("tab-a", "hello")
+    with pytest.raises(ValueError, match="empty"):
+        await sessions.send_text("tab-a", "   ")
+    assert len(sessions.session("tab-a").state.messages) == 0
 
 
 async def test_a_stream_starts_with_the_current_snapshot_and_ends_when_the_tab_is_released(
