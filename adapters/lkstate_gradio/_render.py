@@ -139,15 +139,26 @@ def preconnect_words(pre: PreConnectState) -> str | None:
     if pre.status is PreConnectStatus.SENDING:
         return f"Sending {seconds} of early audio to the agent…"
     if pre.status is PreConnectStatus.SENT:
-        return f"The agent received {seconds} of audio recorded before it was ready."
+        return f"Sent the agent {seconds} of audio recorded before it was ready."
     if pre.status is PreConnectStatus.EXPIRED:
         return pre.detail or "Early audio was dropped: the agent took too long."
     return pre.detail or "Early audio could not be sent."
 
 
+def _headline(text: str, limit: int = 60) -> str:
+    """The first clause of a long explanation (the rest goes in a tooltip)."""
+    for separator in (": ", ". ", " ("):
+        head = text.split(separator, 1)[0].rstrip(".")
+        if head != text and len(head) <= limit:
+            return head
+    return _short(text, limit)
+
+
 def microphone_words(mic: LocalTrackState) -> str:
+    """The microphone in a few words; :func:`status_html` puts a full error in a tooltip."""
     if mic.error:
-        return f"Microphone: {mic.error}"
+        head = _headline(mic.error)
+        return head if "microphone" in head.lower() else f"Microphone: {head}"
     if not mic.enabled:
         return "Microphone off"
     if mic.muted:
@@ -175,7 +186,9 @@ def status_html(state: SessionState) -> str:
         facts.append(f"Room <b>{_e(connection.room_name)}</b>{who}")
     if state.agent.identity:
         facts.append(f"Agent <b>{_e(_agent_label(state))}</b>")
-    facts.append(_e(microphone_words(state.local_media.microphone)))
+    mic = state.local_media.microphone
+    mic_title = f' title="{_e(mic.error)}"' if mic.error else ""
+    facts.append(f'<span class="lk-mic"{mic_title}>{_e(microphone_words(mic))}</span>')
     you = _USER_STATE_WORDS.get(state.remote.user_state or "")
     if you:
         facts.append(you)

@@ -34,7 +34,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import attrs
 import gradio as gr
@@ -42,6 +42,7 @@ from gradio.themes import Base as ThemeBase
 from gradio.themes import Soft
 
 from lkstate import (
+    AudioInput,
     ConnectionStatus,
     LkstateError,
     Session,
@@ -58,6 +59,10 @@ __all__ = ["CSS", "GradioDemo", "build_demo", "main", "run", "theme"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_AGENT_NAME = "lkstate-demo"
+
+MicrophoneChoice: TypeAlias = Literal["default"] | Callable[[], AudioInput] | None
+"""``"default"``: the system microphone; a callable: a new :class:`~lkstate.AudioInput`
+for each tab (an input is consumed once); ``None``: no microphone."""
 DEFAULT_PORT = 7860
 
 CSS = """
@@ -214,6 +219,7 @@ def build_demo(
     agent_connect_timeout: float | None = 20.0,
     max_rate: float | None = DEFAULT_WEB_MAX_RATE,
     auto_connect: bool = False,
+    audio_input: MicrophoneChoice = "default",
     title: str = "lkstate · voice agent",
 ) -> GradioDemo:
     """The web demo, ready to ``launch()``.
@@ -225,7 +231,9 @@ def build_demo(
     room (tests use it to bring an agent into the same room); by default each
     tab gets a fresh room. ``max_rate`` caps the frames per second sent to each
     tab (``None``: no cap). ``auto_connect`` connects as soon as a tab opens
-    instead of waiting for the Connect button.
+    instead of waiting for the Connect button. ``audio_input`` chooses each
+    tab's microphone (see :data:`MicrophoneChoice`); it is the microphone of
+    the machine running the server, and a missing device just shows as such.
     """
 
     def new_session() -> Session:
@@ -234,6 +242,7 @@ def build_demo(
             agent_name=agent_name,
             room_name=room_name,
             agent_connect_timeout=agent_connect_timeout,
+            audio_input=audio_input() if callable(audio_input) else audio_input,
         )
 
     sessions = BrowserSessions(new_session, max_rate=max_rate)
@@ -279,13 +288,12 @@ def build_demo(
 
     async def on_microphone(request: gr.Request) -> None:
         session = sessions.session(request)
-        setter = getattr(session, "set_microphone_enabled", None)
-        if setter is None:
-            _warn("This version of lkstate cannot capture the microphone yet.")
+        if session.state.connection.status is ConnectionStatus.DISCONNECTED:
+            _warn("The microphone starts with the conversation: press Connect.")
             return
         enable = not session.state.local_media.microphone.enabled
         try:
-            await sessions.run(request, lambda s: getattr(s, "set_microphone_enabled")(enable))
+            await sessions.run(request, lambda s: s.set_microphone_enabled(enable))
         except LkstateError as error:
             _warn(str(error))
 
@@ -388,6 +396,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-rate", type=float, default=DEFAULT_WEB_MAX_RATE, help="page updates per second, at most (default %(default)s)")
     parser.add_argument("--agent-timeout", type=float, default=20.0, help="seconds to wait for the agent (default %(default)s)")
     parser.add_argument("--auto-connect", action="store_true", help="connect as soon as a tab opens")
+    parser.add_argument("--no-microphone", action="store_true", help="do not capture this machine's microphone")
     return parser
 
 
@@ -442,6 +451,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         agent_connect_timeout=args.agent_timeout,
         max_rate=args.max_rate,
         auto_connect=args.auto_connect,
+        audio_input=None if args.no_microphone else "default",
     )
 
 

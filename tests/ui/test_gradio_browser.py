@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from lkstate import ConnectionStatus, DevelopmentTokenSource, TokenSource
+from lkstate import AudioInput, ConnectionStatus, DevelopmentTokenSource, GeneratorInput, TokenSource
 from tests.harness.server import LiveKitServer
 
 from lkstate_gradio.app import GradioDemo, build_demo, free_port
@@ -125,7 +125,7 @@ async def test_a_typed_question_gets_the_agents_reply_and_tool_call_on_the_page(
     serve_demo: ServeDemo, browser: Any, room_name: str, agent_factory: Any
 ) -> None:
     agent = await agent_factory(room_name)
-    demo, url = await serve_demo(room_name=room_name)
+    demo, url = await serve_demo(room_name=room_name, audio_input=None)
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await open_tab(context, url)
 
@@ -137,6 +137,7 @@ async def test_a_typed_question_gets_the_agents_reply_and_tool_call_on_the_page(
     await page.locator("#lk-input textarea").press("Enter")
     await expect(page.get_by_text("Not connected yet: press Connect")).to_be_visible()
     await expect(page.locator("#lk-input textarea")).to_have_value("too early")  # kept, not lost
+    await page.wait_for_timeout(600)  # the toast slides in; let the picture show it
     await page.screenshot(path=str(screenshot_path("gradio-02-send-before-connect.png")))
 
     await page.get_by_role("button", name="Connect", exact=True).click()
@@ -174,7 +175,7 @@ async def test_a_typed_question_gets_the_agents_reply_and_tool_call_on_the_page(
 async def test_each_tab_is_its_own_session_and_closing_a_tab_ends_its_session(
     serve_demo: ServeDemo, browser: Any
 ) -> None:
-    demo, url = await serve_demo(agent_connect_timeout=1.5)
+    demo, url = await serve_demo(agent_connect_timeout=1.5, audio_input=None)
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     first = await open_tab(context, url)
     second = await open_tab(context, url)
@@ -224,15 +225,31 @@ async def test_each_tab_is_its_own_session_and_closing_a_tab_ends_its_session(
     await context.close()
 
 
-async def test_speech_still_arriving_is_set_apart_from_final_text_and_problems_can_be_dismissed(
+def silent_microphone() -> AudioInput:
+    """A microphone that hears silence, paced in real time, for as long as it is read."""
+
+    async def silence() -> AsyncIterator[bytes]:
+        while True:
+            yield bytes(480 * 2)
+            await asyncio.sleep(0)
+
+    return GeneratorInput(silence(), sample_rate=48_000)
+
+
+async def test_the_microphone_toggles_speech_still_arriving_is_set_apart_and_problems_can_be_dismissed(
     serve_demo: ServeDemo, browser: Any, room_name: str, peer_factory: Any
 ) -> None:
     agent = await peer_factory(room_name, "agent-scripted", kind="agent", attributes={"lk.agent.state": "listening"})
-    demo, url = await serve_demo(room_name=room_name)
+    demo, url = await serve_demo(room_name=room_name, audio_input=silent_microphone)
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await open_tab(context, url)
     await page.get_by_role("button", name="Connect", exact=True).click()
     await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=15_000)
+    await expect(page.locator("#lk-status .lk-mic")).to_have_text("Microphone on (GeneratorInput)", timeout=10_000)
+    await page.get_by_role("button", name="Turn microphone off").click()
+    await expect(page.locator("#lk-status .lk-mic")).to_have_text("Microphone off")
+    await page.get_by_role("button", name="Turn microphone on").click()
+    await expect(page.locator("#lk-status .lk-mic")).to_have_text("Microphone on (GeneratorInput)")
     (key,) = demo.sessions.keys()
     session = demo.sessions.get(key)
     assert session is not None and session.state.connection.local_identity is not None

@@ -107,11 +107,18 @@ def test_early_audio_and_the_microphone_are_described() -> None:
     assert "Recording before the agent is ready: 1.5 s kept." in html
     assert "Microphone on (USB mic)" in html
     assert microphone_label(state.local_media.microphone) == "Turn microphone off"
-    broken = LocalTrackState(enabled=False, error="No microphone was found.")
-    assert "Microphone: No microphone was found." in status_html(
-        attrs.evolve(state, local_media=LocalMedia(microphone=broken))
+    broken = LocalTrackState(
+        enabled=False,
+        error="No microphone found: the PortAudio library could not be loaded. Install PortAudio <here>.",
     )
+    html = status_html(attrs.evolve(state, local_media=LocalMedia(microphone=broken)))
+    assert ">No microphone found</span>" in html, "the headline, not the whole explanation"
+    assert 'title="No microphone found: the PortAudio library could not be loaded. Install PortAudio &lt;here&gt;."' in html
     assert microphone_label(broken) == "Turn microphone on"
+    denied = LocalTrackState(enabled=False, error="Permission denied by the system")
+    assert "Microphone: Permission denied by the system" in status_html(
+        attrs.evolve(state, local_media=LocalMedia(microphone=denied))
+    )
 
 
 def test_interim_speech_is_styled_apart_from_final_text() -> None:
