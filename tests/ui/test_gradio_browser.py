@@ -4,8 +4,16 @@ The demo is served in this process on a free loopback port (Gradio's own
 uvicorn thread), against the real livekit-server and, where a reply is
 needed, the real LiveKit Agents ``AgentSession`` joined to the same room.
 Debian's Chromium, headless, is driven through Playwright's Python package
-pointed at ``/usr/bin/chromium`` (no browser is downloaded). The tests type,
-click and read the page; screenshots go to ``test-artifacts/screenshots/``.
+pointed at ``/usr/bin/chromium`` (``executable_path``: no browser is ever
+downloaded; each launch gets a fresh temporary profile). The tests type,
+click and read the page; screenshots go to ``test-artifacts/screenshots/``:
+
+- gradio-01-not-connected.png: the page as it opens;
+- gradio-02-send-before-connect.png: Enter before Connect: a toast, the text kept;
+- gradio-03-agent-replied.png: the real agent's reply, its tool call and usage;
+- gradio-04-agent-unavailable.png: no agent came: red, with the reason;
+- gradio-05-interim-speech-and-a-problem.png: speech still arriving (grey italics),
+  early audio sent, the microphone on, a refused message under Problems.
 """
 
 from __future__ import annotations
