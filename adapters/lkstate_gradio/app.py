@@ -54,7 +54,18 @@ from lkstate import (
 from ._render import chat_messages, microphone_label, problems_html, status_html, tools_html
 from ._sessions import DEFAULT_WEB_MAX_RATE, BrowserSessions
 
-__all__ = ["CSS", "GradioDemo", "build_demo", "main", "run", "theme"]
+__all__ = [
+    "CSS",
+    "DEFAULT_AGENT_NAME",
+    "DEFAULT_PORT",
+    "GradioDemo",
+    "MicrophoneChoice",
+    "build_demo",
+    "free_port",
+    "main",
+    "run",
+    "theme",
+]
 
 logger = logging.getLogger(__name__)
 
