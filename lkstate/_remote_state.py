@@ -41,6 +41,7 @@ matches them to the caller who asked, and this module ignores them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Literal, TypeAlias
 
@@ -476,7 +477,23 @@ def user_state_name(value: int) -> UserStateName | None:
 
 
 def _optional_float(msg: Message, field: str) -> float | None:
-    return float(getattr(msg, field)) if msg.HasField(field) else None
+    return _finite(getattr(msg, field)) if msg.HasField(field) else None
+
+
+def _finite(value: float) -> float | None:
+    """A number from the wire, or ``None`` when it is NaN or infinite.
+
+    No agent measures a NaN delay, and a NaN in the state would make it
+    unequal to itself: a replay would no longer give equal snapshots, and a
+    repeated report would look like a change every time.
+    """
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _amount(value: float) -> float:
+    """A number from the wire that has no "unset": a non-finite one reads as unset (0.0)."""
+    return _finite(value) or 0.0
 
 
 def _unknown_fields(msg: Message) -> str:
@@ -599,7 +616,7 @@ def _model_usage(u: pb.ModelUsage) -> ModelUsage | None:
             output_tokens=x.output_tokens,
             output_audio_tokens=x.output_audio_tokens,
             output_text_tokens=x.output_text_tokens,
-            session_duration=x.session_duration,
+            session_duration=_amount(x.session_duration),
         )
     if kind == "tts":
         t = u.tts
@@ -609,7 +626,7 @@ def _model_usage(u: pb.ModelUsage) -> ModelUsage | None:
             input_tokens=t.input_tokens,
             output_tokens=t.output_tokens,
             characters_count=t.characters_count,
-            audio_duration=t.audio_duration,
+            audio_duration=_amount(t.audio_duration),
         )
     if kind == "stt":
         s = u.stt
@@ -618,7 +635,7 @@ def _model_usage(u: pb.ModelUsage) -> ModelUsage | None:
             model=s.model,
             input_tokens=s.input_tokens,
             output_tokens=s.output_tokens,
-            audio_duration=s.audio_duration,
+            audio_duration=_amount(s.audio_duration),
         )
     if kind == "interruption":
         i = u.interruption
@@ -917,7 +934,7 @@ def _apply_event(
             overlapping_speech_count=state.overlapping_speech_count + 1,
             last_overlapping_speech=OverlappingSpeech(
                 is_interruption=o.is_interruption,
-                detection_delay=o.detection_delay,
+                detection_delay=_amount(o.detection_delay),
                 detected_at=timestamp_seconds(o, "detected_at"),
                 overlap_started_at=timestamp_seconds(o, "overlap_started_at"),
             ),

@@ -37,6 +37,7 @@ import inspect
 import ipaddress
 import json
 import logging
+import math
 import re
 import secrets
 import time
@@ -209,6 +210,8 @@ def _b64url_json(segment: str, what: str) -> object:
         return json.loads(raw)
     except (UnicodeDecodeError, ValueError):
         raise _MalformedTokenError(f"its {what} is not JSON") from None
+    except RecursionError:  # deeper than the parser recurses; no token nests like that
+        raise _MalformedTokenError(f"its {what} is nested too deeply") from None
 
 
 def _optional_str(payload: Mapping[str, object], key: str) -> str | None:
@@ -226,7 +229,15 @@ def _optional_time(payload: Mapping[str, object], key: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _MalformedTokenError(f"its {key!r} claim is not a number (it is {type(value).__name__})")
-    return float(value)
+    # JSON numbers may be larger than a float holds, and Python's parser also
+    # takes NaN and Infinity; a JWT time is neither.
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise _MalformedTokenError(f"its {key!r} claim is not a finite number of seconds")
+    return seconds
 
 
 def _object(value: object, what: str) -> dict[str, object]:
@@ -718,7 +729,7 @@ class EndpointTokenSource:
         where = self._described_url
         try:
             data = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested beyond reason
             excerpt = _excerpt(body, self._secrets())
             raise TokenSourceError(
                 f"The token endpoint {where} answered with something that is not JSON"
