@@ -17,6 +17,7 @@ __all__ = [
     "AgentUnavailableError",
     "SessionClosedError",
     "AudioInputError",
+    "AudioOutputError",
     "RemoteSessionError",
     "RequestTimeoutError",
     "RecordingError",
@@ -67,6 +68,10 @@ class SessionClosedError(LkstateError):
 
 class AudioInputError(LkstateError):
     """The audio input could not be opened or stopped working."""
+
+
+class AudioOutputError(LkstateError):
+    """The audio output (speaker, file) could not be opened or stopped working."""
 
 
 class RemoteSessionError(LkstateError):

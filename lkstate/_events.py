@@ -38,6 +38,7 @@ __all__ = [
     "ChatReceived",
     "AgentWaitTimedOut",
     "LocalTrackChanged",
+    "LocalOutputChanged",
     "PreConnectChanged",
     "AgentSessionPayload",
     "ProblemObserved",
@@ -208,6 +209,14 @@ class LocalTrackChanged:
 
 
 @attrs.frozen(slots=True)
+class LocalOutputChanged:
+    """Playback of the agent's voice changed; carries the speaker's whole new state."""
+
+    at: float
+    speaker: LocalTrackState
+
+
+@attrs.frozen(slots=True)
 class PreConnectChanged:
     """The pre-connect buffer changed; carries its whole new state."""
 
@@ -263,6 +272,7 @@ Event = (
     | ChatReceived
     | AgentWaitTimedOut
     | LocalTrackChanged
+    | LocalOutputChanged
     | PreConnectChanged
     | AgentSessionPayload
     | ProblemObserved

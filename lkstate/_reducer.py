@@ -654,6 +654,14 @@ def _on_local_track(state: SessionState, e: ev.LocalTrackChanged, limits: Limits
     return _evolve(state, local_media=media, updated_at=e.at)
 
 
+def _on_local_output(state: SessionState, e: ev.LocalOutputChanged, limits: Limits) -> SessionState:
+    del limits
+    if state.local_media.speaker == e.speaker:
+        return state
+    media: LocalMedia = _evolve(state.local_media, speaker=e.speaker)
+    return _evolve(state, local_media=media, updated_at=e.at)
+
+
 def _on_preconnect(state: SessionState, e: ev.PreConnectChanged, limits: Limits) -> SessionState:
     del limits
     if state.preconnect == e.preconnect:
@@ -710,6 +718,7 @@ _HANDLERS: dict[type[Any], Callable[[SessionState, Any, Limits], SessionState]] 
     ev.ChatReceived: _on_chat_received,
     ev.AgentWaitTimedOut: _on_agent_wait_timed_out,
     ev.LocalTrackChanged: _on_local_track,
+    ev.LocalOutputChanged: _on_local_output,
     ev.PreConnectChanged: _on_preconnect,
     ev.AgentSessionPayload: _on_agent_session_payload,
     ev.ProblemObserved: _on_problem,

@@ -47,6 +47,7 @@ from ._microphone import MicrophoneController
 from ._options import SessionOptions
 from ._remote_client import RemoteSessionClient
 from ._room_source import TOPIC_AGENT_SESSION, TOPIC_CHAT, RoomSource
+from ._speaker import AudioOutput, SpeakerController
 from ._state import AgentStatus, ConnectionStatus, SessionState
 from ._store import Store
 from ._tokens import TokenRequest, TokenSource
@@ -95,7 +96,10 @@ class Session:
     or your own). ``audio_input`` feeds the microphone track: ``"default"`` uses
     the system microphone when one exists (the state says so when none does),
     or pass a :class:`~lkstate.WavFileInput` / :class:`~lkstate.GeneratorInput`,
-    or ``None`` for no microphone. ``agent_name``/``agent_metadata`` ask the server to dispatch
+    or ``None`` for no microphone. ``audio_output`` plays the agent's voice:
+    ``"default"`` is the system speaker when one exists (the state says so when
+    none does), or pass a :class:`~lkstate.WavFileOutput`, or ``None`` for no
+    playback. ``agent_name``/``agent_metadata`` ask the server to dispatch
     that agent when the join creates the room, and make it the preferred agent
     when several are present. ``agent_connect_timeout`` (seconds, ``None`` for
     no limit) bounds the wait for an agent to join and become ready.
@@ -113,6 +117,7 @@ class Session:
         participant_name: str | None = None,
         options: SessionOptions | None = None,
         audio_input: AudioInput | Literal["default"] | None = "default",
+        audio_output: AudioOutput | Literal["default"] | None = "default",
         clock: Callable[[], float] = time.time,
     ) -> None:
         base = options if options is not None else SessionOptions()
@@ -142,6 +147,8 @@ class Session:
         self._connected_at: float | None = None
         self._audio_input: AudioInput | Literal["default"] | None = audio_input
         self._mic: MicrophoneController | None = None
+        self._audio_output: AudioOutput | Literal["default"] | None = audio_output
+        self._speaker: SpeakerController | None = None
         self._remote = RemoteSessionClient(self._send_session_message)
         self._watch: DisposableBase = self._store.states.subscribe(self._on_state)
 
@@ -246,6 +253,9 @@ class Session:
                 limits=self._options.preconnect_limits,
             )
             await self._mic.start_capture()  # before connecting: the user may speak already
+        if self._audio_output is not None:
+            self._speaker = SpeakerController(audio_output=self._audio_output, emit=self._dispatch, clock=self._clock)
+            await self._speaker.start()
         room = rtc.Room(loop=self._loop)
         source = RoomSource(
             room,
@@ -304,6 +314,8 @@ class Session:
             self._source.seed()
         if self._mic is not None:
             await self._mic.attach(room)
+        if self._speaker is not None:
+            self._speaker.attach(room)
 
     async def _fail_start(self, words: str) -> None:
         await self._teardown(dispatch_disconnect=False)
@@ -423,6 +435,21 @@ class Session:
             )
         await mic.set_enabled(enabled)
 
+    async def set_speaker_enabled(self, enabled: bool) -> None:
+        """Play the agent's voice, or mute it (silence is played in its place).
+
+        The state's ``local_media.speaker`` shows the result, including why
+        nothing can be played (no speaker). Raises
+        :class:`~lkstate.SessionClosedError` when the session is not started.
+        """
+        speaker = self._speaker
+        if speaker is None:
+            raise SessionClosedError(
+                "The speaker is not available: the session is not started or has no audio output.",
+                remedy="Start the session (with an audio_output) first.",
+            )
+        speaker.set_enabled(enabled)
+
     def dismiss_problems(self) -> None:
         """Clear the problems (and the last connection error) shown in the state."""
         self._dispatch(ev.ProblemsDismissed(at=self._clock()))
@@ -451,6 +478,8 @@ class Session:
             return
         if self._mic is not None:
             self._mic.on_state(state)
+        if self._speaker is not None:
+            self._speaker.on_state(state)
         timeout = self._options.agent_connect_timeout
         waiting = _is_waiting_for_agent(state)
         if waiting and self._agent_timer is None and timeout is not None:
@@ -554,11 +583,14 @@ class Session:
             self._agent_timer = None
         room, source, reader = self._room, self._source, self._session_reader
         mic, self._mic = self._mic, None
+        speaker, self._speaker = self._speaker, None
         await self._remote.aclose()  # waiting requests fail now rather than time out later
         if mic is not None:
             await mic.detach(
                 expected=self._ending, reason=None if dispatch_disconnect else "The session could not connect."
             )
+        if speaker is not None:
+            await speaker.aclose()  # its audio stream goes before the room does
         self._room, self._source, self._session_reader, self._session_streams = None, None, None, None
         try:
             if room is not None:

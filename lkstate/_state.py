@@ -256,6 +256,10 @@ class LocalMedia:
     microphone: LocalTrackState = LocalTrackState()
     camera: LocalTrackState = LocalTrackState()
     screen_share: LocalTrackState = LocalTrackState()
+    speaker: LocalTrackState = LocalTrackState()
+    """Playback of the agent's voice: ``enabled`` the user wants to hear it, ``published``
+    it is playing now (``track_sid`` is the agent's track), ``device`` the output's name,
+    ``error`` why it cannot play (no speaker…)."""
 
 
 # -- pre-connect audio ----------------------------------------------------------
