@@ -30,8 +30,9 @@ connected. So the controller stops recording and sends when all of these hold:
 * an agent proper (``state.agent.identity``: kind agent, not an avatar) is
   present and the room is connected;
 * the publication's first subscription is the agent's: it came after the
-  agent appeared, or — the server sometimes reports the subscription a few
-  milliseconds before it announces the subscriber — it came while nobody was
+  agent appeared, or — the server may report the subscription before it
+  announces the subscriber: milliseconds before for an agent that publishes,
+  up to 3 s for one that does not yet — it came while nobody was
   announced yet and the agent was the next participant announced. If the
   first subscriber was someone else (the server will not tell us again), the
   controller keeps recording for a short grace (:data:`DELIVERY_GRACE`) after
@@ -46,8 +47,9 @@ Agents that come and go
 
 * *An agent leaves before the send*: nothing was sent; recording goes on, and
   the next agent gets the recording.
-* *The agent leaves during the send, or within* :data:`SETTLE_WINDOW` *after
-  it*: an agent that crashed or was removed did not get to use the audio. The
+* *The agent leaves during the send, or is seen leaving within*
+  :data:`SETTLE_WINDOW` *after it* (the server may announce a departure 3 s
+  late): an agent that crashed or was removed did not get to use the audio. The
   controller keeps the sent audio, plus every frame that went to the track
   since the handover (the *tail*), and records again, so the next agent hears
   all of it. Because the server reports only the *first* subscriber of a
@@ -62,8 +64,9 @@ Agents that come and go
   buffer keyed by the new sid, holding back the live audio. The controller
   sends it an **empty** buffer for the new sid instead, which the agent takes
   as "no pre-connect audio" at once. The same release goes to any agent that
-  becomes the session's agent after the buffer was sent elsewhere, expired or
-  failed — once per agent and publication.
+  becomes the session's agent after the buffer was sent elsewhere (at once,
+  even while the send settles), expired or failed — once per agent and
+  publication.
 
 The decisions live in :class:`_Handover`, which does no I/O: it takes frames,
 facts and the loop time, and returns effects (report this state, send these
@@ -113,8 +116,13 @@ logger = logging.getLogger(__name__)
 DELIVERY_GRACE = 0.5
 """Seconds to keep recording for an agent that appeared after the publication's first subscription."""
 
-SETTLE_WINDOW = 1.0
-"""After a send, an agent that leaves within this many seconds is taken not to have used the audio."""
+SETTLE_WINDOW = 4.0
+"""After a send, an agent seen leaving within this many seconds is taken not to have used the audio.
+
+Seen, not left: livekit-server announces a participant that publishes no track
+(an agent that dies before publishing its voice) only in its next 3 s batch of
+participant updates, so the departure can reach us up to 3 s after it happened.
+"""
 
 PROGRESS_INTERVAL = 0.25
 """Recording progress (seconds, bytes) is reported at most this often."""
@@ -321,6 +329,17 @@ class _Handover:
                 self._tail += data
         return False
 
+    def input_ended(self, now: float) -> None:
+        """The input gave its last frame: report what the recording holds now.
+
+        Progress is reported at most every :data:`PROGRESS_INTERVAL`, on the
+        next frame; a file or generator that ends leaves no next frame, and the
+        state would show the recording a quarter second short until the send.
+        """
+        if self._phase is _Phase.RECORDING:
+            self._last_progress = now
+            self._report_recording()
+
     def published(self, sid: str, *, flagged: bool, now: float) -> None:
         self._sid, self._flagged = sid, flagged
         self._evaluate(now)
@@ -454,7 +473,7 @@ class _Handover:
                 self._grace_deadline = self._agent_since + self._grace
                 if now >= self._grace_deadline:
                     self._deliver(agent, sid)
-        elif self._phase is _Phase.DONE and self._flagged and (agent, sid) not in self._served:
+        elif self._phase in (_Phase.SETTLING, _Phase.DONE) and self._flagged and (agent, sid) not in self._served:
             self._served.add((agent, sid))
             rate, channels = self._format
             self._outbox.append(_Send(agent, sid, b"", rate, channels, release=True))
@@ -510,6 +529,7 @@ class _Handover:
     def _expire(self) -> None:
         size = self._recorded_bytes()
         left = self._left
+        present = self._agent if self._connected and self._sid is not None else None
         timeout = _fmt_seconds(self._limits.agent_wait_timeout)
         self._finish()
         if left is not None:
@@ -519,6 +539,17 @@ class _Handover:
                 detail=(
                     f"The agent {left} left before it could use the buffered audio, and no other agent "
                     f"was ready within {timeout}; the audio was discarded."
+                ),
+            )
+        elif present is not None:
+            # An agent is here but never subscribed to the microphone: a text-only agent, or
+            # one linked to another participant. "No agent" would be false.
+            self._report(
+                PreConnectStatus.EXPIRED,
+                size,
+                detail=(
+                    f"The agent {present} did not listen to the microphone within {timeout}; "
+                    "the buffered audio was discarded."
                 ),
             )
         else:
@@ -848,6 +879,9 @@ class MicrophoneController:
     def _pump_ended(self, task: asyncio.Task[object]) -> None:
         if task.cancelled():
             return
+        if self._loop is not None and not self._closed:
+            self._handover.input_ended(self._loop.time())
+            self._apply()
         error = task.exception()
         if error is None:
             logger.info("the audio input ended: %s", task.result())

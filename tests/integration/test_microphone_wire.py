@@ -1,50 +1,26 @@
-"""Pre-connect audio end to end: a real server, the real AgentSession, the real controller.
+"""The microphone and pre-connect audio, end to end through ``lkstate.Session``.
 
-The user's side is driven exactly as the Session drives it (a Store, a
-RoomSource, an ``rtc.Room``; ``start_capture`` before connecting, ``attach``
-after, ``on_state`` with every snapshot, ``detach``/``aclose`` at the end).
-The agent is livekit-agents' own ``AgentSession`` (in process, with the
-offline demo plugins); its ``ScriptedSTT`` keeps every PCM byte it is given,
-so the tests see exactly what the agent's speech-to-text heard.
+Every test drives the public API — ``Session(..., audio_input=GeneratorInput(...))``,
+``start()``, ``set_microphone_enabled()``, ``end()``, ``session.state`` — against
+the real livekit-server and livekit-agents' own ``AgentSession`` (in process,
+with the offline demo plugins), and reads the outcome where a user and an
+agent would see it:
 
-How "nothing missing, nothing doubled" is judged
-------------------------------------------------
+* **the state** — ``state.agent.status`` (``pre-connect-buffering`` while the
+  recording waits for the agent), ``state.preconnect`` (status, seconds,
+  bytes, destination, detail in words), ``state.local_media.microphone``;
+* **what the agent's speech-to-text heard** — ``ScriptedSTT`` keeps every PCM
+  byte it is given; ``tests/harness/audio_compare.py`` says exactly how that
+  is compared with what was spoken (the buffer sample for sample, the live
+  part by windowed cross-correlation);
+* **what the agent framework says** — its pre-connect handler logs every
+  buffer it receives (``trackId``, duration) and complains when it waits for
+  one in vain or finds it too old; :class:`AgentLog` collects those records.
+  They are how these tests see each send without reaching into the session.
 
-The user "speaks" seeded band-limited noise (300–3400 Hz, RMS 5000, loud
-enough for the STT's voice rule): no two stretches of it look alike, so any
-20 ms of what the agent heard can be located in the input by
-cross-correlation, even after Opus. Three comparisons:
-
-* **the client, sample for sample** — the recording sent plus every sample
-  the local microphone track carried (read from the track itself; the
-  silence a track plays while its source is idle is removed) equals the
-  input exactly: each captured sample took exactly one path, in order.
-* **the buffer, sample for sample** — the first ``state.preconnect.bytes``
-  bytes the STT received equal the first bytes of the input (raw PCM: the
-  agent runs at 24 kHz like the input, so nothing resamples it). The agent
-  heard the buffer first.
-* **the live part, by position** — the rest went through Opus, the agent's
-  jitter buffer and its resampler. Each 20 ms window of it (10 ms hop) is
-  located in the input; windows whose normalised correlation is at least
-  0.9 are *recognised* (in steady state they score about 0.98; windows the
-  jitter buffer synthesised to hide a late packet score far lower). Then:
-
-  - the first recognised window comes from no earlier than 5 ms before the
-    instant the buffer ended (a window may begin a few samples before the
-    first live sample and still be recognised; a repeated 10 ms frame would
-    read 10 ms early: nothing the buffer held is heard again live), and at most
-    45 ms later than the time since the live audio began (nothing lost at
-    the handover; 45 ms is the most the jitter buffer was seen to stretch
-    while a stream starts);
-  - every recognised window comes from later in the input than the one
-    before (nothing heard twice), no more than 60 ms of input lies between
-    two consecutive recognised windows (nothing lost — the jitter buffer
-    skips at most a few tens of ms to catch up under load), and the last
-    comes from the last 50 ms of the input (nothing lost at the end).
-
-What a test cannot see, the unit tests pin down: that each frame goes to
-exactly one place is a property of the routing, shown above sample for
-sample on the client.
+The user "speaks" :func:`~tests.harness.audio_compare.speech` in real time
+through a :class:`GeneratorInput`, from ``start()`` on. Slow connections are
+made with a token source that takes its time, as a token endpoint can.
 """
 
 from __future__ import annotations
@@ -52,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import attrs
@@ -61,596 +37,600 @@ import numpy.typing as npt
 import pytest
 from livekit import rtc
 
-from lkstate import _events as ev
+from lkstate import (
+    AgentStatus,
+    ConnectionStatus,
+    Credentials,
+    CustomTokenSource,
+    DevelopmentTokenSource,
+    PreConnectStatus,
+    Session,
+    SessionOptions,
+    SessionState,
+    TokenRequest,
+)
 from lkstate._audio import GeneratorInput
-from lkstate._microphone import MicrophoneController
-from lkstate._options import Limits
-from lkstate._preconnect import PreConnectLimits, send_preconnect_audio
-from lkstate._room_source import RoomSource
-from lkstate._state import PreConnectStatus, SessionState
+from lkstate._preconnect import PreConnectLimits
 from lkstate.demo_agent import room_options
-from lkstate._store import Store
+from tests.harness.audio_compare import (
+    RATE,
+    assert_whole_and_once,
+    judge,
+    locate,
+    loud_windows,
+    speech,
+    without_silence,
+)
 from tests.harness.peer import PRECONNECT_TOPIC, Peer, wait_until
 from tests.harness.server import LiveKitServer
 
-RATE = 24000
-WINDOW = RATE // 50  # 20 ms
-HOP = RATE // 100  # 10 ms
-RECOGNISED = 0.9
+FRAME = RATE // 100  # 10 ms
 
 
-def speech(seconds: float, *, seed: int = 7) -> npt.NDArray[np.int16]:
-    """Band-limited noise: every 20 ms of it is unlike any other."""
-    n = int(RATE * seconds)
-    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
-    frequencies = np.fft.rfftfreq(n, 1 / RATE)
-    spectrum[(frequencies < 300) | (frequencies > 3400)] = 0
-    x = np.fft.irfft(spectrum, n)
-    return (x / np.std(x) * 5000).clip(-32000, 32000).astype(np.int16)
+# ------------------------------------------------------------------------ the user's voice
 
 
-# ------------------------------------------------------------------------ judging what the agent heard
+class Speaker:
+    """``seconds`` of speech, fed to the session in real time by a :class:`GeneratorInput`.
 
-
-@attrs.frozen
-class Located:
-    position: float
-    """Seconds into the live audio (window start)."""
-    instant: float
-    """Seconds into the input it was found at (window start)."""
-    score: float
-
-
-class _Search:
-    """Normalised cross-correlation of 20 ms windows against the input, over all of it or a stretch."""
-
-    def __init__(self, spoken: npt.NDArray[np.float64]) -> None:
-        self.spoken = spoken
-        energy = np.concatenate([[0.0], np.cumsum(spoken * spoken)])
-        self.norms = np.sqrt(np.maximum(energy[WINDOW:] - energy[:-WINDOW], 0.0))
-
-    def best(self, chunk: npt.NDArray[np.float64], lo: int = 0, hi: int | None = None) -> tuple[int, float]:
-        hi = len(self.norms) if hi is None else min(hi, len(self.norms))
-        lo = max(0, lo)
-        stretch = self.spoken[lo : hi + WINDOW - 1]
-        size = 1 << int(np.ceil(np.log2(len(stretch) + WINDOW)))
-        correlation = np.fft.irfft(np.fft.rfft(stretch, size) * np.conj(np.fft.rfft(chunk, size)), size)
-        scores = correlation[: hi - lo] / (self.norms[lo:hi] * np.sqrt(np.sum(chunk * chunk)) + 1e-9)
-        index = int(np.argmax(scores))
-        return lo + index, float(scores[index])
-
-
-def locate(live: npt.NDArray[np.float64], spoken: npt.NDArray[np.float64]) -> list[Located]:
-    """Find every loud 20 ms window of ``live`` in ``spoken``.
-
-    Each window is first looked for within 250 ms of where the previous one
-    points (fast); if it is not recognised there, in the whole input.
+    Records when capture began (the first frame was taken) and how many
+    frames were taken, so a test can tell which instant of the speech was
+    captured when, and whether capture stopped.
     """
-    search = _Search(spoken)
-    reach = RATE // 4
-    found: list[Located] = []
-    guess: int | None = None
-    for start in range(0, len(live) - WINDOW, HOP):
-        chunk = live[start : start + WINDOW]
-        if np.sqrt(np.mean(chunk * chunk)) < 1500:
-            continue  # silence: the track carried nothing while the buffer recorded
-        best, score = (0, 0.0) if guess is None else search.best(chunk, guess - reach, guess + reach)
-        if score < RECOGNISED:
-            best, score = search.best(chunk)
-        found.append(Located(start / RATE, best / RATE, score))
-        if score >= RECOGNISED:
-            guess = best + HOP
-        elif guess is not None:
-            guess += HOP
-    return found
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.samples = speech(seconds)
+        self.started_at: float | None = None
+        """``time.monotonic()`` when the first frame was taken."""
+        self.finished_at: float | None = None
+        self.taken = 0
+        self.input = GeneratorInput(self._frames(), sample_rate=RATE, realtime=True)
+
+    def _frames(self) -> Iterator[npt.NDArray[np.int16]]:
+        for start in range(0, len(self.samples), FRAME):
+            if self.started_at is None:
+                self.started_at = time.monotonic()
+            self.taken += 1
+            yield self.samples[start : start + FRAME]
+        self.finished_at = time.monotonic()
+
+    def instant(self, at: float) -> float:
+        """Seconds into the speech at ``time.monotonic()`` value ``at``."""
+        assert self.started_at is not None
+        return at - self.started_at
+
+    async def spoken(self) -> None:
+        """Wait until all of it was captured and has had time to cross the wire."""
+        await wait_until(lambda: self.finished_at is not None, timeout=self.seconds + 10, message="the speech to end")
+        await asyncio.sleep(1.0)
+
+    @property
+    def pcm(self) -> bytes:
+        return self.samples.tobytes()
+
+
+# ------------------------------------------------------------------------ what the agent framework reports
 
 
 @attrs.frozen
-class Verdict:
-    buffer_bytes: int
-    buffer_exact: bool
-    first_instant_ms: float
-    """Input instant of the first recognised live window, minus the instant the buffer ended."""
-    live_began_ms: float
-    """Time from the first loud live window to the first recognised one."""
-    repeats: int
-    """Recognised windows that came from no later in the input than the one before."""
-    worst_gap_ms: float
-    last_instant: float
-    recognised: int
-    windows: int
+class Received:
+    """One pre-connect buffer the agent's handler read to the end."""
+
+    sender: str
+    track_id: str
+    seconds: float
+    at: float
+    """``time.time()`` when the agent had it."""
 
 
-def judge(heard: bytes, spoken: npt.NDArray[np.int16], buffer_bytes: int) -> Verdict:
-    """Compare what the STT heard with what was spoken (see the module docstring)."""
-    exact = heard[:buffer_bytes] == spoken.tobytes()[:buffer_bytes]
-    live = np.frombuffer(heard[buffer_bytes:], dtype=np.int16).astype(np.float64)
-    located = locate(live, spoken.astype(np.float64))
-    good = [w for w in located if w.score >= RECOGNISED]
-    assert good, f"nothing live was recognised in {len(located)} loud windows"
-    instants = [w.instant for w in good]
-    return Verdict(
-        buffer_bytes=buffer_bytes,
-        buffer_exact=exact,
-        first_instant_ms=(good[0].instant - buffer_bytes / 2 / RATE) * 1000,
-        live_began_ms=(good[0].position - located[0].position) * 1000,
-        repeats=sum(1 for a, b in zip(instants, instants[1:]) if b <= a),
-        worst_gap_ms=max((b - a - HOP / RATE for a, b in zip(instants, instants[1:])), default=0.0) * 1000,
-        last_instant=instants[-1] + WINDOW / RATE,
-        recognised=len(good),
-        windows=len(located),
+class AgentLog(logging.Handler):
+    """The agent framework's pre-connect log records: each buffer received, each complaint."""
+
+    _COMPLAINTS = (
+        "timeout waiting for pre-connect audio buffer",
+        "pre-connect audio buffer is too old",
+        "pre-connect audio received but no trackId",
+        "pre-connect audio received but not completed in time",
+        "error reading pre-connect audio buffer",
     )
 
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.received: list[Received] = []
+        self.complaints: list[str] = []
 
-def assert_whole_and_once(verdict: Verdict, seconds: float) -> None:
-    assert verdict.buffer_bytes > 0
-    assert verdict.buffer_exact, "the agent's STT did not hear the buffer first, sample for sample"
-    assert verdict.first_instant_ms >= -5, f"audio from the buffer was heard again live: {verdict}"
-    assert verdict.first_instant_ms <= verdict.live_began_ms + 45, f"audio was lost at the handover: {verdict}"
-    assert verdict.repeats == 0, f"audio was heard twice: {verdict}"
-    assert verdict.worst_gap_ms <= 60, f"audio was lost: {verdict}"
-    assert verdict.last_instant >= seconds - 0.05, f"the end of the speech was lost: {verdict}"
-
-
-def without_silence(pcm: bytes | bytearray) -> bytes:
-    """``pcm`` minus every run of 16 or more zero samples.
-
-    A local track plays silence whenever its source has nothing queued: before
-    the first live frame, after the last, and for 10 ms when a frame comes a
-    little late. The noise never holds 16 exact zeros in a row, so what
-    remains is exactly the audio that was captured into the track.
-    """
-    samples = np.frombuffer(bytes(pcm), dtype=np.int16)
-    zero = np.concatenate([[False], samples == 0, [False]])
-    edges = np.flatnonzero(np.diff(zero.astype(np.int8)))
-    keep = np.ones(len(samples), dtype=bool)
-    for start, stop in zip(edges[::2], edges[1::2]):
-        if stop - start >= 16:
-            keep[start:stop] = False
-    return samples[keep].tobytes()
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message == "pre-connect audio received":
+            fields: dict[str, Any] = record.__dict__
+            self.received.append(
+                Received(
+                    str(fields["participant"]), str(fields["track_id"]), round(float(fields["duration"]), 3),
+                    record.created,
+                )
+            )
+        elif message in self._COMPLAINTS:
+            self.complaints.append(f"{message} {record.__dict__.get('track_id', '')}".strip())
 
 
-def test_the_judge_catches_audio_heard_twice_or_lost_at_the_handover() -> None:
-    spoken = speech(2.0)
-    cut = RATE  # the buffer holds the first second
-    buffer = spoken[:cut].tobytes()
-    silence = np.zeros(RATE // 4, dtype=np.int16)
-
-    def heard(live: npt.NDArray[np.int16]) -> Verdict:
-        return judge(buffer + np.concatenate([silence, live]).tobytes(), spoken, len(buffer))
-
-    assert_whole_and_once(heard(spoken[cut:]), 2.0)
-    with pytest.raises(AssertionError, match="heard again"):
-        assert_whole_and_once(heard(spoken[cut - RATE // 20 :]), 2.0)  # 50 ms of the buffer again
-    with pytest.raises(AssertionError, match="lost at the handover"):
-        assert_whole_and_once(heard(spoken[cut + RATE // 10 :]), 2.0)  # 100 ms never heard
-    half = cut + RATE // 2
-    with pytest.raises(AssertionError, match="lost"):  # 100 ms skipped later on
-        assert_whole_and_once(heard(np.concatenate([spoken[cut:half], spoken[half + RATE // 10 :]])), 2.0)
-    with pytest.raises(AssertionError, match="twice"):  # 100 ms repeated later on
-        assert_whole_and_once(heard(np.concatenate([spoken[cut:half], spoken[half - RATE // 10 :]])), 2.0)
+@pytest.fixture
+def agent_log() -> Iterator[AgentLog]:
+    logger = logging.getLogger("livekit.agents")
+    handler = AgentLog()
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
-# ------------------------------------------------------------------------ the user's side, as the Session drives it
+# ------------------------------------------------------------------------ sessions
 
 
-@attrs.frozen
-class Sent:
-    destination: str
-    track_sid: str
-    size: int
-    at: float
+@attrs.define
+class Watched:
+    """A session and every snapshot it delivered, with the wall-clock time it came."""
 
-
-class User:
-    """A Store, a RoomSource, a room and the controller, wired as Session wires them."""
-
-    def __init__(
-        self,
-        server: LiveKitServer,
-        room_name: str,
-        audio: GeneratorInput,
-        *,
-        limits: PreConnectLimits | None = None,
-        before_send: Callable[[str], Awaitable[None]] | None = None,
-    ) -> None:
-        self.server = server
-        self.room_name = room_name
-        self.store = Store()
-        self.room = rtc.Room()
-        self.ending = False
-        self.source = RoomSource(self.room, self._emit, limits=Limits(), is_ending=lambda: self.ending, clock=time.time)
-        self.sent: list[Sent] = []
-        self.subscribed_at: list[float] = []
-        self.history: list[tuple[float, SessionState]] = []
-        self.on_track = bytearray()
-        """Every sample the first microphone track carried (read from the track itself)."""
-        self.capture_started = 0.0
-        self._track_reader: asyncio.Task[None] | None = None
-        self._before_send = before_send
-        self.mic = MicrophoneController(
-            audio_input=audio,
-            emit=self.store.dispatch,
-            clock=time.time,
-            preconnect=True,
-            limits=limits or PreConnectLimits(),
-            sender=self._send,
-        )
-        self.store.states.subscribe(self._on_state)
-        self.room.on("local_track_subscribed", lambda track: self.subscribed_at.append(time.monotonic()))
-
-    def _emit(self, event: ev.Event) -> None:
-        self.store.dispatch(event)
-
-    def _on_state(self, state: SessionState) -> None:
-        self.history.append((time.monotonic(), state))
-        self.mic.on_state(state)
-
-    async def _send(
-        self,
-        local_participant: rtc.LocalParticipant,
-        *,
-        agent_identity: str,
-        track_sid: str,
-        pcm: bytes,
-        sample_rate: int,
-        num_channels: int,
-    ) -> None:
-        if pcm and self._before_send is not None:
-            await self._before_send(agent_identity)
-        await send_preconnect_audio(
-            local_participant,
-            agent_identity=agent_identity,
-            track_sid=track_sid,
-            pcm=pcm,
-            sample_rate=sample_rate,
-            num_channels=num_channels,
-        )
-        self.sent.append(Sent(agent_identity, track_sid, len(pcm), time.monotonic()))
+    session: Session
+    history: list[tuple[float, SessionState]] = attrs.field(factory=list)
 
     @property
     def state(self) -> SessionState:
-        return self.store.state
+        return self.session.state
 
-    async def start_capture(self) -> None:
-        self.store.dispatch(ev.StartRequested(at=time.time()))
-        self.capture_started = time.monotonic()
-        await self.mic.start_capture()
-
-    async def connect(self) -> None:
-        self.source.attach()
-        await self.room.connect(self.server.url, self.server.token(self.room_name, "user"))
-        self.store.dispatch(
-            ev.RoomConnected(
-                at=time.time(),
-                room_name=self.room.name,
-                local_identity=self.room.local_participant.identity,
-                server_url=self.server.url,
-            )
-        )
-        self.source.seed()
-        await self.mic.attach(self.room)
-        publication = self.mic.publication
-        assert publication is not None and isinstance(publication.track, rtc.LocalAudioTrack)
-        self._track_reader = asyncio.create_task(self._read_track(publication.track))
-
-    async def _read_track(self, track: rtc.LocalAudioTrack) -> None:
-        stream = rtc.AudioStream.from_track(track=track, sample_rate=RATE, num_channels=1)
-        try:
-            async for event in stream:
-                self.on_track += event.frame.data.cast("B")
-        finally:
-            await stream.aclose()
-
-    async def spoken_to_the_end(self, seconds: float) -> None:
-        """Wait until the whole input was captured and has had time to cross the wire."""
-        await asyncio.sleep(max(0.0, self.capture_started + seconds + 2.0 - time.monotonic()))
-
-    async def end(self) -> None:
-        self.ending = True
-        if self._track_reader is not None:
-            self._track_reader.cancel()
-            await asyncio.gather(self._track_reader, return_exceptions=True)
-        await self.mic.detach(expected=True)
-        if self.room.isconnected():
-            await self.room.disconnect()
-        await self.source.aclose()
-        if self.state.connection.status.value != "disconnected":
-            self.store.dispatch(ev.RoomDisconnected(at=time.time(), reason="You ended the session.", expected=True))
-        await self.mic.aclose()
-
-    async def wait_for(self, predicate: Callable[[SessionState], bool], timeout: float = 20.0) -> SessionState:
-        return await wait_until(
-            lambda: self.state if predicate(self.state) else None,
-            timeout=timeout,
-            message=lambda: f"the state; pre-connect is {self.state.preconnect}",
-        )
-
-    def first_time(self, predicate: Callable[[SessionState], bool]) -> float:
-        return next(t for t, s in self.history if predicate(s))
+    def first(self, predicate: Callable[[SessionState], bool]) -> tuple[float, SessionState]:
+        return next((t, s) for t, s in self.history if predicate(s))
 
     def saw(self, predicate: Callable[[SessionState], bool]) -> bool:
         return any(predicate(s) for _, s in self.history)
 
+    def preconnect_statuses(self) -> list[PreConnectStatus]:
+        return _changes(s.preconnect.status for _, s in self.history)
+
+    async def wait(self, predicate: Callable[[SessionState], bool], timeout: float = 15.0) -> SessionState:
+        try:
+            return await self.session.wait_until(predicate, timeout=timeout)
+        except TimeoutError:
+            state = self.session.state
+            raise AssertionError(
+                f"the state never got there; agent {state.agent.status.value}, pre-connect {state.preconnect}, "
+                f"microphone {state.local_media.microphone}"
+            ) from None
+
+
+def _changes(values: Any) -> list[Any]:
+    out: list[Any] = []
+    for value in values:
+        if not out or out[-1] != value:
+            out.append(value)
+    return out
+
+
+MakeSession = Callable[..., Watched]
+
 
 @pytest.fixture
-async def users() -> AsyncIterator[list[User]]:
-    made: list[User] = []
-    yield made
-    for user in made:
-        await user.end()
+async def make_session(livekit_server: LiveKitServer, room_name: str) -> AsyncIterator[MakeSession]:
+    """``make_session(audio_input=..., limits=..., connect_delay=seconds | None, ...)`` -> Watched.
+
+    ``connect_delay`` makes the token source take that long (``None``:
+    forever), so the user talks while the session is still connecting.
+    """
+    made: list[Session] = []
+
+    def factory(*, limits: PreConnectLimits | None = None, connect_delay: float | None = 0.0, **kwargs: Any) -> Watched:
+        tokens = DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+
+        async def slowly(request: TokenRequest) -> Credentials:
+            if connect_delay is None:
+                await asyncio.Event().wait()
+            await asyncio.sleep(connect_delay or 0.0)
+            return await tokens.fetch(request)
+
+        options = SessionOptions(preconnect_limits=limits or PreConnectLimits())
+        session = Session(CustomTokenSource(slowly), room_name=room_name, participant_identity="user", options=options,
+                          **kwargs)
+        made.append(session)
+        watched = Watched(session)
+        session.states.subscribe(lambda state: watched.history.append((time.time(), state)))
+        return watched
+
+    yield factory
+    for session in made:
+        await session.end()
 
 
-def speaking(seconds: float) -> tuple[npt.NDArray[np.int16], GeneratorInput]:
-    samples = speech(seconds)
-    return samples, GeneratorInput([samples], sample_rate=RATE, realtime=True)
-
-
-def agent_kept_waiting(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """The agent framework's complaints about the pre-connect buffer (dropped, or waited for in vain)."""
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name.startswith("livekit.agents")
-        and ("timeout waiting for pre-connect" in r.getMessage() or "too old" in r.getMessage())
+def microphone_publication(session: Session) -> rtc.LocalTrackPublication:
+    room = session.room
+    assert room is not None
+    (publication,) = [
+        p for p in room.local_participant.track_publications.values() if p.source == rtc.TrackSource.SOURCE_MICROPHONE
     ]
+    return publication
+
+
+class TrackTap:
+    """Every sample the session's microphone track carried, read from the local track itself."""
+
+    def __init__(self, track: rtc.Track) -> None:
+        self.pcm = bytearray()
+        self._task = asyncio.create_task(self._read(track))
+
+    async def _read(self, track: rtc.Track) -> None:
+        stream = rtc.AudioStream.from_track(track=track, sample_rate=RATE, num_channels=1)
+        try:
+            async for event in stream:
+                self.pcm += event.frame.data.cast("B")
+        finally:
+            await stream.aclose()
+
+    async def aclose(self) -> bytes:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        return bytes(self.pcm)
 
 
 def is_sent(state: SessionState) -> bool:
     return state.preconnect.status is PreConnectStatus.SENT
 
 
+def is_ready(state: SessionState) -> bool:
+    return state.agent.is_ready
+
+
 # ------------------------------------------------------------------------ the main path
 
 
 async def test_speech_before_connect_reaches_the_agents_stt_first_whole_and_once(
-    livekit_server: LiveKitServer,
-    room_name: str,
-    agent_factory: Callable[..., Awaitable[Any]],
-    users: list[User],
-    caplog: pytest.LogCaptureFixture,
+    make_session: MakeSession, room_name: str, agent_factory: Any, agent_log: AgentLog
 ) -> None:
-    caplog.set_level(logging.INFO, logger="livekit.agents")
-    seconds = 7.0
-    spoken, audio = speaking(seconds)
-    user = User(livekit_server, room_name, audio)
-    users.append(user)
+    speaker = Speaker(5.0)
+    user = make_session(audio_input=speaker.input, connect_delay=1.0)
 
-    await user.start_capture()
-    await asyncio.sleep(1.0)  # the user talks while the app is still connecting
-    assert user.state.agent.status.value == "pre-connect-buffering"
-    await user.connect()
+    await user.session.start(wait_for_agent=False)
+    # The user talked while the app was still connecting, and the state showed it.
+    _, early = user.first(lambda s: s.preconnect.seconds >= 0.5)
+    assert early.connection.status is ConnectionStatus.CONNECTING
+    assert early.agent.status is AgentStatus.PRE_CONNECT_BUFFERING
+    assert early.preconnect.status is PreConnectStatus.RECORDING
+    assert early.preconnect.bytes == round(early.preconnect.seconds * RATE) * 2
+    tap = TrackTap(microphone_publication(user.session).track)  # pyright: ignore[reportArgumentType]
     agent = await agent_factory(room_name)
-    sent = await user.wait_for(is_sent)
-    await user.spoken_to_the_end(seconds)
+    sent = await user.wait(is_sent)
+    await speaker.spoken()
     heard = agent.stt.received_pcm()
+    on_track = await tap.aclose()
 
-    publication = user.mic.publication
-    assert publication is not None
-    assert sent.preconnect.destination == agent.identity
-    assert [(s.destination, s.track_sid, s.size) for s in user.sent] == [
-        (agent.identity, publication.sid, sent.preconnect.bytes)
+    # The state told the story: recording, sending, sent — how much, and to whom.
+    assert user.preconnect_statuses() == [
+        PreConnectStatus.IDLE, PreConnectStatus.RECORDING, PreConnectStatus.SENDING, PreConnectStatus.SENT
     ]
-    # The client: every sample went to exactly one path, in order.
-    assert spoken.tobytes() == heard[: sent.preconnect.bytes] + without_silence(user.on_track)
-    # The agent: the buffer first, sample for sample, then the live track, whole and once.
-    verdict = judge(heard, spoken, sent.preconnect.bytes)
-    assert_whole_and_once(verdict, seconds)
-    assert agent_kept_waiting(caplog) == []
+    _, sending = user.first(lambda s: s.preconnect.status is PreConnectStatus.SENDING)
+    size = sent.preconnect.bytes
+    assert sending.preconnect == attrs.evolve(sent.preconnect, status=PreConnectStatus.SENDING)
+    assert sent.preconnect.destination == agent.identity
+    assert sent.preconnect.seconds == round(size / 2 / RATE, 3) and sent.preconnect.seconds > 1.0
+    recorded = [s.preconnect.seconds for _, s in user.history if s.preconnect.status is PreConnectStatus.RECORDING]
+    assert recorded == sorted(recorded) and len(set(recorded)) > 3, "the seconds grew while it recorded"
+    # While it recorded and no agent was ready, the agent showed as pre-connect-buffering.
+    assert all(
+        s.agent.status is AgentStatus.PRE_CONNECT_BUFFERING
+        for _, s in user.history
+        if s.preconnect.status is PreConnectStatus.RECORDING and not s.agent.is_ready
+    )
+    # The agent got one buffer, for the microphone's publication, and was not kept waiting.
+    sid = user.state.local_media.microphone.track_sid
+    assert sid == microphone_publication(user.session).sid
+    assert [(r.sender, r.track_id, r.seconds) for r in agent_log.received] == [("user", sid, sent.preconnect.seconds)]
+    assert agent_log.complaints == []
+    # The client: every captured sample took exactly one path — the buffer or the track — in order.
+    assert speaker.pcm == heard[:size] + without_silence(on_track)
+    # The agent's STT: the buffer first, sample for sample, then the live track, whole and once.
+    verdict = judge(heard, speaker.samples, size)
+    assert_whole_and_once(verdict, speaker.seconds)
 
-    agent_seen = user.first_time(lambda s: s.agent.identity is not None)
-    delivered = user.sent[0].at
+    present_at, _ = user.first(lambda s: s.agent.identity == agent.identity)
+    ready_at, _ = user.first(is_ready)
+    sent_at, _ = user.first(is_sent)
     print(
-        f"\nbuffer {verdict.buffer_bytes} bytes ({verdict.buffer_bytes / 2 / RATE:.2f} s); "
-        f"agent present -> buffer delivered {(delivered - agent_seen) * 1000:.0f} ms; "
-        f"agent subscribed -> delivered {(delivered - user.subscribed_at[0]) * 1000:.0f} ms; {verdict}"
+        f"\n[measure] buffer {size} bytes ({size / 2 / RATE:.2f} s at {RATE} Hz mono); "
+        f"agent present -> state sent {(sent_at - present_at) * 1000:.0f} ms, "
+        f"agent ready -> state sent {(sent_at - ready_at) * 1000:+.0f} ms, "
+        f"agent present -> agent had the buffer {(agent_log.received[0].at - present_at) * 1000:.0f} ms; {verdict}"
     )
 
 
 # ------------------------------------------------------------------------ edge cases
 
 
-async def test_no_agent_within_the_timeout_discards_the_recording_and_a_late_agent_is_not_kept_waiting(
-    livekit_server: LiveKitServer,
-    room_name: str,
-    agent_factory: Callable[..., Awaitable[Any]],
-    users: list[User],
-    caplog: pytest.LogCaptureFixture,
+async def test_no_agent_within_the_wait_discards_the_recording_and_a_late_agent_is_not_kept_waiting(
+    make_session: MakeSession, room_name: str, agent_factory: Any, agent_log: AgentLog
 ) -> None:
-    caplog.set_level(logging.INFO, logger="livekit.agents")
-    spoken, audio = speaking(9.0)
-    user = User(livekit_server, room_name, audio, limits=PreConnectLimits(agent_wait_timeout=1.5))
-    users.append(user)
+    speaker = Speaker(6.0)
+    user = make_session(audio_input=speaker.input, limits=PreConnectLimits(agent_wait_timeout=1.5))
+    await user.session.start(wait_for_agent=False)
 
-    await user.start_capture()
-    await user.connect()
-    expired = await user.wait_for(lambda s: s.preconnect.status is PreConnectStatus.EXPIRED)
-
+    expired = await user.wait(lambda s: s.preconnect.status is PreConnectStatus.EXPIRED, timeout=10)
     assert expired.preconnect.detail == "No agent was ready within 1.5 s; the buffered audio was discarded."
-    assert expired.preconnect.bytes > 0
-    assert user.sent == []
+    assert expired.preconnect.bytes > 0 and expired.preconnect.destination is None
+    assert expired.agent.status is AgentStatus.CONNECTING  # no longer buffering: still waiting for an agent
 
     agent = await agent_factory(room_name)
-    await wait_until(lambda: len(agent.stt.received_pcm()) >= 4 * RATE * 2, timeout=15, message="4 s of live audio")
+    await user.wait(is_ready)
+    await wait_until(lambda: loud_windows(agent.stt.received_pcm()) >= 50, timeout=10, message="1 s of live speech")
 
     # The publication said a buffer would come; the late agent was told at once there is none
-    # (it would complain after waiting 3 s in vain).
-    assert agent_kept_waiting(caplog) == []
-    publication = user.mic.publication
-    assert publication is not None
-    assert [(s.destination, s.track_sid, s.size) for s in user.sent] == [(agent.identity, publication.sid, 0)]
-    assert user.state.preconnect.status is PreConnectStatus.EXPIRED
-    assert not agent.stt.received_pcm().startswith(spoken.tobytes()[:4800])  # no old audio reached it
+    # (an empty buffer) instead of waiting 3 s for it — and none of the old audio reached it.
+    sid = user.state.local_media.microphone.track_sid
+    assert [(r.sender, r.track_id, r.seconds) for r in agent_log.received] == [("user", sid, 0.0)]
+    assert agent_log.complaints == []
+    assert speaker.pcm[: 2 * FRAME * 10] not in agent.stt.received_pcm()
+    assert user.state.preconnect == expired.preconnect
 
 
-async def test_an_agent_present_before_the_microphone_is_published_gets_the_buffer_under_the_real_sid(
-    livekit_server: LiveKitServer,
-    room_name: str,
-    agent_factory: Callable[..., Awaitable[Any]],
-    users: list[User],
+async def test_an_agent_ready_before_the_microphone_is_published_gets_the_buffer_under_the_real_sid(
+    make_session: MakeSession, room_name: str, agent_factory: Any, agent_log: AgentLog
 ) -> None:
-    seconds = 6.0
-    spoken, audio = speaking(seconds)
     agent = await agent_factory(room_name)
-    user = User(livekit_server, room_name, audio)
-    users.append(user)
+    speaker = Speaker(4.0)
+    user = make_session(audio_input=speaker.input, connect_delay=0.5)
 
-    await user.start_capture()
-    await asyncio.sleep(1.0)
-    await user.connect()
-    sent = await user.wait_for(is_sent)
-    await user.spoken_to_the_end(seconds)
+    await user.session.start()
+    sent = await user.wait(is_sent)
+    await speaker.spoken()
 
-    # The agent was in the state before the microphone had a sid...
-    assert user.saw(lambda s: s.agent.identity == agent.identity and s.local_media.microphone.track_sid is None)
-    # ...and the buffer went out once, under the publication's real sid.
-    publication = user.mic.publication
-    assert publication is not None and publication.sid
-    assert [(s.destination, s.track_sid) for s in user.sent] == [(agent.identity, publication.sid)]
-    assert_whole_and_once(judge(agent.stt.received_pcm(), spoken, sent.preconnect.bytes), seconds)
+    # The agent was in the state, ready, before the microphone had a sid...
+    assert user.saw(
+        lambda s: s.agent.identity == agent.identity and s.agent.is_ready and s.local_media.microphone.track_sid is None
+    )
+    # ...and its one buffer went out under the publication's real sid (an empty trackId would be dropped).
+    sid = microphone_publication(user.session).sid
+    assert sid and sent.preconnect.destination == agent.identity
+    assert [(r.track_id, r.seconds) for r in agent_log.received] == [(sid, sent.preconnect.seconds)]
+    assert agent_log.complaints == []
+    assert_whole_and_once(judge(agent.stt.received_pcm(), speaker.samples, sent.preconnect.bytes), speaker.seconds)
 
 
 async def test_an_agent_that_leaves_before_the_send_leaves_the_whole_recording_for_the_next_agent(
-    livekit_server: LiveKitServer,
-    room_name: str,
-    agent_factory: Callable[..., Awaitable[Any]],
-    peer_factory: Callable[..., Awaitable[Peer]],
-    users: list[User],
+    make_session: MakeSession, room_name: str, agent_factory: Any, peer_factory: Any, agent_log: AgentLog
 ) -> None:
-    seconds = 7.0
-    spoken, audio = speaking(seconds)
-    user = User(livekit_server, room_name, audio)
-    users.append(user)
-    await user.start_capture()
-    await user.connect()
+    speaker = Speaker(5.0)
+    user = make_session(audio_input=speaker.input)
+    await user.session.start(wait_for_agent=False)
 
     # An agent that never listens (it subscribes to nothing), and then leaves.
-    first = await peer_factory(
+    first: Peer = await peer_factory(
         room_name, "agent-first", kind="agent", auto_subscribe=False, byte_topics=[PRECONNECT_TOPIC]
     )
-    await user.wait_for(lambda s: s.agent.identity == "agent-first")
+    await first.publish_audio(None)  # a publisher is announced (and its leaving too) at once
+    await user.wait(lambda s: s.agent.identity == "agent-first")
     await asyncio.sleep(0.5)
     await first.disconnect()
-    await user.wait_for(lambda s: s.agent.identity is None)
-    assert user.state.preconnect.status is PreConnectStatus.RECORDING
+    gone = await user.wait(lambda s: s.agent.identity is None)
+    assert gone.preconnect.status is PreConnectStatus.RECORDING and gone.preconnect.detail is None
 
     agent = await agent_factory(room_name)
-    sent = await user.wait_for(is_sent)
-    await user.spoken_to_the_end(seconds)
+    sent = await user.wait(is_sent)
+    await speaker.spoken()
 
     assert first.byte_streams == []
-    assert [s.destination for s in user.sent] == [agent.identity]
-    assert_whole_and_once(judge(agent.stt.received_pcm(), spoken, sent.preconnect.bytes), seconds)
+    assert sent.preconnect.destination == agent.identity
+    assert [(r.sender, r.seconds) for r in agent_log.received] == [("user", sent.preconnect.seconds)]
+    assert_whole_and_once(judge(agent.stt.received_pcm(), speaker.samples, sent.preconnect.bytes), speaker.seconds)
+
+
+def leaves_when_sent_to(user: Watched, peer: Peer) -> None:
+    """Make ``peer`` leave the moment the session starts sending it the recording."""
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Task[None]] = []
+
+    def check(state: SessionState) -> None:
+        if not tasks and state.preconnect.status is PreConnectStatus.SENDING and state.preconnect.destination == peer.identity:
+            tasks.append(loop.create_task(peer.disconnect()))
+
+    user.session.states.subscribe(check)
 
 
 async def test_an_agent_that_leaves_during_the_send_has_it_all_resent_to_the_next_agent(
-    livekit_server: LiveKitServer,
-    room_name: str,
-    agent_factory: Callable[..., Awaitable[Any]],
-    peer_factory: Callable[..., Awaitable[Peer]],
-    users: list[User],
+    make_session: MakeSession, room_name: str, agent_factory: Any, peer_factory: Any, agent_log: AgentLog
 ) -> None:
-    seconds = 8.0
-    spoken, audio = speaking(seconds)
-    leaving: dict[str, Peer] = {}
+    speaker = Speaker(7.0)
+    user = make_session(audio_input=speaker.input, connect_delay=0.5)
+    # This agent is there first and subscribes, so the session sends to it — and it vanishes.
+    # It publishes nothing, so the server announces its leaving only in its next 3 s batch:
+    # that late news must still count as leaving with the audio.
+    first: Peer = await peer_factory(room_name, "agent-first", kind="agent", byte_topics=[PRECONNECT_TOPIC])
+    leaves_when_sent_to(user, first)
+    await user.session.start(wait_for_agent=False)
 
-    async def the_agent_vanishes_first(destination: str) -> None:
-        peer = leaving.pop(destination, None)
-        if peer is not None:  # the send has begun: the agent is gone before a byte leaves
-            await peer.disconnect()
-            await wait_until(lambda: destination not in user.room.remote_participants, message="the agent to go")
-
-    user = User(livekit_server, room_name, audio, before_send=the_agent_vanishes_first)
-    users.append(user)
-    await user.start_capture()
-    await asyncio.sleep(0.5)
-    await user.connect()
-    first_sid = user.state.local_media.microphone.track_sid
-
-    # This agent subscribes, so the controller starts sending to it.
-    leaving["agent-first"] = await peer_factory(
-        room_name, "agent-first", kind="agent", byte_topics=[PRECONNECT_TOPIC]
-    )
-    kept = await user.wait_for(
-        lambda s: s.preconnect.status is PreConnectStatus.RECORDING
-        and s.preconnect.detail is not None
-        and "agent-first left" in s.preconnect.detail
-        and s.local_media.microphone.published
-        and s.local_media.microphone.track_sid not in (None, first_sid)
-    )
+    kept = await user.wait(lambda s: s.preconnect.status is PreConnectStatus.RECORDING and s.preconnect.detail is not None)
     assert kept.preconnect.detail == (
         "The agent agent-first left before it could use the buffered audio; keeping the audio for the next agent."
     )
+    _, sending = user.first(lambda s: s.preconnect.status is PreConnectStatus.SENDING)
+    assert sending.preconnect.destination == "agent-first"
+    first_sid = sending.local_media.microphone.track_sid
+    # Published again, so the next agent's subscription is a fresh signal.
+    await user.wait(lambda s: s.local_media.microphone.published and s.local_media.microphone.track_sid != first_sid)
 
     agent = await agent_factory(room_name)
-    sent = await user.wait_for(lambda s: is_sent(s) and s.preconnect.destination == agent.identity)
-    await user.spoken_to_the_end(seconds)
+    sent = await user.wait(lambda s: is_sent(s) and s.preconnect.destination == agent.identity)
+    await wait_until(lambda: agent_log.received, timeout=5, message="the agent to have the buffer")
+    await speaker.spoken()
 
+    # The next agent got everything: what the first one missed, and all that was said since.
     second_sid = user.state.local_media.microphone.track_sid
-    assert [(s.destination, s.track_sid) for s in user.sent] == [
-        ("agent-first", first_sid),
-        (agent.identity, second_sid),
+    assert [(r.sender, r.track_id, r.seconds) for r in agent_log.received] == [
+        ("user", second_sid, sent.preconnect.seconds)
     ]
-    assert user.sent[1].size >= user.sent[0].size  # what the first agent missed, and what came since
-    assert_whole_and_once(judge(agent.stt.received_pcm(), spoken, sent.preconnect.bytes), seconds)
+    assert agent_log.complaints == []
+    assert_whole_and_once(judge(agent.stt.received_pcm(), speaker.samples, sent.preconnect.bytes), speaker.seconds)
 
 
-async def test_ending_while_buffering_stops_capture_and_releases_the_buffer(
-    livekit_server: LiveKitServer, room_name: str
+async def test_an_agent_that_leaves_during_the_send_with_no_successor_is_reported_in_words(
+    make_session: MakeSession, room_name: str, peer_factory: Any
 ) -> None:
-    _, audio = speaking(10.0)
-    user = User(livekit_server, room_name, audio)
-    await user.start_capture()
-    await user.connect()
-    await asyncio.sleep(1.0)
+    speaker = Speaker(6.0)
+    user = make_session(audio_input=speaker.input, limits=PreConnectLimits(agent_wait_timeout=1.5))
+    await user.session.start(wait_for_agent=False)
 
-    await user.end()
+    first: Peer = await peer_factory(room_name, "agent-first", kind="agent", byte_topics=[PRECONNECT_TOPIC])
+    leaves_when_sent_to(user, first)
+    await first.publish_audio(None)
+    failed = await user.wait(lambda s: s.preconnect.status is PreConnectStatus.FAILED, timeout=10)
+
+    assert failed.preconnect.detail == (
+        "The agent agent-first left before it could use the buffered audio, and no other agent was ready "
+        "within 1.5 s; the audio was discarded."
+    )
+    assert failed.preconnect.bytes > 0
+    assert failed.agent.status is AgentStatus.FAILED
+    assert failed.agent.failure_reasons == ("The agent left the room unexpectedly.",)
+
+
+@pytest.mark.parametrize("when", ["while connecting", "while connected with no agent"])
+async def test_ending_while_buffering_stops_capture_and_releases_the_buffer(
+    make_session: MakeSession, when: str
+) -> None:
+    speaker = Speaker(10.0)
+    user = make_session(audio_input=speaker.input, connect_delay=None if when == "while connecting" else 0.0)
+    starting = asyncio.ensure_future(user.session.start(wait_for_agent=False))
+    if when == "while connecting":
+        await user.wait(lambda s: s.preconnect.seconds >= 0.5, timeout=5)
+    else:
+        await starting
+        await user.wait(lambda s: s.preconnect.seconds >= 0.5 and s.local_media.microphone.published, timeout=5)
+
+    await user.session.end()
+    await asyncio.gather(starting, return_exceptions=True)
+    taken = speaker.taken
+    await asyncio.sleep(0.3)
 
     state = user.state
     assert state.preconnect.status is PreConnectStatus.IDLE
     assert state.preconnect.detail == "The session ended before an agent was ready; the buffered audio was discarded."
-    assert state.preconnect.bytes > 0
-    assert state.agent.status.value == "disconnected"
+    assert state.preconnect.bytes > 0  # how much was discarded
+    assert state.agent.status is AgentStatus.DISCONNECTED
+    assert state.connection.status is ConnectionStatus.DISCONNECTED
     assert not state.local_media.microphone.published
-    assert [t for t in asyncio.all_tasks() if t.get_name().startswith("lkstate-")] == []
+    assert speaker.taken == taken, "capture stopped"
+    assert [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("lkstate-")] == []
 
 
 async def test_a_full_reconnect_sends_no_audio_twice_and_does_not_keep_the_agent_waiting(
-    livekit_server: LiveKitServer,
-    room_name: str,
-    agent_factory: Callable[..., Awaitable[Any]],
-    users: list[User],
-    caplog: pytest.LogCaptureFixture,
+    make_session: MakeSession, room_name: str, agent_factory: Any, agent_log: AgentLog
 ) -> None:
-    caplog.set_level(logging.INFO, logger="livekit.agents")
-    seconds = 11.0
-    spoken, audio = speaking(seconds)
-    user = User(livekit_server, room_name, audio)
-    users.append(user)
-    await user.start_capture()
-    await asyncio.sleep(1.0)
-    await user.connect()
-    # A full reconnect looks to the agent like the user leaving ("client initiated") and coming
-    # back; by default AgentSession closes on that, so this agent is told to stay.
+    speaker = Speaker(6.0)
+    user = make_session(audio_input=speaker.input, connect_delay=0.5)
+    # A full reconnect looks to the agent like the user leaving and coming back;
+    # by default AgentSession closes on that, so this agent is told to stay.
     agent = await agent_factory(room_name, options=room_options(close_on_disconnect=False))
-    sent = await user.wait_for(is_sent)
-    await asyncio.sleep(1.5)
+    await user.session.start()
+    sent = await user.wait(is_sent)
     first_sid = user.state.local_media.microphone.track_sid
-
-    await user.room.simulate_scenario(rtc.SimulateScenarioKind.SIMULATE_FULL_RECONNECT)
-    await user.wait_for(lambda s: s.local_media.microphone.track_sid not in (None, first_sid))
-    second_sid = user.state.local_media.microphone.track_sid
-    await wait_until(lambda: len(user.sent) >= 2, timeout=10, message="the release for the new sid")
-    before = len(agent.stt.received_pcm())
-    await user.spoken_to_the_end(seconds)
-
-    assert [(s.destination, s.track_sid, s.size) for s in user.sent] == [
-        (agent.identity, first_sid, sent.preconnect.bytes),
-        (agent.identity, second_sid, 0),
-    ]
+    # At once when the agent has it: the agent vanishing in the reconnect must not be taken for a
+    # departure with the audio (a full reconnect removes and re-adds every participant).
+    await wait_until(lambda: agent_log.received, timeout=5, message="the agent to have the buffer")
     assert user.state.preconnect == sent.preconnect
+
+    room = user.session.room
+    assert room is not None
+    await room.simulate_scenario(rtc.SimulateScenarioKind.SIMULATE_FULL_RECONNECT)
+    await user.wait(lambda s: s.local_media.microphone.track_sid not in (None, first_sid))
+    second_sid = user.state.local_media.microphone.track_sid
+    await user.wait(lambda s: s.connection.status is ConnectionStatus.CONNECTED and s.agent.is_ready)
+    await wait_until(lambda: len(agent_log.received) >= 2, timeout=10, message="the agent to hear about the new sid")
+    reconnected_at = time.monotonic()
+    await speaker.spoken()
+
+    # The audio went once; the new publication got an empty buffer, so the agent did not wait 3 s for one.
+    assert [(r.track_id, r.seconds) for r in agent_log.received] == [
+        (first_sid, sent.preconnect.seconds),
+        (second_sid, 0.0),
+    ]
+    assert agent_log.complaints == []
+    assert user.state.preconnect == sent.preconnect
+    assert not user.saw(lambda s: s.preconnect.status is PreConnectStatus.SENDING and s.updated_at > sent.updated_at)
+    # The agent heard the buffer once, and live audio from after the reconnect.
     heard = agent.stt.received_pcm()
-    buffered = spoken.tobytes()[: sent.preconnect.bytes]
-    assert heard.startswith(buffered) and heard.count(buffered[-48000:]) == 1  # the buffer was heard once
-    assert len(heard) - before > 2 * RATE * 2  # live audio went on after the reconnect...
-    assert agent_kept_waiting(caplog) == []  # ...and the agent did not wait 3 s for a second buffer
+    buffered = speaker.pcm[: sent.preconnect.bytes]
+    assert heard.startswith(buffered) and heard.count(buffered[-2 * FRAME * 10 :]) == 1
+    live = locate(np.frombuffer(heard[len(buffered) :], dtype=np.int16).astype(np.float64), speaker.samples.astype(np.float64))
+    assert any(w.score >= 0.9 and w.instant > speaker.instant(reconnected_at) for w in live)
+
+
+# ------------------------------------------------------------------------ the microphone toggle
+
+
+async def test_a_muted_microphone_sends_the_agent_no_speech_and_unmuting_resumes_from_now(
+    make_session: MakeSession, room_name: str, agent_factory: Any
+) -> None:
+    agent = await agent_factory(room_name)
+    speaker = Speaker(5.0)
+    user = make_session(audio_input=speaker.input)
+    await user.session.start()
+    await user.wait(is_sent)
+    await wait_until(lambda: loud_windows(agent.stt.received_pcm()) >= 50, timeout=10, message="1 s of speech")
+
+    await user.session.set_microphone_enabled(False)
+    muted_at = time.monotonic()
+    muted = user.state.local_media.microphone
+    assert (muted.enabled, muted.muted, muted.published) == (False, True, True)
+    sid = muted.track_sid
+    assert sid is not None
+    # The agent sees the track muted...
+    await wait_until(
+        lambda: (p := agent.room.remote_participants.get("user")) is not None
+        and sid in p.track_publications
+        and p.track_publications[sid].muted,
+        timeout=5,
+        message="the agent to see the microphone muted",
+    )
+    await asyncio.sleep(0.3)  # what was already on the wire arrives
+    quiet_from = len(agent.stt.received_pcm())
+    await asyncio.sleep(1.0)
+    quiet_to = len(agent.stt.received_pcm())
+    await user.session.set_microphone_enabled(True)
+    unmuted_at = time.monotonic()
+    unmuted = user.state.local_media.microphone
+    assert (unmuted.enabled, unmuted.muted, unmuted.published, unmuted.track_sid) == (True, False, True, sid)
+    await speaker.spoken()
+
+    heard = agent.stt.received_pcm()
+    # ...and its STT got no speech while muted;
+    assert loud_windows(heard[quiet_from:quiet_to]) == 0
+    # after unmuting it hears the user again, from the moment of unmuting: what was said while
+    # muted was dropped, not held back and delivered late.
+    after = [w for w in locate(np.frombuffer(heard[quiet_to:], dtype=np.int16).astype(np.float64),
+                               speaker.samples.astype(np.float64)) if w.score >= 0.9]
+    assert after, "speech resumed after unmuting"
+    assert after[0].instant >= speaker.instant(unmuted_at) - 0.1
+    assert not any(speaker.instant(muted_at) + 0.1 < w.instant < speaker.instant(unmuted_at) - 0.1 for w in after)
+    assert _changes(s.local_media.microphone.muted for _, s in user.history)[-3:] == [False, True, False]
+
+
+async def test_the_default_microphone_on_a_machine_without_one_is_an_error_in_words_and_the_session_works(
+    make_session: MakeSession, room_name: str, agent_factory: Any, agent_log: AgentLog
+) -> None:
+    agent = await agent_factory(room_name)
+    user = make_session(audio_input="default")
+
+    state = await user.session.start()
+
+    assert state.agent.is_ready and state.agent.identity == agent.identity
+    microphone = state.local_media.microphone
+    assert (microphone.enabled, microphone.published, microphone.track_sid) == (False, False, None)
+    assert microphone.error is not None and microphone.error.startswith("No microphone found:")
+    assert "WavFileInput" in microphone.error  # the remedy, in the same words
+    assert state.preconnect.status is PreConnectStatus.IDLE
+    assert state.preconnect.detail == "There is no microphone, so nothing is recorded before the agent listens."
+    assert not user.saw(lambda s: s.agent.status is AgentStatus.PRE_CONNECT_BUFFERING)
+    assert state.problems == ()
+
+    await user.session.set_microphone_enabled(True)  # asking again changes nothing and breaks nothing
+    assert user.state.local_media.microphone == microphone
+    assert agent_log.received == [] and agent_log.complaints == []

@@ -298,6 +298,22 @@ def test_no_agent_within_the_timeout_discards_the_recording_and_says_so() -> Non
     assert c.sends() == []
 
 
+def test_an_agent_that_never_subscribes_to_the_microphone_is_named_when_the_recording_expires() -> None:
+    c = Clocked(PreConnectLimits(agent_wait_timeout=10.0))
+    c.speak(1)
+    c.publish("TR_1")
+    c.agent("agent-a")  # present (a text-only agent, or one listening to someone else), never subscribes
+
+    c.advance(10.0)
+
+    assert c.state.status is PreConnectStatus.EXPIRED
+    assert c.state.detail == (
+        "The agent agent-a did not listen to the microphone within 10 s; the buffered audio was discarded."
+    )
+    release = only_send(c.effects)  # should it subscribe later, it is not kept waiting for a buffer
+    assert release.release and release.destination == "agent-a" and release.track_sid == "TR_1"
+
+
 def test_an_agent_arriving_after_expiry_is_told_there_is_no_buffer_once() -> None:
     c = Clocked()
     c.publish("TR_1")
@@ -480,6 +496,41 @@ def test_a_second_agent_after_the_send_is_released_once_and_not_sent_the_audio()
     assert [(r.destination, r.pcm) for r in releases] == [("agent-b", b"")]
 
 
+def test_a_second_agent_while_the_send_settles_is_released_at_once_and_gets_it_all_if_the_first_leaves() -> None:
+    c = Clocked()
+    c.speak(1)
+    connected_with_agent(c, sid="TR_1", agent="agent-a")
+    c.sent()
+    c.speak(2)
+
+    c.agent("agent-b")  # it waits for a buffer when it subscribes: do not make it wait out the settle window
+    assert [(r.destination, r.track_sid, r.pcm) for r in c.sends() if r.release] == [("agent-b", "TR_1", b"")]
+
+    c.h.suspect("agent-a", c.now)
+    c.h.departed("agent-a", c.now)
+    c.collect()
+    c.h.unpublished(c.now)
+    c.publish("TR_2")
+    send = only_send(c.subscribe("TR_2"))
+    assert (send.destination, send.track_sid, send.pcm, send.release) == ("agent-b", "TR_2", pcm(1, 2), False)
+
+
+def test_a_departure_seen_three_seconds_late_still_counts_as_leaving_with_the_audio() -> None:
+    # livekit-server announces a participant without tracks in 3 s batches, leaving included.
+    c = Clocked()
+    c.speak(1)
+    connected_with_agent(c)
+    c.sent()
+
+    c.advance(3.2)
+    c.h.suspect("agent-a", c.now)
+    c.h.departed("agent-a", c.now)
+    c.collect()
+
+    assert c.state.status is PreConnectStatus.RECORDING
+    assert any(isinstance(e, _Republish) for e in c.effects)
+
+
 # ------------------------------------------------------------------------ ending
 
 
@@ -604,6 +655,18 @@ async def test_recording_progress_reaches_the_state_a_few_times_a_second() -> No
     recording = [s for s in emit.preconnect() if s.status is PreConnectStatus.RECORDING]
     assert 2 <= len(recording) <= 1 + 1.2 / PROGRESS_INTERVAL + 1  # not one per 10 ms frame (100 of them)
     assert recording[-1].bytes > recording[1].bytes > 0
+
+
+async def test_an_input_that_ends_while_recording_leaves_the_state_showing_all_it_recorded() -> None:
+    emit = Collected()
+    mic = controller(emit, GeneratorInput(tone(1.0), sample_rate=RATE, realtime=False))
+    await mic.start_capture()
+
+    await wait_for(lambda: emit.preconnect()[-1].seconds == 1.0)  # not the last progress report's figure
+
+    assert emit.preconnect()[-1].status is PreConnectStatus.RECORDING
+    assert emit.preconnect()[-1].bytes == RATE * 2
+    await mic.aclose()
 
 
 async def test_the_wait_timeout_expires_the_recording_on_the_loop_clock() -> None:
