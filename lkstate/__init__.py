@@ -33,12 +33,14 @@ from ._remote_state import (
     ToolCall,
     TTSUsage,
 )
+from ._speaker import AgentVoice, AudioOutput, SpeakerOutput, WavFileOutput, agent_voice, default_audio_output
 from ._timeline import TimelineBuilder, TimelineEntry, timeline
 from ._config import token_source_from_env
 from ._delivery import DEFAULT_MAX_RATE, FrameLimiter, Mailbox, latest_states
 from ._errors import (
     AgentUnavailableError,
     AudioInputError,
+    AudioOutputError,
     ConnectionFailedError,
     DevServerError,
     LkstateError,
@@ -84,6 +86,7 @@ from ._tokens import (
 )
 
 __all__ = [
+    "agent_voice",
     "AgentConfigUpdateItem",
     "AgentFailure",
     "AgentHandoffItem",
@@ -93,8 +96,11 @@ __all__ = [
     "AgentStateCheck",
     "AgentStatus",
     "AgentUnavailableError",
+    "AgentVoice",
     "AudioInput",
     "AudioInputError",
+    "AudioOutput",
+    "AudioOutputError",
     "check_agent_state",
     "ConnectionFailedError",
     "ConnectionState",
@@ -104,6 +110,7 @@ __all__ = [
     "CustomTokenSource",
     "decode_claims",
     "default_audio_input",
+    "default_audio_output",
     "DEFAULT_MAX_RATE",
     "DeliveryStatus",
     "DevelopmentTokenSource",
@@ -154,6 +161,7 @@ __all__ = [
     "SessionOptions",
     "SessionState",
     "SessionUsage",
+    "SpeakerOutput",
     "Store",
     "STTUsage",
     "timeline",
@@ -168,4 +176,5 @@ __all__ = [
     "TrackSource",
     "TTSUsage",
     "WavFileInput",
+    "WavFileOutput",
 ]

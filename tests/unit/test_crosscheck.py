@@ -91,9 +91,9 @@ def test_an_attribute_value_lkstate_does_not_know_is_compared_as_it_is() -> None
     assert check_agent_state(state).agreement == "disagree"
 
 
-def test_once_the_agent_is_gone_its_last_report_is_not_compared() -> None:
+def test_once_the_agent_is_gone_its_reports_are_forgotten_and_not_compared() -> None:
     state = fold(
         [agent_joins("listening"), reported(pb.AS_LISTENING), ev.ParticipantLeft(at=5.0, identity=AGENT)], connected()
     )
-    assert state.remote.agent_state == "listening"
+    assert state.remote.agent_state is None
     assert check_agent_state(state).agreement == "unknown"
