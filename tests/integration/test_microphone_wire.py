@@ -73,32 +73,27 @@ FRAME = RATE // 100  # 10 ms
 class Speaker:
     """``seconds`` of speech, fed to the session in real time by a :class:`GeneratorInput`.
 
-    Records when capture began (the first frame was taken) and how many
-    frames were taken, so a test can tell which instant of the speech was
-    captured when, and whether capture stopped.
+    Counts the frames taken, so a test can tell which instant of the speech
+    is being captured now, and whether capture stopped.
     """
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.samples = speech(seconds)
-        self.started_at: float | None = None
-        """``time.monotonic()`` when the first frame was taken."""
         self.finished_at: float | None = None
         self.taken = 0
         self.input = GeneratorInput(self._frames(), sample_rate=RATE, realtime=True)
 
     def _frames(self) -> Iterator[npt.NDArray[np.int16]]:
         for start in range(0, len(self.samples), FRAME):
-            if self.started_at is None:
-                self.started_at = time.monotonic()
             self.taken += 1
             yield self.samples[start : start + FRAME]
         self.finished_at = time.monotonic()
 
-    def instant(self, at: float) -> float:
-        """Seconds into the speech at ``time.monotonic()`` value ``at``."""
-        assert self.started_at is not None
-        return at - self.started_at
+    @property
+    def now(self) -> float:
+        """How far into the speech capture has got, in seconds (counted in frames, not clock time)."""
+        return self.taken * FRAME / RATE
 
     async def spoken(self) -> None:
         """Wait until all of it was captured and has had time to cross the wire."""
@@ -544,7 +539,7 @@ async def test_a_full_reconnect_sends_no_audio_twice_and_does_not_keep_the_agent
     second_sid = user.state.local_media.microphone.track_sid
     await user.wait(lambda s: s.connection.status is ConnectionStatus.CONNECTED and s.agent.is_ready)
     await wait_until(lambda: len(agent_log.received) >= 2, timeout=10, message="the agent to hear about the new sid")
-    reconnected_at = time.monotonic()
+    reconnected_at = speaker.now
     await speaker.spoken()
 
     # The audio went once; the new publication got an empty buffer, so the agent did not wait 3 s for one.
@@ -560,7 +555,7 @@ async def test_a_full_reconnect_sends_no_audio_twice_and_does_not_keep_the_agent
     buffered = speaker.pcm[: sent.preconnect.bytes]
     assert heard.startswith(buffered) and heard.count(buffered[-2 * FRAME * 10 :]) == 1
     live = locate(np.frombuffer(heard[len(buffered) :], dtype=np.int16).astype(np.float64), speaker.samples.astype(np.float64))
-    assert any(w.score >= 0.9 and w.instant > speaker.instant(reconnected_at) for w in live)
+    assert any(w.score >= 0.9 and w.instant > reconnected_at for w in live)
 
 
 # ------------------------------------------------------------------------ the microphone toggle
@@ -577,7 +572,7 @@ async def test_a_muted_microphone_sends_the_agent_no_speech_and_unmuting_resumes
     await wait_until(lambda: loud_windows(agent.stt.received_pcm()) >= 50, timeout=10, message="1 s of speech")
 
     await user.session.set_microphone_enabled(False)
-    muted_at = time.monotonic()
+    muted_at = speaker.now
     muted = user.state.local_media.microphone
     assert (muted.enabled, muted.muted, muted.published) == (False, True, True)
     sid = muted.track_sid
@@ -595,7 +590,7 @@ async def test_a_muted_microphone_sends_the_agent_no_speech_and_unmuting_resumes
     await asyncio.sleep(1.0)
     quiet_to = len(agent.stt.received_pcm())
     await user.session.set_microphone_enabled(True)
-    unmuted_at = time.monotonic()
+    unmuted_at = speaker.now
     unmuted = user.state.local_media.microphone
     assert (unmuted.enabled, unmuted.muted, unmuted.published, unmuted.track_sid) == (True, False, True, sid)
     await speaker.spoken()
@@ -608,8 +603,8 @@ async def test_a_muted_microphone_sends_the_agent_no_speech_and_unmuting_resumes
     after = [w for w in locate(np.frombuffer(heard[quiet_to:], dtype=np.int16).astype(np.float64),
                                speaker.samples.astype(np.float64)) if w.score >= 0.9]
     assert after, "speech resumed after unmuting"
-    assert after[0].instant >= speaker.instant(unmuted_at) - 0.1
-    assert not any(speaker.instant(muted_at) + 0.1 < w.instant < speaker.instant(unmuted_at) - 0.1 for w in after)
+    assert after[0].instant >= unmuted_at - 0.1
+    assert not any(muted_at + 0.1 < w.instant < unmuted_at - 0.1 for w in after)
     assert _changes(s.local_media.microphone.muted for _, s in user.history)[-3:] == [False, True, False]
 
 

@@ -40,8 +40,13 @@ def test_the_judge_catches_audio_lost_at_the_handover() -> None:
 
 def test_the_judge_catches_audio_lost_later_on() -> None:
     half = CUT + RATE // 2
-    with pytest.raises(AssertionError, match="lost"):
-        assert_whole_and_once(heard(np.concatenate([SPOKEN[CUT:half], SPOKEN[half + RATE // 10 :]])), 2.0)
+    with pytest.raises(AssertionError, match="audio was lost"):  # 200 ms skipped
+        assert_whole_and_once(heard(np.concatenate([SPOKEN[CUT:half], SPOKEN[half + RATE // 5 :]])), 2.0)
+
+
+def test_the_judge_tolerates_what_a_loaded_receivers_jitter_buffer_skips() -> None:
+    half = CUT + RATE // 2
+    assert_whole_and_once(heard(np.concatenate([SPOKEN[CUT:half], SPOKEN[half + RATE // 14 :]])), 2.0)  # 70 ms
 
 
 def test_the_judge_catches_audio_heard_twice_later_on() -> None:
