@@ -10,7 +10,8 @@ tests run against exactly the same server, started the same way
 
 Nothing here reaches beyond 127.0.0.1: HTTP and WebSocket bind to loopback,
 no STUN lookups (``use_external_ip`` off, the node IP pinned to loopback,
-only loopback ICE candidates). One wart of v1.13.5: the ICE/TCP listener binds
+only loopback ICE candidates, and clients handed a STUN server by address,
+never a hostname to resolve). One wart of v1.13.5: the ICE/TCP listener binds
 every interface; only 127.0.0.1 is ever advertised, and ``ice_tcp=False``
 turns it off.
 
@@ -369,7 +370,12 @@ class DevServer:
             "node_ip": "127.0.0.1",
             "use_external_ip": False,
             "enable_loopback_candidate": True,
-            "stun_servers": [],
+            # Never empty: with no STUN server configured, the server hands
+            # clients Google's, and offline every client connection then starts
+            # DNS lookups that hang for seconds, each on its own thread (about
+            # eight per connection). The server's own RTC port, by address,
+            # needs no lookup and no internet.
+            "stun_servers": [f"127.0.0.1:{self.rtc_udp_port}"],
             "ips": {"includes": ["127.0.0.1/32"]},
         }
         if self.ice_tcp:
