@@ -46,6 +46,9 @@ TOPIC_AGENT_SESSION = "lk.agent.session"
 ANNOUNCE_GRACE = 4.0
 """How long a stream from a participant the room has not announced yet waits for its join (s)."""
 
+TRANSCRIPT_ORDER_GRACE = 1.0
+"""How long a transcription stream's first words wait for those of the stream that arrived before it (s)."""
+
 _KIND_NAMES: dict[int, str] = {
     rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD: "standard",
     rtc.ParticipantKind.PARTICIPANT_KIND_INGRESS: "ingress",
@@ -90,6 +93,14 @@ def kind_name(kind: int) -> str:
 Emit = Callable[[ev.Event], None]
 
 
+async def _after(previous: asyncio.Future[None] | None, grace: float) -> None:
+    """Wait until ``previous`` is done, at most ``grace`` seconds (a stalled stream holds no one up)."""
+    if previous is None or previous.done():
+        return
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.shield(previous), grace)
+
+
 def _listener_registrar(room: rtc.Room) -> Callable[[str, Callable[..., None]], object]:
     """``room.on``, typed: the SDK's emitter leaves callback types unknown."""
     return room.on  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType, reportReturnType]
@@ -120,6 +131,7 @@ class RoomSource:
         self._tasks: set[asyncio.Task[None]] = set()
         self._join_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._attached = False
+        self._transcript_turn: asyncio.Future[None] | None = None  # the last admitted stream's first words
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -380,9 +392,22 @@ class RoomSource:
         if not self._admit_stream(sender, TOPIC_TRANSCRIPTION):
             reader.close()
             return
-        self._spawn(self._read_transcription(reader, sender, seq), f"lkstate-transcription-{seq}")
+        # Streams are admitted in arrival order, but the SDK delivers each
+        # stream's chunks on its own: the first words of the next segment can
+        # overtake this one's, and the transcript would show them in the wrong
+        # order. So each stream's first words wait for the previous stream's.
+        previous, turn = self._transcript_turn, asyncio.get_running_loop().create_future()
+        self._transcript_turn = turn
+        self._spawn(self._read_transcription(reader, sender, seq, previous, turn), f"lkstate-transcription-{seq}")
 
-    async def _read_transcription(self, reader: rtc.TextStreamReader, sender: str, seq: int) -> None:
+    async def _read_transcription(
+        self,
+        reader: rtc.TextStreamReader,
+        sender: str,
+        seq: int,
+        previous: asyncio.Future[None] | None = None,
+        turn: asyncio.Future[None] | None = None,
+    ) -> None:
         info = reader.info
         attributes = info.attributes or {}
         segment_id = attributes.get("lk.segment_id") or info.stream_id
@@ -407,6 +432,9 @@ class RoomSource:
                         )
                     )
                     continue
+                if turn is not None and not turn.done():
+                    await _after(previous, TRANSCRIPT_ORDER_GRACE)
+                    turn.set_result(None)
                 self._emit(
                     ev.TranscriptReceived(
                         at=self._clock(),
@@ -432,6 +460,8 @@ class RoomSource:
         except rtc.StreamError as error:
             logger.info("transcription stream from %s ended abnormally: %s", sender, error)
         finally:
+            if turn is not None and not turn.done():
+                turn.set_result(None)
             reader.close()
             self._release_stream(sender)
 
