@@ -268,6 +268,8 @@ class Messages(Sequence[Message]):
     def __getitem__(self, index: slice) -> tuple[Message, ...]: ...
 
     def __getitem__(self, index: int | slice) -> Message | tuple[Message, ...]:
+        if type(index) is int and 0 <= index < self._count:  # the reducer's case: one call, no checks
+            return self._at(index)
         if isinstance(index, slice):
             start, stop, step = index.indices(self._count)
             if step == 1:

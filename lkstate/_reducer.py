@@ -197,15 +197,26 @@ def _primary_agent(agents: list[RemoteParticipant], requested: str | None) -> Re
     return agents[0]
 
 
+_STATUS_OF_WIRE: dict[str, AgentStatus] = {status.value: status for status in AgentStatus}
+
+
 def _derive_agent(state: SessionState) -> SessionState:
-    """Recompute ``state.agent`` from the facts in the state."""
+    """Recompute ``state.agent`` from the facts in the state.
+
+    Runs after every presence, attribute and track event, so it makes one pass
+    over the participants (reading each one's ``lk.publish_on_behalf`` once)
+    and builds a new :class:`AgentState` only when something in it changed.
+    """
     previous = state.agent
-    proper = [p for p in state.participants if p.is_agent]  # participants are in arrival order
+    participants = state.participants
+    # Agent-kind participants in arrival order, each with whom it publishes for.
+    agent_kind = [(p, attribute(p.attributes, "lk.publish_on_behalf")) for p in participants if p.kind == "agent"]
+    proper = [p for p, behalf in agent_kind if not behalf]
     primary = _primary_agent(proper, state.requested_agent)
     avatar: RemoteParticipant | None = None
     if primary is not None:
-        for participant in state.participants:
-            if participant.is_avatar and participant.publish_on_behalf == primary.identity:
+        for participant, behalf in agent_kind:
+            if behalf and behalf == primary.identity:
                 avatar = participant
                 break
 
@@ -214,7 +225,8 @@ def _derive_agent(state: SessionState) -> SessionState:
         ordered.append(primary)
     if avatar is not None:
         ordered.append(avatar)
-    ordered.extend(p for p in state.participants if p.is_agent_kind and p is not primary and p is not avatar)
+    ordered.extend(p for p, _ in agent_kind if p is not primary and p is not avatar)
+    agents = tuple(ordered)
 
     connection = state.connection.status
     recording = state.preconnect.status is PreConnectStatus.RECORDING
@@ -232,11 +244,11 @@ def _derive_agent(state: SessionState) -> SessionState:
     else:
         raw = attribute(primary.attributes, "lk.agent.state")
         if raw in READY_WIRE_STATES:
-            status = AgentStatus(raw)
+            status = _STATUS_OF_WIRE[raw]
         elif recording:
             status = AgentStatus.PRE_CONNECT_BUFFERING
         elif raw in AGENT_WIRE_STATES:
-            status = AgentStatus(raw)
+            status = _STATUS_OF_WIRE[raw]
         elif raw is None:
             status = AgentStatus.INITIALIZING
         else:
@@ -245,27 +257,44 @@ def _derive_agent(state: SessionState) -> SessionState:
             status = keep if keep.value in AGENT_WIRE_STATES else AgentStatus.INITIALIZING
 
     if primary is not None:
+        identity: str | None = primary.identity
+        attributes = primary.attributes
         audio = primary.has_track("audio") or (avatar is not None and avatar.has_track("audio"))
         video = primary.has_track("video") or (avatar is not None and avatar.has_track("video"))
-        name = attribute(primary.attributes, "lk.agent.name") or primary.name or None
-        agent = AgentState(
-            status=status,
-            failure=failure,
-            failure_reasons=reasons,
-            identity=primary.identity,
-            name=name,
-            attributes=primary.attributes,
-            audio_available=audio,
-            video_available=video,
-            avatar_identity=avatar.identity if avatar is not None else None,
-            unknown_state=unknown,
-            agents=tuple(ordered),
-        )
+        name = attribute(attributes, "lk.agent.name") or primary.name or None
+        avatar_identity = avatar.identity if avatar is not None else None
     else:
-        agent = AgentState(status=status, failure=failure, failure_reasons=reasons, agents=tuple(ordered))
+        identity = name = avatar_identity = None
+        attributes = ()
+        audio = video = False
 
-    if agent == previous:
+    if (
+        status is previous.status
+        and failure is previous.failure
+        and identity == previous.identity
+        and attributes == previous.attributes
+        and audio is previous.audio_available
+        and video is previous.video_available
+        and name == previous.name
+        and avatar_identity == previous.avatar_identity
+        and unknown == previous.unknown_state
+        and reasons == previous.failure_reasons
+        and agents == previous.agents
+    ):
         return state
+    agent = AgentState(
+        status=status,
+        failure=failure,
+        failure_reasons=reasons,
+        identity=identity,
+        name=name,
+        attributes=attributes,
+        audio_available=audio,
+        video_available=video,
+        avatar_identity=avatar_identity,
+        unknown_state=unknown,
+        agents=agents,
+    )
     return _evolve(state, agent=agent)
 
 
