@@ -19,16 +19,25 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from lkstate import (
-    AgentStatus,
     ConnectionStatus,
     DeliveryStatus,
     LocalTrackState,
     Message,
     MessageKind,
     PreConnectState,
-    PreConnectStatus,
     Role,
     SessionState,
+)
+from lkstate._describe import (
+    Tone,
+    delivery_words,
+    describe_agent,
+    describe_microphone,
+    describe_preconnect,
+    describe_problems,
+    describe_usage,
+    tool_arguments,
+    tool_call_tone,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +68,17 @@ class Palette:
     TEAL = "#0d9488"
     RED = "#dc2626"
 
+    TONES = {
+        Tone.NEUTRAL: GREY,
+        Tone.WAITING: AMBER,
+        Tone.BUFFERING: VIOLET,
+        Tone.OK: GREEN,
+        Tone.THINKING: BLUE,
+        Tone.SPEAKING: TEAL,
+        Tone.ERROR: RED,
+    }
+    """The colour of each tone."""
+
 
 @attrs.frozen
 class StatusWords:
@@ -80,92 +100,15 @@ def _agent_label(state: SessionState) -> str:
 
 
 def agent_status_words(state: SessionState) -> StatusWords:
-    """How the agent indicator describes the session right now.
-
-    The agent's own state comes first (that is what a person talks to); the
-    connection only takes over the headline while it is being lost or regained.
-    """
-    connection, agent = state.connection, state.agent
-    status = agent.status
-    name = _agent_label(state)
-    if status is AgentStatus.FAILED:
-        reasons = agent.failure_reasons or ("The agent is not available.",)
-        return StatusWords(
-            "Agent unavailable",
-            "Still connected: an agent that joins later is picked up. Disconnect to give up.",
-            Palette.RED,
-            status.value,
-            reasons,
-        )
-    if connection.status is ConnectionStatus.RECONNECTING:
-        return StatusWords("Reconnecting…", "The connection dropped; trying to get it back.", Palette.AMBER, status.value)
-    if connection.status is ConnectionStatus.DISCONNECTED or status is AgentStatus.DISCONNECTED:
-        if connection.error:
-            return StatusWords("Not connected", connection.error, Palette.RED, status.value)
-        detail = connection.disconnect_reason or "Press Connect to start a conversation."
-        return StatusWords("Not connected", detail, Palette.GREY, status.value)
-    if status is AgentStatus.CONNECTING:
-        detail = (
-            f"Connected to {connection.room_name}; waiting for {name} to join."
-            if connection.is_connected
-            else "Joining the room…"
-        )
-        return StatusWords("Connecting…", detail, Palette.AMBER, status.value)
-    if status is AgentStatus.PRE_CONNECT_BUFFERING:
-        return StatusWords(
-            "Listening (buffering)",
-            "Speak now: what you say is kept and sent to the agent as soon as it is ready.",
-            Palette.VIOLET,
-            status.value,
-        )
-    if status is AgentStatus.INITIALIZING:
-        return StatusWords("Agent starting…", f"{name} joined and is getting ready.", Palette.AMBER, status.value)
-    if status is AgentStatus.IDLE:
-        return StatusWords("Agent idle", f"{name} is present but not listening yet.", Palette.SLATE, status.value)
-    if status is AgentStatus.LISTENING:
-        return StatusWords("Listening", f"{name} is listening. Speak or type a message.", Palette.GREEN, status.value)
-    if status is AgentStatus.THINKING:
-        return StatusWords("Thinking…", f"{name} is working on a reply.", Palette.BLUE, status.value)
-    return StatusWords("Speaking", f"{name} is speaking.", Palette.TEAL, status.value)
+    """How the agent indicator describes the session right now (see :func:`lkstate._describe.describe_agent`)."""
+    words = describe_agent(state)
+    return StatusWords(words.headline, words.detail, Palette.TONES[words.tone], words.status.value, words.reasons)
 
 
 def preconnect_words(pre: PreConnectState) -> str | None:
-    """One sentence about audio captured before the agent was ready, or ``None`` when there is none."""
-    seconds = f"{pre.seconds:.1f} s"
-    if pre.status is PreConnectStatus.IDLE:
-        return None
-    if pre.status is PreConnectStatus.RECORDING:
-        return f"Recording before the agent is ready: {seconds} kept."
-    if pre.status is PreConnectStatus.SENDING:
-        return f"Sending {seconds} of early audio to the agent…"
-    if pre.status is PreConnectStatus.SENT:
-        return f"Sent the agent {seconds} of audio recorded before it was ready."
-    if pre.status is PreConnectStatus.EXPIRED:
-        return pre.detail or "Early audio was dropped: the agent took too long."
-    return pre.detail or "Early audio could not be sent."
-
-
-def _headline(text: str, limit: int = 60) -> str:
-    """The first clause of a long explanation (the rest goes in a tooltip)."""
-    for separator in (": ", ". ", " ("):
-        head = text.split(separator, 1)[0].rstrip(".")
-        if head != text and len(head) <= limit:
-            return head
-    return _short(text, limit)
-
-
-def microphone_words(mic: LocalTrackState) -> str:
-    """The microphone in a few words; :func:`status_html` puts a full error in a tooltip."""
-    if mic.error:
-        head = _headline(mic.error)
-        return head if "microphone" in head.lower() else f"Microphone: {head}"
-    if not mic.enabled:
-        return "Microphone off"
-    if mic.muted:
-        return "Microphone muted"
-    if mic.published:
-        return f"Microphone on ({mic.device})" if mic.device else "Microphone on"
-    return "Microphone on (not published yet)"
+    """One sentence about speech kept before the agent was ready, or ``None`` when there is none."""
+    words = describe_preconnect(pre)
+    return f"{words.headline}: {words.detail}" if words is not None else None
 
 
 def microphone_label(mic: LocalTrackState) -> str:
@@ -186,9 +129,8 @@ def status_html(state: SessionState) -> str:
         facts.append(f"Room <b>{_e(connection.room_name)}</b>{who}")
     if state.agent.identity:
         facts.append(f"Agent <b>{_e(_agent_label(state))}</b>")
-    mic = state.local_media.microphone
-    mic_title = f' title="{_e(mic.error)}"' if mic.error else ""
-    facts.append(f'<span class="lk-mic"{mic_title}>{_e(microphone_words(mic))}</span>')
+    mic = describe_microphone(state.local_media.microphone)
+    facts.append(f'<span class="lk-mic" title="{_e(mic.detail)}">{_e(mic.label)}</span>')
     you = _USER_STATE_WORDS.get(state.remote.user_state or "")
     if you:
         facts.append(you)
@@ -211,13 +153,13 @@ def status_html(state: SessionState) -> str:
 
 
 def _delivery_note(message: Message) -> str | None:
-    if message.delivery is DeliveryStatus.SENDING:
-        return "sending…"
-    if message.delivery is DeliveryStatus.FAILED:
-        return f"⚠ not delivered: {message.error}" if message.error else "⚠ not delivered"
-    if message.delivery is DeliveryStatus.SENT:
-        return "✓ sent"
-    return None
+    words = delivery_words(message)
+    if words is None:
+        return None
+    text, tone = words
+    if tone is Tone.ERROR:
+        return f"⚠ {text}: {message.error}" if message.error else f"⚠ {text}"
+    return f"✓ {text}" if tone is Tone.OK else text
 
 
 def chat_message(message: Message) -> dict[str, Any]:
@@ -259,15 +201,6 @@ def chat_messages(messages: Iterable[Message]) -> list[dict[str, Any]]:
 # -- tool calls and usage -------------------------------------------------------
 
 
-_TOOL_COLORS = {
-    "started": Palette.AMBER,
-    "running": Palette.BLUE,
-    "done": Palette.GREEN,
-    "error": Palette.RED,
-    "cancelled": Palette.GREY,
-}
-
-
 def _short(text: str, limit: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -275,18 +208,14 @@ def _short(text: str, limit: int = 160) -> str:
 
 def _arguments(raw: str) -> str:
     """Tool arguments as ``key=value`` pairs when they are a JSON object, else as sent."""
-    try:
-        parsed: object = json.loads(raw) if raw else {}
-    except ValueError:
+    pairs = tool_arguments(raw)
+    if pairs is None:
         return _short(raw, 80)
-    if isinstance(parsed, dict):
-        items: dict[str, object] = {str(k): v for k, v in parsed.items()}  # type: ignore[union-attr]
-        return _short(", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in items.items()), 80)
-    return _short(raw, 80)
+    return _short(", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in pairs), 80)
 
 
 def tool_call_html(call: ToolCall) -> str:
-    color = _TOOL_COLORS.get(call.status, Palette.GREY)
+    color = Palette.TONES[tool_call_tone(call.status)]
     result = call.message or call.output or (call.progress[-1] if call.progress else "")
     return (
         f'<li class="lk-tool" data-status="{_e(call.status)}">'
@@ -297,16 +226,9 @@ def tool_call_html(call: ToolCall) -> str:
     )
 
 
-def usage_line(usage: ModelUsage) -> str:
-    """One model's totals in words."""
-    model = "/".join(part for part in (usage.provider, usage.model) if part) or usage.kind
-    if usage.kind == "llm":
-        return f"LLM {model}: {usage.input_tokens} tokens in, {usage.output_tokens} out"
-    if usage.kind == "tts":
-        return f"TTS {model}: {usage.characters_count} characters, {usage.audio_duration:.1f} s of audio"
-    if usage.kind == "stt":
-        return f"STT {model}: {usage.audio_duration:.1f} s of audio transcribed"
-    return f"{usage.kind.upper()} {model}: {usage.total_requests} requests"
+def usage_lines(models: tuple[ModelUsage, ...]) -> tuple[str, ...]:
+    """Each model's totals in words, one line each."""
+    return tuple(f"{line.title}: {line.figures}" for line in describe_usage(models))
 
 
 def tools_html(remote: RemoteSessionState) -> str:
@@ -317,7 +239,7 @@ def tools_html(remote: RemoteSessionState) -> str:
     else:
         tools = '<div class="lk-empty">No tool calls yet.</div>'
     if remote.usage is not None and remote.usage.models:
-        lines = "".join(f"<li>{_e(usage_line(u))}</li>" for u in remote.usage.models)
+        lines = "".join(f"<li>{_e(line)}</li>" for line in usage_lines(remote.usage.models))
         usage = f'<ul class="lk-usage">{lines}</ul>'
     else:
         usage = '<div class="lk-empty">No usage reported yet.</div>'
@@ -333,12 +255,11 @@ def tools_html(remote: RemoteSessionState) -> str:
 
 
 def problems_html(state: SessionState) -> str:
-    """What went wrong, newest first: lkstate's own problems and errors the agent reported."""
-    rows: list[str] = []
-    for problem in reversed(state.problems):
-        rows.append(f"<li><b>{_e(problem.source)}</b>: {_e(problem.message)}</li>")
-    for error in reversed(state.remote.errors):
-        rows.append(f"<li><b>agent</b>: {_e(error)}</li>")
+    """What went wrong, newest first: lkstate's own problems and errors the agent reported.
+
+    A problem that only repeats the connection error is left out: the status above says it.
+    """
+    rows = [f"<li><b>{_e(line.source)}</b>: {_e(line.message)}</li>" for line in reversed(describe_problems(state).lines)]
     if not rows:
         return '<div class="lk-panel lk-problems"><div class="lk-empty">No problems.</div></div>'
     return (

@@ -32,6 +32,8 @@ from PySide6.QtWidgets import (
 
 from lkstate import AgentStatus, ConnectionStatus, DeliveryStatus, LocalTrackState, Message, Role, SessionState
 
+from lkstate._describe import describe_problems
+
 from ._words import (
     Palette,
     StatusWords,
@@ -670,9 +672,11 @@ def _clear_layout(layout: QVBoxLayout | QGridLayout, widgets: list[_W]) -> None:
 class ProblemsBar(QFrame):
     """The newest problem in words, how many more there are, and a Dismiss button. Hidden when none.
 
-    Emits :attr:`dismissed` when the user dismisses them (wire it to
-    ``bridge.dismiss_problems``). With ``skip_connection_error`` (the default)
-    a problem that only repeats ``state.connection.error`` is left out, since
+    Shows the session's problems and the errors the agent reported. Emits
+    :attr:`dismissed` when the user dismisses them (wire it to
+    ``bridge.dismiss_problems``); the agent errors seen until then are hidden
+    too. With ``skip_connection_error`` (the default) a problem that only
+    repeats ``state.connection.error`` is left out, since
     :class:`AgentStateIndicator` already says it.
     """
 
@@ -696,22 +700,34 @@ class ProblemsBar(QFrame):
         row.setContentsMargins(12, 6, 8, 6)
         row.addWidget(self.label, 1)
         row.addWidget(self.dismiss_button)
-        self.dismiss_button.clicked.connect(self.dismissed.emit)
+        self.dismiss_button.clicked.connect(self._dismiss)
         self.setVisible(False)
+        self._agent_errors_seen = 0
+        self._agent_errors_dismissed = 0
+
+    def _dismiss(self) -> None:
+        self._agent_errors_dismissed = self._agent_errors_seen
+        self._slice = _Slice()  # show the next snapshot even if the session's problems were already empty
+        self.setVisible(False)
+        self.dismissed.emit()
 
     def render_state(self, state: SessionState) -> None:
-        problems = state.problems
-        if not self._slice.changed((problems, state.connection.error)):
+        self._agent_errors_seen = state.remote.error_count
+        words = describe_problems(
+            state,
+            agent_errors_dismissed=self._agent_errors_dismissed,
+            skip_connection_error=self._skip_connection_error,
+        )
+        if not self._slice.changed(words):
             return
-        if self._skip_connection_error and state.connection.error:
-            problems = tuple(p for p in problems if p.message != state.connection.error)
-        if not problems:
+        if not words:
             self.setVisible(False)
             return
-        newest = problems[-1]
-        more = f" <i>(and {len(problems) - 1} more)</i>" if len(problems) > 1 else ""
+        lines = words.lines
+        newest = lines[-1]
+        more = f" <i>(and {len(lines) - 1} more)</i>" if len(lines) > 1 else ""
         self.label.setText(f"<b>⚠ {html.escape(newest.source)}:</b> {html.escape(newest.message)}{more}")
-        self.setToolTip("\n".join(f"{p.source}: {p.message}" for p in problems))
+        self.setToolTip("\n".join(f"{line.source}: {line.message}" for line in lines))
         self.setVisible(True)
 
 

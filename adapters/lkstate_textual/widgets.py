@@ -36,20 +36,22 @@ from lkstate import (
     Message,
     Messages,
     PreConnectState,
-    Problem,
     Role,
     SessionState,
 )
 
+from lkstate._describe import ProblemsWords, describe_problems, describe_usage
+
 from ._binding import StateView, StateWidget
 from ._describe import (
     AgentDescription,
-    delivery_words,
+    Tone,
+    delivery_label,
     describe_agent,
     describe_microphone,
-    describe_preconnect,
     describe_tool_arguments,
     message_label,
+    preconnect_line,
 )
 
 __all__ = [
@@ -67,12 +69,10 @@ __all__ = [
     "UsagePanel",
 ]
 
-_TONES = ("ok", "busy", "buffer", "think", "speak", "error", "off", "live")
-
-
-def _set_tone(widget: Any, tone: str) -> None:
-    for name in _TONES:
-        widget.set_class(name == tone, f"-tone-{name}")
+def _set_tone(widget: Any, tone: Tone | None) -> None:
+    """Give ``widget`` the class ``-tone-<tone>`` (and none of the other tones')."""
+    for name in Tone:
+        widget.set_class(name is tone, f"-tone-{name.value}")
 
 
 # -- agent status ------------------------------------------------------------------
@@ -94,31 +94,31 @@ class AgentStatusIndicator(StateWidget[AgentDescription]):
         border-title-color: $text-muted;
     }
     AgentStatusIndicator.-tone-ok { border: round $success; }
-    AgentStatusIndicator.-tone-busy { border: round $warning; }
-    AgentStatusIndicator.-tone-buffer { border: round $warning; }
-    AgentStatusIndicator.-tone-think { border: round $accent; }
-    AgentStatusIndicator.-tone-speak { border: round $primary; }
+    AgentStatusIndicator.-tone-waiting { border: round $warning; }
+    AgentStatusIndicator.-tone-buffering { border: round $warning; }
+    AgentStatusIndicator.-tone-thinking { border: round $accent; }
+    AgentStatusIndicator.-tone-speaking { border: round $primary; }
     AgentStatusIndicator.-tone-error { border: round $error; }
     """
 
     PLACEHOLDER = "…"
-    _TONE_STYLES: ClassVar[dict[str, str]] = {
-        "ok": "bold $success",
-        "busy": "bold $warning",
-        "buffer": "bold $warning",
-        "think": "bold $accent",
-        "speak": "bold $primary",
-        "error": "bold $error",
-        "off": "bold $text-muted",
+    _TONE_STYLES: ClassVar[dict[Tone, str]] = {
+        Tone.OK: "bold $success",
+        Tone.WAITING: "bold $warning",
+        Tone.BUFFERING: "bold $warning",
+        Tone.THINKING: "bold $accent",
+        Tone.SPEAKING: "bold $primary",
+        Tone.ERROR: "bold $error",
+        Tone.NEUTRAL: "bold $text-muted",
     }
-    _DOTS: ClassVar[dict[str, str]] = {
-        "ok": "●",
-        "busy": "◌",
-        "buffer": "◉",
-        "think": "◐",
-        "speak": "◆",
-        "error": "✗",
-        "off": "○",
+    _DOTS: ClassVar[dict[Tone, str]] = {
+        Tone.OK: "●",
+        Tone.WAITING: "◌",
+        Tone.BUFFERING: "◉",
+        Tone.THINKING: "◐",
+        Tone.SPEAKING: "◆",
+        Tone.ERROR: "✗",
+        Tone.NEUTRAL: "○",
     }
 
     def on_mount(self) -> None:
@@ -134,9 +134,9 @@ class AgentStatusIndicator(StateWidget[AgentDescription]):
     def render_slice(self, value: AgentDescription) -> Content:
         style = self._TONE_STYLES.get(value.tone, "bold")
         parts: list[str | tuple[str, str]] = [
-            (f"{self._DOTS.get(value.tone, '●')} {value.label}", style),
+            (f"{self._DOTS.get(value.tone, '●')} {value.headline}", style),
         ]
-        if value.name:
+        if value.name and value.name not in value.detail:  # named once is enough
             parts += ["   ", (value.name, "$text-muted")]
         parts += ["\n", (value.detail, "$text")]
         for reason in value.reasons:
@@ -157,7 +157,7 @@ class PreConnectIndicator(StateWidget[PreConnectState]):
         display: none;
     }
     PreConnectIndicator.-active { display: block; }
-    PreConnectIndicator.-tone-buffer, PreConnectIndicator.-tone-busy { color: $warning; }
+    PreConnectIndicator.-tone-buffering, PreConnectIndicator.-tone-waiting { color: $warning; }
     PreConnectIndicator.-tone-ok { color: $success; }
     PreConnectIndicator.-tone-error { color: $error; }
     """
@@ -166,13 +166,13 @@ class PreConnectIndicator(StateWidget[PreConnectState]):
         return state.preconnect
 
     def show_slice(self, value: PreConnectState) -> None:
-        described = describe_preconnect(value)
+        described = preconnect_line(value)
         self.set_class(described is not None, "-active")
-        _set_tone(self, described[1] if described else "off")
+        _set_tone(self, described[1] if described else None)
         super().show_slice(value)
 
     def render_slice(self, value: PreConnectState) -> str:
-        described = describe_preconnect(value)
+        described = preconnect_line(value)
         return described[0] if described else ""
 
 
@@ -261,10 +261,10 @@ class MessageBubble(Static):
             (message_label(message, agent_name=agent_name), name_style),
             (f" · {how}", "$text-muted"),
         ]
-        delivery = delivery_words(message)
+        delivery = delivery_label(message)
         if delivery is not None:
             words, tone = delivery
-            parts.append(("  " + words, {"ok": "$success", "busy": "$warning", "error": "bold $error"}[tone]))
+            parts.append(("  " + words, {Tone.OK: "$success", Tone.ERROR: "bold $error"}.get(tone, "$warning")))
         if not message.final:
             still = "speaking…" if message.role is Role.AGENT else "hearing…"
             parts.append((f"  ({still})", "italic $text-muted"))
@@ -442,8 +442,10 @@ class MicrophoneToggle(StateView[_MicSlice], Button):
         described = describe_microphone(value.microphone, supported=value.supported)
         self.label = described.label
         self.tooltip = described.detail
-        self.variant = {"live": "success", "error": "warning", "busy": "primary"}.get(described.tone, "default")
-        self.set_class(described.tone == "live", "-live")
+        self.variant = {Tone.OK: "success", Tone.ERROR: "warning", Tone.WAITING: "primary"}.get(
+            described.tone, "default"
+        )
+        self.set_class(described.tone is Tone.OK, "-live")
 
     @on(Button.Pressed)
     def _toggle(self, event: Button.Pressed) -> None:
@@ -570,24 +572,12 @@ class UsagePanel(StateWidget[Any]):
         if value is None or not value.models:
             return Content.styled("No usage reported yet.", "$text-muted")
         parts: list[str | tuple[str, str]] = []
-        for index, model in enumerate(value.models):
+        for index, line in enumerate(describe_usage(value.models)):
             if index:
                 parts.append("\n")
-            parts += [(f"{model.kind.upper():<4}", "bold $accent"), (f"{model.provider}/{model.model}", "$text")]
-            parts += ["\n", ("     " + _usage_words(model), "$text-muted")]
+            parts += [(f"{line.kind} ", "bold $accent"), (line.model, "$text")]
+            parts += ["\n", ("     " + line.figures, "$text-muted")]
         return Content.assemble(*parts)
-
-
-def _usage_words(model: Any) -> str:
-    kind = model.kind
-    if kind == "llm":
-        cached = f" ({model.input_cached_tokens:,} cached)" if model.input_cached_tokens else ""
-        return f"{model.input_tokens:,} in{cached} · {model.output_tokens:,} out tokens"
-    if kind == "tts":
-        return f"{model.characters_count:,} chars · {model.audio_duration:.1f} s audio"
-    if kind == "stt":
-        return f"{model.audio_duration:.1f} s audio heard"
-    return f"{model.total_requests:,} requests"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -598,15 +588,7 @@ def _clip(text: str, limit: int) -> str:
 # -- problems and session info ------------------------------------------------------------
 
 
-@attrs.frozen
-class _ProblemsSlice:
-    problems: tuple[Problem, ...]
-    agent_errors: tuple[str, ...]
-    agent_error_count: int
-    connection_error: str | None
-
-
-class ProblemsBar(StateWidget[_ProblemsSlice]):
+class ProblemsBar(StateWidget[ProblemsWords]):
     """What went wrong (refused input, lost connections, agent errors); hidden when nothing did.
 
     Dismissing clears the session's problems and hides the agent errors seen so far.
@@ -629,47 +611,31 @@ class ProblemsBar(StateWidget[_ProblemsSlice]):
         self.limit = limit
         self._dismissed_agent_errors = 0
 
-    def select(self, state: SessionState) -> _ProblemsSlice:
-        return _ProblemsSlice(
-            state.problems, state.remote.errors, state.remote.error_count, state.connection.error
-        )
+    def select(self, state: SessionState) -> ProblemsWords:
+        return describe_problems(state, agent_errors_dismissed=self._dismissed_agent_errors)
 
-    def _lines(self, value: _ProblemsSlice) -> list[tuple[str, str]]:
-        # The connection error is already the agent indicator's headline.
-        lines = [
-            (problem.source, problem.message)
-            for problem in value.problems
-            if problem.message != value.connection_error
-        ]
-        fresh = max(0, value.agent_error_count - self._dismissed_agent_errors)
-        if fresh:
-            lines += [("agent", message) for message in value.agent_errors[-fresh:]]
-        return lines
-
-    def show_slice(self, value: _ProblemsSlice) -> None:
-        self.set_class(bool(self._lines(value)), "-active")
+    def show_slice(self, value: ProblemsWords) -> None:
+        self.set_class(bool(value), "-active")
         super().show_slice(value)
 
     def dismiss(self) -> None:
         """Clear the problems in the session and hide the agent errors shown so far."""
-        if self.has_slice:
-            self._dismissed_agent_errors = self.slice.agent_error_count
-            self.set_class(bool(self._lines(self.slice)), "-active")
         binding = self.binding
-        if binding is not None:
-            binding.dismiss_problems()
+        if binding is None:
+            return
+        self._dismissed_agent_errors = binding.state.remote.error_count
+        self.lkstate_offer(binding.state)
+        binding.dismiss_problems()
 
-    def render_slice(self, value: _ProblemsSlice) -> Content:
-        lines = self._lines(value)
-        if not lines:
+    def render_slice(self, value: ProblemsWords) -> Content:
+        if not value:
             return Content("")
-        count = len(lines)
         parts: list[str | tuple[str, str]] = [
-            (f"⚠ {count} problem{'s' if count != 1 else ''}", "bold $error"),
+            (f"⚠ {value.headline}", "bold $error"),
             ("  (F4 dismisses)", "$text-muted"),
         ]
-        for source, message in lines[-self.limit :]:
-            parts += ["\n", (f"{source}: ", "bold"), (message, "$text")]
+        for line in value.lines[-self.limit :]:
+            parts += ["\n", (f"{line.source}: ", "bold"), (line.message, "$text")]
         return Content.assemble(*parts)
 
 

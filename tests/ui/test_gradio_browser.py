@@ -175,7 +175,8 @@ async def test_a_typed_question_gets_the_agents_reply_and_tool_call_on_the_page(
 
     await page.get_by_role("button", name="Disconnect", exact=True).click()
     await expect(status(page)).to_have_attribute("data-agent-state", "disconnected", timeout=10_000)
-    await expect(page.locator("#lk-status .lk-detail")).to_have_text("You ended the session.")
+    await expect(page.locator("#lk-status .lk-title")).to_have_text("Disconnected")
+    await expect(page.locator("#lk-status .lk-detail")).to_have_text("You ended the session. Connect to talk again.")
     await expect(chat).to_contain_text("sunny and 21 degrees")  # the conversation stays on screen
     await context.close()
 
@@ -253,11 +254,13 @@ async def test_the_microphone_toggles_speech_still_arriving_is_set_apart_and_pro
     page = await open_tab(context, url)
     await page.get_by_role("button", name="Connect", exact=True).click()
     await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=15_000)
-    await expect(page.locator("#lk-status .lk-mic")).to_have_text("Microphone on (GeneratorInput)", timeout=10_000)
+    microphone = page.locator("#lk-status .lk-mic")
+    await expect(microphone).to_have_text("Mic on", timeout=10_000)
+    await expect(microphone).to_have_attribute("title", "The agent can hear you (GeneratorInput).")
     await page.get_by_role("button", name="Turn microphone off").click()
-    await expect(page.locator("#lk-status .lk-mic")).to_have_text("Microphone off")
+    await expect(microphone).to_have_text("Mic off")
     await page.get_by_role("button", name="Turn microphone on").click()
-    await expect(page.locator("#lk-status .lk-mic")).to_have_text("Microphone on (GeneratorInput)")
+    await expect(microphone).to_have_text("Mic on")
     (key,) = demo.sessions.keys()
     session = demo.sessions.get(key)
     assert session is not None and session.state.connection.local_identity is not None

@@ -54,10 +54,10 @@ def message(**fields: object) -> Message:
 @pytest.mark.parametrize(
     ("status", "title", "color"),
     [
-        (AgentStatus.CONNECTING, "Connecting…", Palette.AMBER),
+        (AgentStatus.CONNECTING, "Waiting for the agent…", Palette.AMBER),
         (AgentStatus.PRE_CONNECT_BUFFERING, "Listening (buffering)", Palette.VIOLET),
         (AgentStatus.INITIALIZING, "Agent starting…", Palette.AMBER),
-        (AgentStatus.IDLE, "Agent idle", Palette.SLATE),
+        (AgentStatus.IDLE, "Agent idle", Palette.AMBER),
         (AgentStatus.LISTENING, "Listening", Palette.GREEN),
         (AgentStatus.THINKING, "Thinking…", Palette.BLUE),
         (AgentStatus.SPEAKING, "Speaking", Palette.TEAL),
@@ -84,11 +84,14 @@ def test_a_failed_agent_is_red_and_lists_every_reason() -> None:
 
 def test_not_connected_says_why_the_last_connection_ended_or_failed() -> None:
     never = SessionState()
-    assert agent_status_words(never).detail == "Press Connect to start a conversation."
+    assert agent_status_words(never).title == "Not connected"
+    assert agent_status_words(never).detail == "Connect to start talking to the agent."
     ended = SessionState(connection=ConnectionState(disconnect_reason="You ended the session."))
-    assert agent_status_words(ended).detail == "You ended the session."
+    assert agent_status_words(ended).title == "Disconnected"
+    assert agent_status_words(ended).detail == "You ended the session. Connect to talk again."
     failed = SessionState(connection=ConnectionState(error="Could not connect to ws://x: refused"))
     words = agent_status_words(failed)
+    assert words.title == "Could not connect"
     assert words.detail == "Could not connect to ws://x: refused" and words.color == Palette.RED
 
 
@@ -104,21 +107,17 @@ def test_early_audio_and_the_microphone_are_described() -> None:
         local_media=LocalMedia(microphone=LocalTrackState(enabled=True, published=True, device="USB mic")),
     )
     html = status_html(state)
-    assert "Recording before the agent is ready: 1.5 s kept." in html
-    assert "Microphone on (USB mic)" in html
+    assert "Early speech: 1.5 s kept until the agent is ready." in html
+    assert '<span class="lk-mic" title="The agent can hear you (USB mic).">Mic on</span>' in html
     assert microphone_label(state.local_media.microphone) == "Turn microphone off"
     broken = LocalTrackState(
         enabled=False,
         error="No microphone found: the PortAudio library could not be loaded. Install PortAudio <here>.",
     )
     html = status_html(attrs.evolve(state, local_media=LocalMedia(microphone=broken)))
-    assert ">No microphone found</span>" in html, "the headline, not the whole explanation"
+    assert ">No microphone</span>" in html, "a few words, not the whole explanation"
     assert 'title="No microphone found: the PortAudio library could not be loaded. Install PortAudio &lt;here&gt;."' in html
     assert microphone_label(broken) == "Turn microphone on"
-    denied = LocalTrackState(enabled=False, error="Permission denied by the system")
-    assert "Microphone: Permission denied by the system" in status_html(
-        attrs.evolve(state, local_media=LocalMedia(microphone=denied))
-    )
 
 
 def test_interim_speech_is_styled_apart_from_final_text() -> None:
@@ -138,7 +137,7 @@ def test_typed_chat_shows_its_delivery_and_spoken_words_say_so() -> None:
     spoken = chat_message(message(role=Role.USER, text="what is the weather"))
     assert sending["role"] == "user" and "sending…" in sending["content"]
     assert "✓ sent" in sent["content"]
-    assert "⚠ not delivered: no route" in failed["content"] and "lk-failed" in failed["content"]
+    assert "⚠ not sent: no route" in failed["content"] and "lk-failed" in failed["content"]
     assert "spoken" in spoken["content"]
     interrupted = chat_message(message(text="I was say", interrupted=True))
     assert "interrupted" in interrupted["content"]
@@ -180,8 +179,8 @@ def test_tool_calls_show_name_arguments_status_and_result_newest_first() -> None
     assert html.index("book(") < html.index("get_weather("), "newest first"
     assert 'get_weather(city=&quot;Paris&quot;)' in html and "sunny and 21 degrees" in html
     assert 'data-status="error"' in html and "no seats" in html and "not json &lt;x&gt;" in html
-    assert "LLM lkstate/scripted: 42 tokens in, 10 out" in html
-    assert "TTS lkstate/tone: 45 characters, 2.8 s of audio" in html
+    assert "LLM lkstate/scripted: 42 in · 10 out tokens" in html
+    assert "TTS lkstate/tone: 45 chars · 2.8 s audio" in html
     empty = tools_html(RemoteSessionState())
     assert "No tool calls yet." in empty and "No usage reported yet." in empty
 
@@ -189,7 +188,7 @@ def test_tool_calls_show_name_arguments_status_and_result_newest_first() -> None
 def test_problems_are_listed_newest_first_with_agent_errors() -> None:
     state = SessionState(
         problems=(Problem(at=1, source="lk.chat", message="old"), Problem(at=2, source="connection", message="new <b>")),
-        remote=attrs.evolve(RemoteSessionState(), errors=("the LLM timed out",)),
+        remote=attrs.evolve(RemoteSessionState(), errors=("the LLM timed out",), error_count=1),
     )
     html = problems_html(state)
     assert html.index("new &lt;b&gt;") < html.index("old")

@@ -166,7 +166,7 @@ def test_typing_a_message_shows_the_agents_reply_and_the_tool_it_used(
 
     qtbot.mouseClick(window.connect_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.indicator.title.text() == "Disconnected", timeout=WAIT_MS)
-    assert window.indicator.detail.text() == "You ended the session."
+    assert window.indicator.detail.text() == "You ended the session. Connect to talk again."
     assert window.connect_button.text() == "Connect"
     assert len(window.transcript.messages()) == 2, "the conversation stays on screen after leaving"
     screenshot(window, "qt-05-disconnected")
@@ -182,7 +182,7 @@ def test_an_agent_that_never_comes_is_shown_as_failed_with_the_reason(
     qtbot.waitUntil(lambda: window.indicator.status is AgentStatus.FAILED, timeout=WAIT_MS)
     assert window.indicator.title.text() == "Agent unavailable"
     reasons = window.bridge.state.agent.failure_reasons
-    assert reasons and window.indicator.detail.text() == " ".join(reasons)
+    assert reasons and window.indicator.detail.text().startswith(" ".join(reasons)), "why, then what still works"
     qtbot.waitUntil(lambda: bool(failures), timeout=WAIT_MS)
     assert failures[0].command == "start" and failures[0].shown_in_state
     assert window.statusBar().currentMessage() == "", "the failure is said once, by the indicator"

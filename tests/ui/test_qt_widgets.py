@@ -127,11 +127,12 @@ def test_the_indicator_says_buffering_and_failure_reasons_in_words(qtbot: QtBot)
         connection=ConnectionState(status=ConnectionStatus.CONNECTING),
         agent=AgentState(status=AgentStatus.PRE_CONNECT_BUFFERING),
     ))
-    assert indicator.title.text() == "Listening early"
+    assert indicator.title.text() == "Listening (buffering)"
     indicator.render_state(connected(agent=AgentState(
         status=AgentStatus.FAILED, failure_reasons=("The agent left the room.",)
     )))
-    assert (indicator.title.text(), indicator.detail.text()) == ("Agent unavailable", "The agent left the room.")
+    assert indicator.title.text() == "Agent unavailable"
+    assert indicator.detail.text() == "The agent left the room. Still connected: an agent that joins later is picked up."
     assert indicator.dot.color == "#dc2626"
 
 
@@ -140,10 +141,10 @@ def test_the_preconnect_indicator_shows_what_happens_to_early_speech_and_hides_w
     qtbot.addWidget(pill)
     pill.show()
     pill.render_state(connected(preconnect=PreConnectState(status=PreConnectStatus.RECORDING, seconds=1.5)))
-    assert pill.isVisible() and "Recording" in pill.label.text() and "1.5 s" in pill.label.text()
+    assert pill.isVisible() and "Early speech" in pill.label.text() and "1.5 s kept" in pill.label.text()
     pill.render_state(connected(preconnect=PreConnectState(status=PreConnectStatus.SENT, seconds=2.0,
                                                            destination="agent-1")))
-    assert "Handed over" in pill.label.text()
+    assert "handed over to agent-1" in pill.label.text()
     pill.render_state(connected())
     assert not pill.isVisible()
 
@@ -206,7 +207,7 @@ def test_tool_calls_show_their_progress_outcome_and_the_usage_reported(qtbot: Qt
     assert panel.usage_texts() == (
         "LLM lkstate/scripted", "44 in · 10 out tokens",
         "TTS lkstate/tone", "45 chars · 2.8 s audio",
-        "STT lkstate/scripted", "3.2 s audio",
+        "STT lkstate/scripted", "3.2 s audio heard",
     )
 
 
@@ -235,7 +236,7 @@ def test_the_window_shows_early_listening_a_running_tool_and_problems(qtbot: QtB
                    window.details, window.tools, window.preconnect, window.chat):
         widget.render_state(state)
     QApplication.processEvents()
-    assert window.indicator.title.text() == "Listening early"
+    assert window.indicator.title.text() == "Listening (buffering)"
     assert window.preconnect.isVisible() and window.problems.isVisible()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert window.grab().save(str(SCREENSHOTS / "qt-08-early-listening-composed.png"))

@@ -130,7 +130,7 @@ async def test_a_person_connects_chats_asks_for_the_weather_and_disconnects(
         assert len(replies) == 2
 
         await pilot.press("f3")
-        text = await screen_shows(app, pilot, "Not connected", "You ended the session.")
+        text = await screen_shows(app, pilot, "Disconnected", "You ended the session.")
         assert str(app.query_one(ConnectButton).label) == "Connect"
         assert "The weather in Paris is sunny" in text, "the conversation stays on screen after leaving"
         assert "lkstate-demo · spoke" in text, "and keeps the agent's name on its messages"
@@ -222,15 +222,15 @@ async def test_audio_captured_before_the_agent_is_ready_shows_as_buffering_then_
     session = make_session(audio_input=quiet_voice())
     app = VoiceAgentApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await screen_shows(app, pilot, "Listening (buffering)", "Pre-connect: buffering your audio")
+        await screen_shows(app, pilot, "Listening (buffering)", "● Early speech:")
         save_screenshot(app, "textual-17-live-pre-connect-buffering", SCREENSHOTS)
 
         agent = await agent_factory(room_name)
-        text = await screen_shows(app, pilot, "● Listening", "● Mic on", f"of buffered audio sent to {agent.identity}")
+        text = await screen_shows(app, pilot, "● Listening", "● Mic on", f"handed over to {agent.identity}")
         save_screenshot(app, "textual-18-live-buffer-sent-mic-on", SCREENSHOTS)
         assert "Microphone:" not in text, "no microphone complaint when it works"
 
         await pilot.press("f2")
         await session.wait_until(lambda s: not s.local_media.microphone.enabled, timeout=10)
         text = await screen_shows(app, pilot, "○ ")
-        assert str(app.query_one(MicrophoneToggle).label) in ("○ Mic off", "○ Muted")
+        assert str(app.query_one(MicrophoneToggle).label) in ("○ Mic off", "○ Mic muted")

@@ -277,20 +277,20 @@ def connected(*more: ev.Event) -> SessionState:
 
 
 def test_the_agent_indicator_says_each_phase_in_words() -> None:
-    assert describe_agent(SessionState()).label == "Not connected"
-    assert describe_agent(scene(ev.StartRequested(at=1.0))).label == "Connecting…"
-    assert describe_agent(connected()).label == "Waiting for the agent"
+    assert describe_agent(SessionState()).headline == "Not connected"
+    assert describe_agent(scene(ev.StartRequested(at=1.0))).headline == "Connecting…"
+    assert describe_agent(connected()).headline == "Waiting for the agent…"
     ready = connected(
         ev.ParticipantJoined(at=3.0, identity="agent-1", name="", kind="agent",
                              attributes=(("lk.agent.name", "demo"), ("lk.agent.state", "listening"))),
     )
-    assert (describe_agent(ready).label, describe_agent(ready).name) == ("Listening", "demo")
+    assert (describe_agent(ready).headline, describe_agent(ready).name) == ("Listening", "demo")
     failed = connected(ev.AgentWaitTimedOut(at=30.0, timeout=20.0))
     described = describe_agent(failed)
-    assert described.label == "Agent unavailable" and described.tone == "error"
+    assert described.headline == "Agent unavailable" and described.tone == "error"
     assert described.reasons == failed.agent.failure_reasons and described.reasons
     refused = scene(ev.StartRequested(at=1.0), ev.ConnectFailed(at=2.0, error="Could not connect to ws://x: refused"))
-    assert describe_agent(refused).label == "Could not connect"
+    assert describe_agent(refused).headline == "Could not connect"
     assert "refused" in describe_agent(refused).detail
 
 
@@ -299,18 +299,18 @@ def test_pre_connect_buffering_is_told_apart_from_waiting() -> None:
         ev.PreConnectChanged(at=3.0, preconnect=PreConnectState(status=PreConnectStatus.RECORDING, seconds=1.5))
     )
     assert state.agent.status is AgentStatus.PRE_CONNECT_BUFFERING
-    assert describe_agent(state).label == "Listening (buffering)"
-    sentence = describe_preconnect(state.preconnect)
-    assert sentence is not None and "buffering" in sentence[0] and "1.5 s" in sentence[0]
+    assert describe_agent(state).headline == "Listening (buffering)"
+    words = describe_preconnect(state.preconnect)
+    assert words is not None and words.headline == "Early speech" and "1.5 s kept" in words.detail
     assert describe_preconnect(PreConnectState()) is None
     expired = describe_preconnect(PreConnectState(status=PreConnectStatus.EXPIRED, detail="The agent never came."))
-    assert expired is not None and "expired" in expired[0] and "never came" in expired[0]
+    assert expired is not None and "dropped" in expired.headline and expired.detail == "The agent never came."
 
 
 def test_the_microphone_toggle_names_each_state() -> None:
     assert describe_microphone(LocalTrackState()).label == "○ Mic off"
     assert describe_microphone(LocalTrackState(enabled=True, published=True)).label == "● Mic on"
-    assert describe_microphone(LocalTrackState(enabled=True)).label == "◌ Mic ready"
+    assert describe_microphone(LocalTrackState(enabled=True)).label == "◌ Mic on", "on, not sent yet"
     no_device = describe_microphone(LocalTrackState(enabled=True, error="No microphone was found."))
-    assert no_device.label == "✗ No mic" and no_device.detail == "No microphone was found."
+    assert no_device.label == "✗ No microphone" and no_device.detail == "No microphone was found."
     assert describe_microphone(LocalTrackState(), supported=False).label == "Mic n/a"

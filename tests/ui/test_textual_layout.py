@@ -122,8 +122,8 @@ async def test_waiting_for_the_agent_and_pre_connect_buffering_read_differently(
         text = await show(app, pilot)
         save_screenshot(app, "textual-02-pre-connect-buffering", SCREENSHOTS)
         assert "Listening (buffering)" in text
-        assert "what you say is kept for the agent" in text
-        assert "Pre-connect: buffering your audio until the agent is ready (2.4 s)" in text
+        assert "what you say is kept and handed to the agent" in text
+        assert "● Early speech: 2.4 s kept until the agent is ready." in text
 
         feed(
             session,
@@ -133,7 +133,7 @@ async def test_waiting_for_the_agent_and_pre_connect_buffering_read_differently(
         )
         text = await show(app, pilot)
         assert "● Listening" in text
-        assert f"2.4 s of buffered audio sent to {AGENT}" in text
+        assert f"✓ Early speech: 2.4 s handed over to {AGENT}." in text
 
 
 async def test_a_conversation_shows_who_said_what_interim_speech_and_delivery() -> None:
@@ -315,7 +315,7 @@ async def test_f2_turns_the_microphone_on_and_off_and_the_toggle_says_so() -> No
             track=LocalTrackState(enabled=True, error="No microphone was found on this computer."),
         ))
         await show(app, pilot)
-        assert str(toggle.label) == "✗ No mic"
+        assert str(toggle.label) == "✗ No microphone"
         assert toggle.tooltip == "No microphone was found on this computer."
 
 

@@ -1,0 +1,360 @@
+"""The state in the words a person reads: one wording for every front end.
+
+The Textual, Qt and Gradio clients each show the same things — what the agent
+is doing, the microphone, speech kept before the agent was ready, whether a
+typed message went out, what went wrong — and a person switching between them
+should read the same sentences. So the sentences live here, as pure functions
+of the snapshot with no UI framework in sight, and each adapter only decides
+how they look: markup, icons, fonts, and which colour each :class:`Tone` gets.
+
+Every description carries a :class:`Tone` so that colour never has to carry
+meaning on its own: the words always say it too, and the tone only lets a
+front end repeat it in its own palette.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import cast
+
+import attrs
+
+from ._messages import DeliveryStatus, Message, Role
+from ._remote_state import ModelUsage, ToolCallStatus
+from ._state import (
+    AgentStatus,
+    ConnectionStatus,
+    LocalTrackState,
+    PreConnectState,
+    PreConnectStatus,
+    SessionState,
+)
+
+__all__ = [
+    "AgentWords",
+    "MicrophoneWords",
+    "PreConnectWords",
+    "ProblemLine",
+    "ProblemsWords",
+    "Tone",
+    "UsageLine",
+    "delivery_words",
+    "describe_agent",
+    "describe_microphone",
+    "describe_preconnect",
+    "describe_problems",
+    "describe_usage",
+    "speaker_label",
+    "tool_arguments",
+    "tool_call_tone",
+]
+
+
+class Tone(enum.StrEnum):
+    """How a description should feel, for a front end to turn into a colour.
+
+    Ordered from nothing going on to something wrong. Buffering, thinking and
+    speaking are told apart from plain activity because every front end draws
+    them apart; one that wants fewer colours maps several tones to one.
+    """
+
+    NEUTRAL = "neutral"
+    """Nothing is happening: not connected, microphone off."""
+    WAITING = "waiting"
+    """Something is on its way: connecting, waiting for or starting the agent, sending."""
+    BUFFERING = "buffering"
+    """Listening before the agent is ready: what is said is kept for it."""
+    OK = "ok"
+    """Working as it should: the agent listens, the microphone is live, a message went out."""
+    THINKING = "thinking"
+    """The agent is working on a reply."""
+    SPEAKING = "speaking"
+    """The agent is replying."""
+    ERROR = "error"
+    """Something failed; the words say what."""
+
+
+# -- the agent ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class AgentWords:
+    """The agent indicator: a headline, one sentence of detail, a tone, and the facts behind it.
+
+    ``reasons`` lists why the agent is unavailable (empty otherwise); each
+    front end shows them its own way (a list, a tooltip, after the detail).
+    ``status`` is the agent status the words were chosen for and ``name``
+    the agent's name (or identity) when one is known.
+    """
+
+    headline: str
+    detail: str
+    tone: Tone
+    status: AgentStatus
+    name: str | None = None
+    reasons: tuple[str, ...] = ()
+
+
+def describe_agent(state: SessionState) -> AgentWords:
+    """The agent and the connection, as one headline a person understands at a glance.
+
+    The connection speaks while it is missing or being regained (nothing else
+    works then); after that, the agent's own status does. Listening early
+    (pre-connect buffering) wins over connecting, since speaking already works.
+    """
+    connection, agent = state.connection, state.agent
+    status = agent.status
+    name = agent.name or agent.identity
+
+    def words(headline: str, detail: str, tone: Tone, reasons: tuple[str, ...] = ()) -> AgentWords:
+        return AgentWords(headline, detail, tone, status, name, reasons)
+
+    if connection.status is ConnectionStatus.DISCONNECTED:
+        if connection.error:
+            return words("Could not connect", connection.error, Tone.ERROR)
+        if connection.disconnect_reason:
+            return words("Disconnected", _sentence(connection.disconnect_reason, "Connect to talk again."), Tone.NEUTRAL)
+        return words("Not connected", "Connect to start talking to the agent.", Tone.NEUTRAL)
+    if connection.status is ConnectionStatus.RECONNECTING:
+        return words("Reconnecting…", "The connection dropped; trying to get it back.", Tone.WAITING)
+    who = name or "The agent"
+    unknown = f" (it says it is {agent.unknown_state!r})" if agent.unknown_state else ""
+    match status:
+        case AgentStatus.FAILED:
+            reasons = agent.failure_reasons or ("The agent is not available.",)
+            return words(
+                "Agent unavailable", "Still connected: an agent that joins later is picked up.", Tone.ERROR, reasons
+            )
+        case AgentStatus.PRE_CONNECT_BUFFERING:
+            return words(
+                "Listening (buffering)",
+                "Speak now: what you say is kept and handed to the agent as soon as it is ready.",
+                Tone.BUFFERING,
+            )
+        case AgentStatus.CONNECTING | AgentStatus.DISCONNECTED:
+            # The room and server have their own place in every front end; a
+            # headline sentence stays short enough to read in one go.
+            if connection.status is ConnectionStatus.CONNECTING:
+                return words("Connecting…", "Joining the room.", Tone.WAITING)
+            return words("Waiting for the agent…", "Connected to the room; the agent has not joined yet.", Tone.WAITING)
+        case AgentStatus.INITIALIZING:
+            return words("Agent starting…", f"{who} joined and is getting ready{unknown}.", Tone.WAITING)
+        case AgentStatus.IDLE:
+            return words("Agent idle", f"{who} is present but not listening yet{unknown}.", Tone.WAITING)
+        case AgentStatus.LISTENING:
+            return words("Listening", f"{who} is listening. Speak, or type a message.", Tone.OK)
+        case AgentStatus.THINKING:
+            return words("Thinking…", f"{who} is working on a reply.", Tone.THINKING)
+        case AgentStatus.SPEAKING:
+            return words("Speaking", f"{who} is replying.", Tone.SPEAKING)
+
+
+def _sentence(first: str, then: str) -> str:
+    first = first.strip()
+    if first and first[-1] not in ".!?…":
+        first += "."
+    return f"{first} {then}"
+
+
+# -- the microphone -------------------------------------------------------------------
+
+
+@attrs.frozen
+class MicrophoneWords:
+    """The microphone in a few words (``label``, for a toggle), one sentence (a tooltip), a tone."""
+
+    label: str
+    detail: str
+    tone: Tone
+
+
+def describe_microphone(microphone: LocalTrackState) -> MicrophoneWords:
+    """What the microphone is doing; the reason in full when it cannot work."""
+    if microphone.error:
+        return MicrophoneWords("No microphone", microphone.error, Tone.ERROR)
+    device = f" ({microphone.device})" if microphone.device else ""
+    if not microphone.enabled:
+        return MicrophoneWords("Mic off", "The microphone is off.", Tone.NEUTRAL)
+    if microphone.muted:
+        return MicrophoneWords("Mic muted", f"The microphone is muted{device}.", Tone.NEUTRAL)
+    if microphone.published:
+        return MicrophoneWords("Mic on", f"The agent can hear you{device}.", Tone.OK)
+    return MicrophoneWords("Mic on", f"The microphone is on{device}; it is sent once connected.", Tone.WAITING)
+
+
+# -- speech kept before the agent was ready ----------------------------------------------
+
+
+@attrs.frozen
+class PreConnectWords:
+    """Speech captured before the agent was ready: a short headline, a sentence, a tone."""
+
+    headline: str
+    detail: str
+    tone: Tone
+
+
+def describe_preconnect(preconnect: PreConnectState) -> PreConnectWords | None:
+    """What happens to the speech kept for the agent; ``None`` when there is none to speak of."""
+    seconds = f"{preconnect.seconds:.1f} s"
+    to = preconnect.destination or "the agent"
+    match preconnect.status:
+        case PreConnectStatus.IDLE:
+            return None
+        case PreConnectStatus.RECORDING:
+            return PreConnectWords("Early speech", f"{seconds} kept until the agent is ready.", Tone.BUFFERING)
+        case PreConnectStatus.SENDING:
+            return PreConnectWords("Early speech", f"Handing {seconds} over to {to}…", Tone.WAITING)
+        case PreConnectStatus.SENT:
+            return PreConnectWords("Early speech", f"{seconds} handed over to {to}.", Tone.OK)
+        case PreConnectStatus.EXPIRED:
+            detail = preconnect.detail or "The agent took too long to take it."
+            return PreConnectWords("Early speech dropped", detail, Tone.ERROR)
+        case PreConnectStatus.FAILED:
+            detail = preconnect.detail or "It could not be sent to the agent."
+            return PreConnectWords("Early speech lost", detail, Tone.ERROR)
+
+
+# -- messages ---------------------------------------------------------------------------
+
+
+def speaker_label(message: Message, *, agent_name: str | None = None) -> str:
+    """Who said it, as a conversation shows it: "You", the agent's name, or the sender."""
+    if message.role is Role.USER:
+        return "You"
+    if message.role is Role.AGENT:
+        return agent_name or "Agent"
+    return message.sender
+
+
+def delivery_words(message: Message) -> tuple[str, Tone] | None:
+    """Whether a typed message went out (``"sending…"``, ``"sent"``, ``"not sent"``); ``None`` for others."""
+    match message.delivery:
+        case DeliveryStatus.SENDING:
+            return "sending…", Tone.WAITING
+        case DeliveryStatus.SENT:
+            return "sent", Tone.OK
+        case DeliveryStatus.FAILED:
+            return "not sent", Tone.ERROR
+        case None:
+            return None
+
+
+# -- problems ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ProblemLine:
+    """One thing that went wrong: where it came from (``agent`` for what the agent reported) and what."""
+
+    source: str
+    message: str
+
+
+@attrs.frozen
+class ProblemsWords:
+    """What went wrong, oldest first, and a headline counting it."""
+
+    lines: tuple[ProblemLine, ...] = ()
+
+    @property
+    def headline(self) -> str:
+        """``"1 problem"``, ``"3 problems"``; empty when there are none."""
+        count = len(self.lines)
+        if not count:
+            return ""
+        return f"{count} problem{'' if count == 1 else 's'}"
+
+    def __bool__(self) -> bool:
+        return bool(self.lines)
+
+
+def describe_problems(
+    state: SessionState, *, agent_errors_dismissed: int = 0, skip_connection_error: bool = True
+) -> ProblemsWords:
+    """The session's problems, then the errors the agent reported, oldest first.
+
+    A problem that only repeats ``state.connection.error`` is left out (unless
+    ``skip_connection_error`` is false): the agent indicator already says it. Agent errors are not part of
+    ``state.problems`` (dismissing problems does not clear them), so a front
+    end that lets a person dismiss them remembers ``state.remote.error_count``
+    at that moment and passes it as ``agent_errors_dismissed``.
+    """
+    error = state.connection.error if skip_connection_error else None
+    lines = [ProblemLine(p.source, p.message) for p in state.problems if p.message != error]
+    remote = state.remote
+    fresh = min(len(remote.errors), max(0, remote.error_count - agent_errors_dismissed))
+    if fresh:
+        lines += [ProblemLine("agent", message) for message in remote.errors[-fresh:]]
+    return ProblemsWords(tuple(lines))
+
+
+# -- the agent's tools and models ------------------------------------------------------------
+
+
+def tool_arguments(raw: str) -> tuple[tuple[str, object], ...] | None:
+    """A tool call's JSON arguments as ``(name, value)`` pairs; ``None`` when they are not a JSON object.
+
+    Empty arguments are an empty object. Front ends format the pairs their own
+    way (``city="Paris"`` as code, ``city: Paris`` as prose) and show raw text
+    as it came when this is ``None``.
+    """
+    text = raw.strip()
+    try:
+        parsed: object = json.loads(text) if text else {}
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return tuple((str(key), value) for key, value in cast("dict[object, object]", parsed).items())
+
+
+_TOOL_TONES: dict[str, Tone] = {
+    "started": Tone.WAITING,
+    "running": Tone.WAITING,
+    "done": Tone.OK,
+    "error": Tone.ERROR,
+    "cancelled": Tone.NEUTRAL,
+}
+
+
+def tool_call_tone(status: ToolCallStatus | str) -> Tone:
+    """The tone of a tool call's status: waiting while it runs, ok or error once it ended."""
+    return _TOOL_TONES.get(status, Tone.NEUTRAL)
+
+
+@attrs.frozen
+class UsageLine:
+    """One model's totals: ``title`` (``"LLM lkstate/scripted"``) and ``figures`` (``"42 in · 10 out tokens"``)."""
+
+    kind: str
+    model: str
+    figures: str
+
+    @property
+    def title(self) -> str:
+        return f"{self.kind} {self.model}"
+
+
+_USAGE_KINDS = {"llm": "LLM", "tts": "TTS", "stt": "STT", "interruption": "Interruptions", "eot": "End of turn"}
+
+
+def describe_usage(models: tuple[ModelUsage, ...]) -> tuple[UsageLine, ...]:
+    """What each model the agent reported used so far, in its order."""
+    lines: list[UsageLine] = []
+    for usage in models:
+        model = "/".join(part for part in (usage.provider, usage.model) if part) or usage.kind
+        kind = _USAGE_KINDS.get(usage.kind, usage.kind.upper())
+        match usage.kind:
+            case "llm":
+                cached = f" ({usage.input_cached_tokens:,} cached)" if usage.input_cached_tokens else ""
+                figures = f"{usage.input_tokens:,} in{cached} · {usage.output_tokens:,} out tokens"
+            case "tts":
+                figures = f"{usage.characters_count:,} chars · {usage.audio_duration:.1f} s audio"
+            case "stt":
+                figures = f"{usage.audio_duration:.1f} s audio heard"
+            case "interruption" | "eot":
+                figures = f"{usage.total_requests:,} request{'' if usage.total_requests == 1 else 's'}"
+        lines.append(UsageLine(kind, model, figures))
+    return tuple(lines)

@@ -1,0 +1,291 @@
+"""The words every front end shows, specified on snapshots the reducer builds.
+
+These are the sentences a person reads in the terminal, desktop and web
+clients alike; each adapter only styles them. No network, no UI framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+import pytest
+
+from lkstate import (
+    AgentStatus,
+    LLMUsage,
+    LocalTrackState,
+    Message,
+    MessageKind,
+    PreConnectState,
+    PreConnectStatus,
+    RemoteSessionState,
+    Role,
+    SessionState,
+    STTUsage,
+    TTSUsage,
+    reduce,
+)
+from lkstate import _events as ev
+from lkstate._describe import (
+    Tone,
+    delivery_words,
+    describe_agent,
+    describe_microphone,
+    describe_preconnect,
+    describe_problems,
+    describe_usage,
+    speaker_label,
+    tool_arguments,
+    tool_call_tone,
+)
+from lkstate._messages import DeliveryStatus
+from lkstate._remote_state import EotUsage, InterruptionUsage
+
+AGENT = "agent-AJ_1"
+
+
+def fold(events: Iterable[ev.Event], state: SessionState | None = None) -> SessionState:
+    state = state if state is not None else SessionState()
+    for event in events:
+        state = reduce(state, event)
+    return state
+
+
+def connected() -> list[ev.Event]:
+    return [
+        ev.StartRequested(at=1.0),
+        ev.RoomConnected(at=1.1, room_name="kitchen", local_identity="ada", server_url="ws://x"),
+    ]
+
+
+def agent(state: str | None, name: str = "helper") -> ev.Event:
+    attributes = {"lk.agent.name": name}
+    if state is not None:
+        attributes["lk.agent.state"] = state
+    return ev.ParticipantJoined(at=2.0, identity=AGENT, name="", kind="agent", attributes=tuple(sorted(attributes.items())))
+
+
+def recording(seconds: float = 1.5) -> ev.Event:
+    return ev.PreConnectChanged(at=1.5, preconnect=PreConnectState(status=PreConnectStatus.RECORDING, seconds=seconds))
+
+
+# -- the agent indicator ------------------------------------------------------------------
+
+
+def test_before_any_connection_it_says_not_connected_and_what_to_do() -> None:
+    words = describe_agent(SessionState())
+    assert (words.headline, words.detail, words.tone) == (
+        "Not connected", "Connect to start talking to the agent.", Tone.NEUTRAL
+    )
+
+
+def test_connecting_says_the_room_is_being_joined() -> None:
+    words = describe_agent(fold([ev.StartRequested(at=1.0)]))
+    assert (words.headline, words.detail, words.tone) == ("Connecting…", "Joining the room.", Tone.WAITING)
+
+
+def test_connected_without_an_agent_says_the_agent_has_not_joined() -> None:
+    words = describe_agent(fold(connected()))
+    assert words.headline == "Waiting for the agent…"
+    assert words.detail == "Connected to the room; the agent has not joined yet."
+    assert words.tone is Tone.WAITING
+
+
+def test_listening_early_wins_over_connecting_because_speaking_already_works() -> None:
+    state = fold([ev.StartRequested(at=1.0), recording()])
+    assert state.agent.status is AgentStatus.PRE_CONNECT_BUFFERING
+    words = describe_agent(state)
+    assert words.headline == "Listening (buffering)" and words.tone is Tone.BUFFERING
+    assert "kept and handed to the agent" in words.detail
+
+
+@pytest.mark.parametrize(
+    ("wire", "headline", "detail", "tone"),
+    [
+        (None, "Agent starting…", "helper joined and is getting ready.", Tone.WAITING),
+        ("idle", "Agent idle", "helper is present but not listening yet.", Tone.WAITING),
+        ("listening", "Listening", "helper is listening. Speak, or type a message.", Tone.OK),
+        ("thinking", "Thinking…", "helper is working on a reply.", Tone.THINKING),
+        ("speaking", "Speaking", "helper is replying.", Tone.SPEAKING),
+    ],
+)
+def test_each_agent_state_reads_as_a_headline_and_a_sentence_naming_the_agent(
+    wire: str | None, headline: str, detail: str, tone: Tone
+) -> None:
+    words = describe_agent(fold([*connected(), agent(wire)]))
+    assert (words.headline, words.detail, words.tone, words.name) == (headline, detail, tone, "helper")
+    assert words.status is fold([*connected(), agent(wire)]).agent.status
+
+
+def test_an_agent_without_a_name_is_the_agent_by_its_identity() -> None:
+    state = fold([*connected(), ev.ParticipantJoined(at=2.0, identity=AGENT, name="", kind="agent",
+                                                     attributes=(("lk.agent.state", "listening"),))])
+    assert describe_agent(state).detail == f"{AGENT} is listening. Speak, or type a message."
+
+
+def test_a_state_the_library_does_not_know_is_mentioned() -> None:
+    state = fold([*connected(), agent("daydreaming")])
+    assert "(it says it is 'daydreaming')" in describe_agent(state).detail
+
+
+def test_a_failed_agent_is_an_error_with_every_reason_and_the_way_out() -> None:
+    state = fold([*connected(), ev.AgentWaitTimedOut(at=21.0, timeout=20.0)])
+    words = describe_agent(state)
+    assert words.headline == "Agent unavailable" and words.tone is Tone.ERROR
+    assert words.reasons == state.agent.failure_reasons and words.reasons
+    assert words.detail == "Still connected: an agent that joins later is picked up."
+
+
+def test_a_connection_that_failed_says_so_with_the_error() -> None:
+    state = fold([ev.StartRequested(at=1.0), ev.ConnectFailed(at=2.0, error="Could not connect to ws://x: refused")])
+    words = describe_agent(state)
+    assert (words.headline, words.detail, words.tone) == (
+        "Could not connect", "Could not connect to ws://x: refused", Tone.ERROR
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "detail"),
+    [
+        ("You ended the session.", "You ended the session. Connect to talk again."),
+        ("The server closed the room", "The server closed the room. Connect to talk again."),
+    ],
+)
+def test_a_session_that_ended_says_why_and_how_to_talk_again(reason: str, detail: str) -> None:
+    words = describe_agent(fold([*connected(), ev.RoomDisconnected(at=5.0, reason=reason, expected=True)]))
+    assert (words.headline, words.detail, words.tone) == ("Disconnected", detail, Tone.NEUTRAL)
+
+
+def test_reconnecting_takes_over_from_whatever_the_agent_was_doing() -> None:
+    state = fold([*connected(), agent("speaking"), ev.RoomReconnecting(at=3.0)])
+    words = describe_agent(state)
+    assert (words.headline, words.tone) == ("Reconnecting…", Tone.WAITING)
+
+
+# -- the microphone ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("track", "label", "detail", "tone"),
+    [
+        (LocalTrackState(), "Mic off", "The microphone is off.", Tone.NEUTRAL),
+        (LocalTrackState(enabled=True, published=True, device="USB"), "Mic on", "The agent can hear you (USB).", Tone.OK),
+        (LocalTrackState(enabled=True), "Mic on", "The microphone is on; it is sent once connected.", Tone.WAITING),
+        (LocalTrackState(enabled=True, published=True, muted=True), "Mic muted", "The microphone is muted.", Tone.NEUTRAL),
+        (LocalTrackState(enabled=True, error="No microphone was found."), "No microphone", "No microphone was found.",
+         Tone.ERROR),
+    ],
+)
+def test_the_microphone_says_what_it_does_and_why_it_cannot(
+    track: LocalTrackState, label: str, detail: str, tone: Tone
+) -> None:
+    words = describe_microphone(track)
+    assert (words.label, words.detail, words.tone) == (label, detail, tone)
+
+
+# -- early speech ---------------------------------------------------------------------------------
+
+
+def test_early_speech_is_followed_from_recording_to_handed_over() -> None:
+    assert describe_preconnect(PreConnectState()) is None
+    kept = describe_preconnect(PreConnectState(status=PreConnectStatus.RECORDING, seconds=2.44))
+    sending = describe_preconnect(PreConnectState(status=PreConnectStatus.SENDING, seconds=2.4, destination=AGENT))
+    sent = describe_preconnect(PreConnectState(status=PreConnectStatus.SENT, seconds=2.4))
+    assert kept is not None and (kept.detail, kept.tone) == ("2.4 s kept until the agent is ready.", Tone.BUFFERING)
+    assert sending is not None and (sending.detail, sending.tone) == (f"Handing 2.4 s over to {AGENT}…", Tone.WAITING)
+    assert sent is not None and (sent.detail, sent.tone) == ("2.4 s handed over to the agent.", Tone.OK)
+
+
+def test_early_speech_that_never_reached_the_agent_is_an_error_with_the_reason() -> None:
+    expired = describe_preconnect(PreConnectState(status=PreConnectStatus.EXPIRED, detail="The agent never came."))
+    failed = describe_preconnect(PreConnectState(status=PreConnectStatus.FAILED))
+    assert expired is not None and (expired.headline, expired.detail) == ("Early speech dropped", "The agent never came.")
+    assert failed is not None and (failed.headline, failed.tone) == ("Early speech lost", Tone.ERROR)
+    assert failed.detail == "It could not be sent to the agent."
+
+
+# -- messages ----------------------------------------------------------------------------------------
+
+
+def message(**fields: object) -> Message:
+    base: dict[str, object] = dict(id="m1", role=Role.USER, kind=MessageKind.CHAT, text="hi", final=True,
+                                   sender="ada", first_seen=1.0, updated=1.0)
+    base.update(fields)
+    return Message(**base)  # type: ignore[arg-type]
+
+
+def test_a_message_is_labelled_you_the_agent_by_name_or_the_sender() -> None:
+    assert speaker_label(message()) == "You"
+    assert speaker_label(message(role=Role.AGENT, sender=AGENT), agent_name="helper") == "helper"
+    assert speaker_label(message(role=Role.AGENT, sender=AGENT)) == "Agent"
+    assert speaker_label(message(role=Role.PARTICIPANT, sender="grace")) == "grace"
+
+
+def test_typed_chat_says_whether_it_went_out_and_speech_says_nothing() -> None:
+    assert delivery_words(message(delivery=DeliveryStatus.SENDING)) == ("sending…", Tone.WAITING)
+    assert delivery_words(message(delivery=DeliveryStatus.SENT)) == ("sent", Tone.OK)
+    assert delivery_words(message(delivery=DeliveryStatus.FAILED, error="gone")) == ("not sent", Tone.ERROR)
+    assert delivery_words(message(kind=MessageKind.TRANSCRIPT)) is None
+
+
+# -- problems -----------------------------------------------------------------------------------------
+
+
+def test_problems_leave_out_the_connection_error_the_indicator_already_says() -> None:
+    state = fold([
+        ev.StartRequested(at=1.0),
+        ev.ConnectFailed(at=2.0, error="Could not connect to ws://x: refused"),
+        ev.ProblemObserved(at=2.5, source="lk.chat", message="Refused a message of 2 MB."),
+    ])
+    assert [p.message for p in state.problems] == ["Could not connect to ws://x: refused", "Refused a message of 2 MB."]
+    words = describe_problems(state)
+    assert [(line.source, line.message) for line in words.lines] == [("lk.chat", "Refused a message of 2 MB.")]
+    assert words.headline == "1 problem"
+    assert len(describe_problems(state, skip_connection_error=False).lines) == 2
+
+
+def test_agent_errors_follow_the_problems_until_dismissed() -> None:
+    remote = attrs.evolve(RemoteSessionState(), errors=("the LLM timed out", "the TTS failed"), error_count=2)
+    state = fold([*connected(), ev.ProblemObserved(at=2.0, source="lk.transcription", message="garbage")])
+    state = attrs.evolve(state, remote=remote)
+    words = describe_problems(state)
+    assert [line.source for line in words.lines] == ["lk.transcription", "agent", "agent"]
+    assert words.headline == "3 problems"
+    later = attrs.evolve(state, problems=(), remote=attrs.evolve(remote, errors=(*remote.errors, "again"), error_count=3))
+    assert [line.message for line in describe_problems(later, agent_errors_dismissed=2).lines] == ["again"]
+    assert not describe_problems(later, agent_errors_dismissed=3)
+    assert describe_problems(SessionState()).headline == ""
+
+
+# -- tools and usage -------------------------------------------------------------------------------------
+
+
+def test_tool_arguments_are_pairs_when_they_are_a_json_object_and_none_otherwise() -> None:
+    assert tool_arguments('{"city": "Paris", "days": 2}') == (("city", "Paris"), ("days", 2))
+    assert tool_arguments("  ") == ()
+    assert tool_arguments("[1, 2]") is None
+    assert tool_arguments("not json") is None
+
+
+def test_a_tool_call_waits_while_it_runs_and_ends_ok_or_in_error() -> None:
+    assert [tool_call_tone(s) for s in ("started", "running", "done", "error", "cancelled", "??")] == [
+        Tone.WAITING, Tone.WAITING, Tone.OK, Tone.ERROR, Tone.NEUTRAL, Tone.NEUTRAL
+    ]
+
+
+def test_usage_reads_as_one_line_per_model_in_the_agents_order() -> None:
+    lines = describe_usage((
+        LLMUsage(provider="lkstate", model="scripted", input_tokens=1200, input_cached_tokens=200, output_tokens=10),
+        TTSUsage(provider="lkstate", model="tone", characters_count=45, audio_duration=2.8),
+        STTUsage(provider="", model="whisper", audio_duration=3.25),
+        InterruptionUsage(provider="lk", model="", total_requests=3),
+        EotUsage(provider="", model="", total_requests=1),
+    ))
+    assert [(line.title, line.figures) for line in lines] == [
+        ("LLM lkstate/scripted", "1,200 in (200 cached) · 10 out tokens"),
+        ("TTS lkstate/tone", "45 chars · 2.8 s audio"),
+        ("STT whisper", "3.2 s audio heard"),
+        ("Interruptions lk", "3 requests"),
+        ("End of turn eot", "1 request"),
+    ]
