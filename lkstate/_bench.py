@@ -35,9 +35,10 @@ What is measured, and how:
 - ``bytes_per_message``: memory retained by a session of 100-character
   messages built through the reducer, measured with :mod:`tracemalloc`, per
   message (the smallest mode builds its histories directly and, above 10 000
-  messages, adds up ``sys.getsizeof`` over the messages instead); ``snapshot_shares_structure`` is true when a delta leaves every
-  untouched part of the snapshot identical (``is``) and retains only a few
-  hundred bytes more than the previous snapshot.
+  messages, adds up ``sys.getsizeof`` over the messages instead).
+  ``snapshot_shares_structure`` is true when a delta leaves every untouched
+  part of the snapshot identical (``is``) and retains only a few hundred
+  bytes more than the previous snapshot (``update_retained_bytes``).
 - ``ui_updates_per_s_at_1000_deltas_per_s``: a thread pushing 1 000 deltas a
   second through a store into the :class:`~lkstate.Mailbox` and
   :class:`~lkstate.FrameLimiter` pair every adapter uses, consumed on an
@@ -47,13 +48,17 @@ What is measured, and how:
   ``e2e_attribute_ratio`` and ``e2e_transcript_ratio`` (a raw agent peer
   changes an attribute or streams a transcript chunk; the median time until
   our session's snapshot shows it, divided by the median time until a raw
-  ``rtc.Room`` callback in the same process sees it), ``preconnect_send_ms``
-  (10 s of buffered audio sent with :func:`~lkstate._preconnect.send_preconnect_audio`,
+  ``rtc.Room`` callback in the same process sees it; half the trials with
+  our session joined first, half with it joined second, so the server's
+  forwarding order favours neither), ``preconnect_send_ms`` (10 s of
+  buffered audio sent with :func:`~lkstate._preconnect.send_preconnect_audio`,
   from the moment the user side sees the agent active until a handler in an
-  agent process holds every byte) and ``max_sessions`` (how many sessions one process
-  holds, each in its own room with its own agent, while every one of them
-  still shows each agent update within 100 ms; the agents run in a child
-  process so they do not load the process being measured).
+  agent process holds every byte) and ``max_sessions`` (how many sessions
+  one process holds, each in its own room with its own agent, while every
+  one of them still shows each agent update within 100 ms — median per
+  session over several rounds, none missed; the agents run in a child
+  process so they do not load the process being measured). Sessions are
+  created without audio devices, as the raw baseline has none.
 
 The same in-process figures are reported at 100, 1 000, 10 000 and 100 000
 messages under ``scaling``: a persistent history should make them grow no
@@ -70,6 +75,7 @@ import copy
 import functools
 import gc
 import importlib
+import itertools
 import json
 import logging
 import math
@@ -80,7 +86,6 @@ import statistics
 import sys
 import threading
 import time
-import itertools
 import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -167,7 +172,7 @@ class Plan:
             burst_seconds=0.3,
             e2e_trials=8,
             preconnect_runs=1,
-            session_steps=(2, 4),
+            session_steps=(2, 3),
             session_rounds=2,
             session_budget_s=60.0,
             fold_history=False,
@@ -513,9 +518,9 @@ def _measure_reduce(state: SessionState, plan: Plan, seq: int) -> tuple[float, f
     return statistics.median(p50s), statistics.median(p99s)
 
 
-def _measure_naive(state: SessionState, plan: Plan, seq: int) -> float:
-    """p99 (µs) of the naive store folding the same deltas into the same history."""
-    store = NaiveStore(_naive_state(state))
+def _measure_naive(plain: dict[str, Any], plan: Plan, seq: int) -> float:
+    """p99 (µs) of the naive store folding the same deltas into the same history (``plain``)."""
+    store = NaiveStore(plain)
     store.subscribers.append(lambda _: None)
     deltas = _Deltas("SG_naive", seq)
     samples: list[int] = []
@@ -531,7 +536,7 @@ def _measure_naive(state: SessionState, plan: Plan, seq: int) -> float:
     return _percentile(samples, 0.99) / 1000
 
 
-def _measure_delivery(state: SessionState, plan: Plan, seq: int) -> tuple[float, float]:
+def _measure_delivery(state: SessionState, plain: dict[str, Any], plan: Plan, seq: int) -> tuple[float, float]:
     """p50 and p99 (µs) of (chunk → app holds our snapshot) − (chunk → raw app notified)."""
     clock = time.perf_counter_ns
     seen = [0]
@@ -542,7 +547,7 @@ def _measure_delivery(state: SessionState, plan: Plan, seq: int) -> tuple[float,
     store = Store(state)
     store.states.subscribe(_session_watcher)
     store.states.subscribe(app)
-    raw = RawApp(_naive_state(state), app)
+    raw = RawApp(plain, app)
     deltas = _Deltas("SG_delivery", seq)
     overheads: list[float] = []
     for index in range(plan.delivery_samples):
@@ -569,7 +574,9 @@ def _measure_delivery(state: SessionState, plan: Plan, seq: int) -> tuple[float,
     return _percentile(overheads, 0.50), _percentile(overheads, 0.99)
 
 
-def _measure_throughput(state: SessionState, plan: Plan, seq: int) -> tuple[float, float, float]:
+def _measure_throughput(
+    state: SessionState, plain: dict[str, Any], plan: Plan, seq: int
+) -> tuple[float, float, float]:
     """Events per CPU-second through the whole pipeline, the same through the raw app, and ours per wall-second.
 
     "On one core" is taken literally: the rate is events over the CPU time of
@@ -588,7 +595,7 @@ def _measure_throughput(state: SessionState, plan: Plan, seq: int) -> tuple[floa
     cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     ours, ours_wall = len(events) / cpu, len(events) / wall
 
-    raw = RawApp(_naive_state(state), lambda _: None)
+    raw = RawApp(plain, lambda _: None)
     on_event = raw.on_event
     cpu = time.thread_time()
     for event in events:
@@ -622,17 +629,20 @@ def _measure_sharing(state: SessionState, seq: int) -> tuple[bool, int]:
 
 
 def _measure_size(count: int, plan: Plan) -> JSON:
-    _progress(f"{count} messages: building the history (tracemalloc on)")
-    state, per_message = _build_history(count, fold=plan.fold_history, trace=count <= plan.trace_up_to)
+    trace = count <= plan.trace_up_to
+    how = "through the reducer" if plan.fold_history else "directly"
+    _progress(f"{count} messages: building the history {how}{' (tracemalloc on)' if trace else ''}")
+    state, per_message = _build_history(count, fold=plan.fold_history, trace=trace)
+    plain = _naive_state(state)  # the baselines' copy; only the raw app (last) changes it
     seq = count + 10
     _progress(f"{count} messages: reduce")
     p50, p99 = _measure_reduce(state, plan, seq)
     _progress(f"{count} messages: naive baseline")
-    naive_p99 = _measure_naive(state, plan, seq)
+    naive_p99 = _measure_naive(plain, plan, seq)
     _progress(f"{count} messages: delivery")
-    delivery_p50, delivery_p99 = _measure_delivery(state, plan, seq)
+    delivery_p50, delivery_p99 = _measure_delivery(state, plain, plan, seq)
     _progress(f"{count} messages: throughput")
-    events_per_s, raw_events_per_s, events_per_wall_s = _measure_throughput(state, plan, seq)
+    events_per_s, raw_events_per_s, events_per_wall_s = _measure_throughput(state, plain, plan, seq)
     shares, added = _measure_sharing(state, seq + 10_000_000)
     return {
         "messages": count,
@@ -782,6 +792,16 @@ def _mint(
     return token.to_jwt()
 
 
+def _bench_session(server: _Server, room_name: str, identity: str) -> Session:
+    """A session as a UI holds it, minus audio devices (the raw baseline has none either)."""
+    return Session(
+        LiteralTokenSource(server.url, _token(server, room_name, identity)),
+        agent_connect_timeout=30.0,
+        audio_input=None,
+        audio_output=None,
+    )
+
+
 def _on(room: rtc.Room, name: str, callback: Callable[..., None]) -> None:
     emitter: Any = room
     emitter.on(name, callback)
@@ -849,40 +869,32 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
             if message is not None and message.text.endswith(expected[0]):
                 settle(ours_at)
 
-    session = Session(
-        LiteralTokenSource(server.url, _token(server, room_name, "bench-user")), agent_connect_timeout=20.0
-    )
-    subscription = session.states.subscribe(ours)
-    try:
-        await agent.connect(server.url, _token(server, room_name, _AGENT, agent=True, attributes=ready))
-        await session.start()
-        await raw.connect(server.url, _token(server, room_name, "bench-raw-user"))
-        await asyncio.sleep(0.3)
+    async def trial(send: Callable[[], Any]) -> tuple[float, float] | None:
+        ours_at[0], raw_at[0] = loop.create_future(), loop.create_future()
+        started = time.perf_counter()
+        await send()
+        ours_done, raw_done = await _wait(ours_at[0], 5.0), await _wait(raw_at[0], 5.0)
+        await asyncio.sleep(0.01)
+        if ours_done is None or raw_done is None:
+            return None
+        return ours_done - started, raw_done - started
 
-        async def trial(send: Callable[[], Any]) -> tuple[float, float] | None:
-            ours_at[0], raw_at[0] = loop.create_future(), loop.create_future()
-            started = time.perf_counter()
-            await send()
-            ours_done, raw_done = await _wait(ours_at[0], 5.0), await _wait(raw_at[0], 5.0)
-            await asyncio.sleep(0.01)
-            if ours_done is None or raw_done is None:
-                return None
-            return ours_done - started, raw_done - started
+    attribute_samples: list[tuple[float, float]] = []
+    transcript_samples: list[tuple[float, float]] = []
 
-        attribute_samples: list[tuple[float, float]] = []
-        for index in range(plan.e2e_trials):
+    async def run_trials(count: int, first: int) -> None:
+        mode[0] = "attribute"
+        for index in range(first, first + count):
             expected[0] = f"v{index}"
             sample = await trial(
                 lambda: agent.local_participant.set_attributes({**ready, "bench.value": expected[0]})
             )
             if sample is not None:
                 attribute_samples.append(sample)
-
         mode[0] = "transcript"
-        transcript_samples: list[tuple[float, float]] = []
         writer: rtc.TextStreamWriter | None = None
-        for index in range(plan.e2e_trials):
-            if index % 50 == 0:
+        for index in range(first, first + count):
+            if writer is None or index % 50 == 0:
                 if writer is not None:
                     await writer.aclose()
                 segment = f"SG_e2e_{index}"
@@ -891,12 +903,33 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
                 )
                 message_id[0] = transcript_message_id(_AGENT, segment)
             expected[0] = f" <{index}>"
-            assert writer is not None
             sample = await trial(functools.partial(writer.write, expected[0]))
             if sample is not None:
                 transcript_samples.append(sample)
         if writer is not None:
             await writer.aclose()
+
+    def new_session() -> Session:
+        return _bench_session(server, room_name, "bench-user")
+
+    # The server forwards to participants in some order; so that order cannot
+    # favour either side, half the trials run with our session joined before
+    # the raw room and half with a new session joined after it.
+    session = new_session()
+    subscription = session.states.subscribe(ours)
+    try:
+        await agent.connect(server.url, _token(server, room_name, _AGENT, agent=True, attributes=ready))
+        await session.start()
+        await raw.connect(server.url, _token(server, room_name, "bench-raw-user"))
+        await asyncio.sleep(0.3)
+        await run_trials(plan.e2e_trials // 2, 0)
+        subscription.dispose()
+        await session.end()
+        session = new_session()
+        subscription = session.states.subscribe(ours)
+        await session.start()
+        await asyncio.sleep(0.3)
+        await run_trials(plan.e2e_trials - plan.e2e_trials // 2, plan.e2e_trials)
     finally:
         subscription.dispose()
         await session.end()
@@ -982,12 +1015,8 @@ async def _preconnect_once(
             await source.aclose()
 
 
-async def _measure_preconnect(server: _Server, plan: Plan) -> JSON:
-    host = await _AgentHost.start(server)
-    try:
-        runs = [await _preconnect_once(server, host) for _ in range(plan.preconnect_runs)]
-    finally:
-        await host.close()
+async def _measure_preconnect(server: _Server, host: _AgentHost, plan: Plan) -> JSON:
+    runs = [await _preconnect_once(server, host) for _ in range(plan.preconnect_runs)]
     return {"preconnect_send_ms": _round(statistics.median(runs), 1), "preconnect_runs_ms": [_round(r, 1) for r in runs]}
 
 
@@ -1131,15 +1160,48 @@ async def _agent_host() -> None:
         await asyncio.gather(*(room.disconnect() for room in rooms), return_exceptions=True)
 
 
-async def _measure_max_sessions(server: _Server, plan: Plan) -> JSON:
+def _thread_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by each thread of this process (Linux; empty elsewhere)."""
+    found: dict[int, tuple[str, float]] = {}
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    with contextlib.suppress(OSError):
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/self/task/{tid}/stat") as stat:
+                    raw = stat.read()
+                name = raw[raw.index("(") + 1 : raw.rindex(")")]
+                fields = raw[raw.rindex(")") + 2 :].split()
+                found[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+    return found
+
+
+def _cpu_share(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], seconds: float) -> JSON:
+    """Of each wall second, how much CPU the Python thread and the SDK's native threads used (ms)."""
+    python = native = 0.0
+    main = threading.main_thread().native_id
+    for tid, (_, used) in after.items():
+        spent = used - before.get(tid, ("", 0.0))[1]
+        if tid == main:
+            python += spent
+        else:
+            native += spent
+    if seconds <= 0:
+        return {}
+    return {
+        "python_thread_ms_per_s": _round(python / seconds * 1000, 0),
+        "native_threads_ms_per_s": _round(native / seconds * 1000, 0),
+    }
+
+
+async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan) -> JSON:
     """Add sessions step by step while every one still shows each agent update within 100 ms."""
-    host = await _AgentHost.start(server)
     sessions: list[Session] = []
     latencies: list[list[float]] = []
     passed = 0
     worst_median_ms: float | None = None
     p99_ms: float | None = None
     stopped = "reached the cap"
+    cpu_seen: JSON = {}
     deadline = time.monotonic() + plan.session_budget_s
 
     def watcher(slot: list[float]) -> Callable[[SessionState], None]:
@@ -1165,10 +1227,7 @@ async def _measure_max_sessions(server: _Server, plan: Plan) -> JSON:
                 for start in range(0, len(names), 10):
                     batch: list[Session] = []
                     for name in names[start : start + 10]:
-                        session = Session(
-                            LiteralTokenSource(server.url, _token(server, name, f"bench-user-{len(sessions)}")),
-                            agent_connect_timeout=30.0,
-                        )
+                        session = _bench_session(server, name, f"bench-user-{len(sessions)}")
                         slot: list[float] = []
                         session.states.subscribe(watcher(slot))
                         sessions.append(session)
@@ -1182,6 +1241,7 @@ async def _measure_max_sessions(server: _Server, plan: Plan) -> JSON:
             for slot in latencies:
                 slot.clear()
             missing = 0
+            cpu_before, rounds_started = _thread_cpu(), time.monotonic()
             for _ in range(plan.session_rounds):
                 counts = [len(slot) for slot in latencies]
                 await host.ask({"op": "tick"}, 120.0)
@@ -1192,6 +1252,8 @@ async def _measure_max_sessions(server: _Server, plan: Plan) -> JSON:
                     await asyncio.sleep(0.01)
                 missing += sum(len(slot) <= count for slot, count in zip(latencies, counts, strict=True))
                 await asyncio.sleep(0.2)
+            cpu = _cpu_share(cpu_before, _thread_cpu(), time.monotonic() - rounds_started)
+            cpu_seen = {"sessions": target, **cpu}
             medians = [statistics.median(slot) * 1000 for slot in latencies if slot]
             everyone = [value * 1000 for slot in latencies for value in slot]
             worst = max(medians) if medians else float("inf")
@@ -1204,13 +1266,13 @@ async def _measure_max_sessions(server: _Server, plan: Plan) -> JSON:
         _progress(f"max_sessions: ending {len(sessions)} sessions")
         for start in range(0, len(sessions), 20):
             await asyncio.gather(*(s.end() for s in sessions[start : start + 20]), return_exceptions=True)
-        await host.close()
     return {
         "max_sessions": passed,
         "max_sessions_cap": plan.session_steps[-1],
         "max_sessions_worst_median_ms": None if worst_median_ms is None else _round(worst_median_ms, 1),
         "max_sessions_p99_ms": None if p99_ms is None else _round(p99_ms, 1),
         "max_sessions_stopped": stopped,
+        "max_sessions_cpu": cpu_seen,
     }
 
 
@@ -1220,9 +1282,13 @@ async def _measure_server_parts(plan: Plan) -> JSON:
     try:
         _progress("e2e: attribute and transcript ratios")
         result = await _measure_e2e(server, plan)
-        _progress("preconnect: 10 s of buffered audio")
-        result.update(await _measure_preconnect(server, plan))
-        result.update(await _measure_max_sessions(server, plan))
+        host = await _AgentHost.start(server)
+        try:
+            _progress("preconnect: 10 s of buffered audio")
+            result.update(await _measure_preconnect(server, host, plan))
+            result.update(await _measure_max_sessions(server, host, plan))
+        finally:
+            await host.close()
         return result
     finally:
         await asyncio.to_thread(server.stop)
@@ -1264,6 +1330,7 @@ SERVER_KEYS = (
     "max_sessions_worst_median_ms",
     "max_sessions_p99_ms",
     "max_sessions_stopped",
+    "max_sessions_cpu",
 )
 
 

@@ -1,0 +1,45 @@
+"""The benchmark's smallest run against a real livekit-server: the live figures come out as numbers.
+
+Shape only, as in tests/unit/test_bench.py; no assertion about how fast anything is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+
+import pytest
+
+from lkstate._bench import main
+
+pytestmark = pytest.mark.wire
+
+LIVE_NUMBERS = (
+    "e2e_attribute_ratio",
+    "e2e_attribute_ms",
+    "e2e_attribute_raw_ms",
+    "e2e_transcript_ratio",
+    "e2e_transcript_ms",
+    "e2e_transcript_raw_ms",
+    "preconnect_send_ms",
+    "max_sessions",
+)
+
+TARGETED = ("e2e_attribute_ratio", "e2e_transcript_ratio", "preconnect_send_ms", "max_sessions")
+
+
+def test_the_smallest_run_with_a_server_reports_every_live_figure() -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["--quick", "--json"])
+    assert code == 0
+    result = json.loads(out.getvalue())
+    for key in LIVE_NUMBERS:
+        value = result[key]
+        assert isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value), key
+    for key in TARGETED:
+        assert isinstance(result["targets"][key]["met"], bool), key
+    assert result["e2e_attribute_samples"] > 0 and result["e2e_transcript_samples"] > 0
+    assert isinstance(result["max_sessions_stopped"], str)
