@@ -238,6 +238,9 @@ def free_port(kind: Literal["tcp", "udp"] = "tcp") -> int:
         return int(sock.getsockname()[1])
 
 
+_PORT_ATTEMPTS = 3
+"""How many sets of free ports a start tries when one turns out to be taken."""
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -401,10 +404,24 @@ class DevServer:
         """
         if self.is_running():
             return self
-        if not self.port:
+        if self.port:
+            return self._start_once(timeout)
+        # Ports chosen here are free when chosen, but another process (or the
+        # other node of a cluster, opening connections from ephemeral ports)
+        # can take one before the server binds it. Then choose again.
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
             self.port = free_port("tcp")
             self.rtc_tcp_port = free_port("tcp")
             self.rtc_udp_port = free_port("udp")
+            try:
+                return self._start_once(timeout)
+            except DevServerError:
+                if attempt == _PORT_ATTEMPTS or "address already in use" not in self.log_tail(5):
+                    raise
+                logger.info("a port chosen for livekit-server was taken before it could bind it; choosing again")
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> DevServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(json.dumps(self.config(), indent=2))
         self._log_file = open(self.log_path, "ab")
