@@ -141,6 +141,11 @@ def _copier_for(cls: type[Any]) -> Callable[..., Any]:
     return copier
 
 
+# The transcript path runs for every delta: it calls these two directly.
+_copy_state: Callable[..., SessionState] = _copier_for(SessionState)
+_copy_message: Callable[..., Message] = _copier_for(Message)
+
+
 def _with_problem(state: SessionState, at: float, source: str, message: str, limits: Limits) -> SessionState:
     problems = state.problems
     if problems and problems[-1].source == source and problems[-1].message == message:
@@ -594,8 +599,8 @@ def _on_transcript(state: SessionState, e: ev.TranscriptReceived, limits: Limits
             text, error = current.text, current.error
         else:
             text, error = _cap(current.text + e.text, limits)
-        updated = _evolve(current, text=text, final=final, updated=e.at, error=error, delivery=None)
-    return _evolve(state, messages=messages.replaced(position, updated), updated_at=e.at)
+        updated = _copy_message(current, text=text, final=final, updated=e.at, error=error, delivery=None)
+    return _copy_state(state, messages=messages.replaced(position, updated), updated_at=e.at)
 
 
 def _on_chat_send_requested(state: SessionState, e: ev.ChatSendRequested, limits: Limits) -> SessionState:
