@@ -21,12 +21,13 @@ from pathlib import Path
 import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import seed_first_corpus  # noqa: E402  (this directory is on sys.path when run as a script)
+import attrs  # noqa: E402
+from _common import instrument_modules, seed_first_corpus  # noqa: E402  (this directory is on sys.path)
 
-with atheris.instrument_imports(include=["lkstate._remote_state", "lkstate._reducer"]):
-    import attrs
-    from lkstate import SessionState, reduce
-    from lkstate import _events as ev
+from lkstate import SessionState, _reducer, _remote_state, reduce  # noqa: E402
+from lkstate import _events as ev  # noqa: E402
+
+instrument_modules(_remote_state, _reducer)
 
 SEED_DIR = Path(__file__).resolve().parent / "corpus" / "remote_payload"
 SEEDS = [p.read_bytes() for p in sorted(SEED_DIR.glob("*.bin"))]

@@ -25,11 +25,13 @@ from pathlib import Path
 import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import seed_first_corpus  # noqa: E402
+from _common import instrument_modules, seed_first_corpus  # noqa: E402
 
-with atheris.instrument_imports(include=["lkstate._tokens"]):
-    from lkstate._errors import TokenSourceError
-    from lkstate._tokens import TokenClaims, decode_claims
+from lkstate import _tokens  # noqa: E402
+from lkstate._errors import TokenSourceError  # noqa: E402
+from lkstate._tokens import TokenClaims, decode_claims  # noqa: E402
+
+instrument_modules(_tokens)
 
 
 def _b64url(data: bytes) -> str:

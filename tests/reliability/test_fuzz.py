@@ -88,7 +88,7 @@ def test_the_seed_corpus_is_real_and_reads_without_a_problem() -> None:
     assert len(state.remote.items) >= 5 and state.remote.tool_call("call_1") is not None
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(any_payloads(), min_size=1, max_size=12))
 def test_whatever_the_agent_sends_only_its_own_report_changes_and_nothing_is_lost(payloads: list[bytes]) -> None:
     state = fold_payloads(SEEDS[:6])  # some conversation already there
@@ -117,7 +117,7 @@ def test_whatever_the_agent_sends_only_its_own_report_changes_and_nothing_is_los
             assert state.problems and state.problems[-1].source == "lk.agent.session"
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(any_payloads(), min_size=1, max_size=8))
 def test_replaying_the_same_payloads_gives_equal_snapshots(payloads: list[bytes]) -> None:
     # Recordings replay the raw payloads: every snapshot must come out equal,
@@ -201,7 +201,7 @@ def connected(requested: str | None) -> SessionState:
     return reduce(state, ev.RoomConnected(at=1.1, room_name="r", local_identity=USER, server_url="ws://x"))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(st.lists(presence(), max_size=25), st.sampled_from([None, "lkstate-demo", "other"]))
 def test_the_agent_status_follows_the_primary_agents_attributes(events: list[ev.Event], requested: str | None) -> None:
     state = connected(requested)
@@ -290,13 +290,13 @@ def claims_or_refusal(token: str) -> None:
     claims.is_valid_at(1_700_000_000.0)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.text(max_size=80) | st.from_regex(r"[A-Za-z0-9_\-=.]{0,60}", fullmatch=True))
 def test_any_string_reads_as_claims_or_is_refused_in_words(token: str) -> None:
     claims_or_refusal(token)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     json_values,
     st.one_of(claim_payloads, st.builds(lambda p, v, r: {**p, "video": v, "roomConfig": r}, claim_payloads,
@@ -398,15 +398,15 @@ def run_harness(harness: str, runs: int, tmp_path: Path, *, max_seconds: int) ->
 
 
 def test_atheris_finds_no_crash_in_the_agent_session_decoder(tmp_path: Path, record_property: object) -> None:
-    counts = run_harness("remote_payload", 50_000, tmp_path, max_seconds=25)
+    counts = run_harness("remote_payload", 20_000, tmp_path, max_seconds=15)
     record_property("atheris_remote_payload", counts)  # type: ignore[operator]
-    assert counts["runs"] >= 50_000 or counts["seconds"] >= 25
+    assert counts["runs"] >= 20_000 or counts["seconds"] >= 15
 
 
 def test_atheris_finds_no_crash_in_token_claims(tmp_path: Path, record_property: object) -> None:
-    counts = run_harness("token_claims", 50_000, tmp_path, max_seconds=25)
+    counts = run_harness("token_claims", 20_000, tmp_path, max_seconds=15)
     record_property("atheris_token_claims", counts)  # type: ignore[operator]
-    assert counts["runs"] >= 50_000 or counts["seconds"] >= 25
+    assert counts["runs"] >= 20_000 or counts["seconds"] >= 15
 
 
 @pytest.mark.soak
