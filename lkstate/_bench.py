@@ -888,10 +888,11 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
 
     async def raw_read(reader: rtc.TextStreamReader) -> None:
         stream = reader.info.stream_id
-        async for chunk in reader:
-            raw_texts[stream] = raw_texts.get(stream, "") + chunk
-            if mode[0] == "transcript" and raw_texts[stream].endswith(expected[0]):
-                settle(raw_at)
+        with contextlib.suppress(rtc.StreamError):  # the room left while a stream was open
+            async for chunk in reader:
+                raw_texts[stream] = raw_texts.get(stream, "") + chunk
+                if mode[0] == "transcript" and raw_texts[stream].endswith(expected[0]):
+                    settle(raw_at)
 
     def raw_transcription(reader: rtc.TextStreamReader, sender: str) -> None:
         del sender
@@ -1140,8 +1141,9 @@ async def _agent_host() -> None:
 
         async def read(reader: rtc.ByteStreamReader) -> None:
             received = 0
-            async for chunk in reader:
-                received += len(chunk)
+            with contextlib.suppress(rtc.StreamError):
+                async for chunk in reader:
+                    received += len(chunk)
             if received == size and not done.done():
                 done.set_result(time.monotonic())
 
@@ -1282,16 +1284,20 @@ async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan) -
                 slot.clear()
             missing = 0
             cpu_before, rounds_started = _thread_cpu(), time.monotonic()
-            for _ in range(plan.session_rounds):
-                counts = [len(slot) for slot in latencies]
-                await host.ask({"op": "tick"}, 120.0)
-                settle = time.monotonic() + 1.0
-                while time.monotonic() < settle and any(
-                    len(slot) <= count for slot, count in zip(latencies, counts, strict=True)
-                ):
-                    await asyncio.sleep(0.01)
-                missing += sum(len(slot) <= count for slot, count in zip(latencies, counts, strict=True))
-                await asyncio.sleep(0.2)
+            try:
+                for _ in range(plan.session_rounds):
+                    counts = [len(slot) for slot in latencies]
+                    await host.ask({"op": "tick"}, 60.0)
+                    settle = time.monotonic() + 1.0
+                    while time.monotonic() < settle and any(
+                        len(slot) <= count for slot, count in zip(latencies, counts, strict=True)
+                    ):
+                        await asyncio.sleep(0.01)
+                    missing += sum(len(slot) <= count for slot, count in zip(latencies, counts, strict=True))
+                    await asyncio.sleep(0.2)
+            except (Exception, TimeoutError) as error:
+                stopped = f"at {target} sessions an update round failed: {type(error).__name__}: {error}"
+                break
             cpu = _cpu_share(cpu_before, _thread_cpu(), time.monotonic() - rounds_started)
             cpu_seen = {"sessions": target, **cpu}
             medians = [statistics.median(slot) * 1000 for slot in latencies if slot]
