@@ -834,20 +834,7 @@ class Replay:
         self, predicate: Callable[[SessionState], bool], *, timeout: float | None = None
     ) -> SessionState:
         """Wait (while something else moves the replay) for a snapshot satisfying ``predicate``."""
-        if predicate(self.state):
-            return self.state
-        loop = asyncio.get_running_loop()
-        found: asyncio.Future[SessionState] = loop.create_future()
-
-        def check(state: SessionState) -> None:
-            if not found.done() and predicate(state):
-                found.set_result(state)
-
-        subscription = self._store.states.subscribe(check)
-        try:
-            return await asyncio.wait_for(found, timeout)
-        finally:
-            subscription.dispose()
+        return await self._store.wait_until(predicate, timeout=timeout)
 
     @property
     def store(self) -> Store:

@@ -27,6 +27,7 @@ Delivery rules, which front ends rely on:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -99,6 +100,30 @@ class Store:
     def select(self, selector: Callable[[SessionState], _T]) -> Observable[_T]:
         """A slice of the state, delivered only when it changes (compared with ``==``)."""
         return self._states.pipe(ops.map(selector), ops.distinct_until_changed())
+
+    async def wait_until(
+        self, predicate: Callable[[SessionState], bool], *, timeout: float | None = None
+    ) -> SessionState:
+        """Wait for a snapshot that satisfies ``predicate``; return it (the current one, if it does).
+
+        Whatever moves the state (a session's room, a replay's playback) must
+        run meanwhile on the same loop. Raises :class:`TimeoutError` after
+        ``timeout`` seconds (``None``: no limit). ``Session.wait_until`` and
+        ``Replay.wait_until`` are this.
+        """
+        if predicate(self._state):
+            return self._state
+        found: asyncio.Future[SessionState] = asyncio.get_running_loop().create_future()
+
+        def check(state: SessionState) -> None:
+            if not found.done() and predicate(state):
+                found.set_result(state)
+
+        subscription = self._states.subscribe(check)
+        try:
+            return await asyncio.wait_for(found, timeout)
+        finally:
+            subscription.dispose()
 
     def add_tap(self, tap: EventTap) -> Callable[[], None]:
         """Call ``tap(event, state_after)`` for every dispatched event; returns a remover."""

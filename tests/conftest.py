@@ -33,6 +33,7 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from tests.harness.server import LiveKitServer, find_livekit_server  # noqa: E402
+from tests.harness.sessions import SessionFactory  # noqa: E402
 
 _SERVER_KEY = pytest.StashKey[LiveKitServer]()
 _LOG_OFFSET_KEY = pytest.StashKey[int]()
@@ -115,6 +116,30 @@ def user_token(livekit_server: LiveKitServer) -> TokenFactory:
         return livekit_server.token(room, identity, **kwargs)
 
     return make
+
+
+@pytest.fixture
+async def make_session(livekit_server: LiveKitServer, room_name: str) -> AsyncIterator[SessionFactory]:
+    """``make_session(**session_kwargs) -> Session``: lkstate's own session, in this test's room.
+
+    Each gets development tokens of its own for the test server (``room_name``
+    can be overridden like any :class:`~lkstate.Session` argument); every
+    session made is ended at teardown.
+    """
+    from lkstate import DevelopmentTokenSource, Session
+
+    sessions: list[Session] = []
+
+    def factory(**kwargs: Any) -> Session:
+        kwargs.setdefault("room_name", room_name)
+        tokens = DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+        session = Session(tokens, **kwargs)
+        sessions.append(session)
+        return session
+
+    yield factory
+    for session in sessions:
+        await session.end()
 
 
 # --------------------------------------------------------------------------- agents & peers

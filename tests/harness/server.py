@@ -16,13 +16,11 @@ import datetime
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 from livekit import api
 
-from lkstate._devserver import PINNED_VERSION, DevServer, DevServerError, free_port
-from lkstate._devserver import find_livekit_server as _find_livekit_server
+from lkstate._devserver import PINNED_VERSION, DevServer, DevServerError, find_livekit_server, free_port
 
 __all__ = ["LiveKitServer", "LiveKitServerError", "find_livekit_server", "free_port", "PINNED_VERSION", "REPO_ROOT"]
 
@@ -32,13 +30,6 @@ LiveKitServerError = DevServerError
 """The server binary is missing, would not start, or stopped answering."""
 
 
-def find_livekit_server() -> Path | None:
-    """The livekit-server binary: ``$LIVEKIT_SERVER_BIN``, then PATH, ``.tools/bin``, ``~/.cache/lkstate/bin``
-
-    (preferring the pinned version)."""
-    return _find_livekit_server(PINNED_VERSION)
-
-
 class LiveKitServer(DevServer):
     """One livekit-server process with a generated config on free loopback ports.
 
@@ -46,32 +37,18 @@ class LiveKitServer(DevServer):
     >>> server.url            # 'ws://127.0.0.1:41234'
     >>> server.stop()
 
-    ``redis_address`` ("host:port") is written into the config as-is, for
-    multi-node tests; without it the server runs standalone.
+    Everything but the API key (one of its own, so a test server is told
+    apart from a demo one in logs) is :class:`~lkstate._devserver.DevServer`'s,
+    which takes the same keyword arguments (``redis_address`` "host:port" for
+    multi-node tests, ``workdir``, ``log_level``, ``ice_tcp``, ``extra_config``…)
+    and finds the binary itself (``$LIVEKIT_SERVER_BIN``, then PATH,
+    ``.tools/bin``, ``~/.cache/lkstate/bin``, preferring the pinned version).
     """
 
     def __init__(
-        self,
-        binary: str | os.PathLike[str] | None = None,
-        *,
-        api_key: str = "lkstate-test-key",
-        api_secret: str | None = None,
-        redis_address: str | None = None,
-        workdir: str | os.PathLike[str] | None = None,
-        log_level: str = "info",
-        ice_tcp: bool = True,
-        extra_config: Mapping[str, Any] | None = None,
+        self, binary: str | os.PathLike[str] | None = None, *, api_key: str = "lkstate-test-key", **options: Any
     ) -> None:
-        super().__init__(
-            binary if binary is not None else find_livekit_server(),
-            api_key=api_key,
-            api_secret=api_secret,
-            redis_address=redis_address,
-            workdir=workdir,
-            log_level=log_level,
-            ice_tcp=ice_tcp,
-            extra_config=extra_config,
-        )
+        super().__init__(binary, api_key=api_key, **options)
 
     def start(self, timeout: float = 20.0) -> LiveKitServer:
         super().start(timeout)
@@ -79,14 +56,6 @@ class LiveKitServer(DevServer):
 
     def __enter__(self) -> LiveKitServer:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- credentials ----------------------------------------------------------------
 

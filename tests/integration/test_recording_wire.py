@@ -13,20 +13,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from lkstate import DevelopmentTokenSource, Role, Session, SessionState
+from lkstate import Role, SessionState
 from lkstate import _events as ev
 from lkstate._recording import Replay, read_recording, record
 from tests.harness.server import LiveKitServer
-
-
-async def agent_sees_user(agent: Any, session: Session) -> None:
-    """Wait until the agent's room knows the user (it drops chat from participants it has not seen)."""
-    identity = session.state.connection.local_identity
-    for _ in range(200):
-        if identity in agent.room.remote_participants:
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError("the agent never saw the user join")
+from tests.harness.sessions import SessionFactory, agent_sees_user
 
 
 def answered_weather(state: SessionState) -> bool:
@@ -36,10 +27,9 @@ def answered_weather(state: SessionState) -> bool:
 
 
 async def test_a_recorded_real_session_replays_to_every_same_snapshot(
-    livekit_server: LiveKitServer, room_name: str, agent_factory: Any, tmp_path: Path
+    livekit_server: LiveKitServer, make_session: SessionFactory, room_name: str, agent_factory: Any, tmp_path: Path
 ) -> None:
-    tokens = DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
-    session = Session(tokens, room_name=room_name)
+    session = make_session()
     live: list[SessionState] = []
     session.states.subscribe(live.append)
     path = tmp_path / "session.jsonl"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,7 +24,6 @@ from livekit.protocol.agent_pb import agent_session as pb
 
 import lkstate._session
 from lkstate import (
-    DevelopmentTokenSource,
     RemoteSessionError,
     RequestTimeoutError,
     Role,
@@ -41,39 +40,19 @@ from lkstate._remote_state import (
 )
 from lkstate._timeline import timeline
 from lkstate.demo_agent import DEFAULT_INSTRUCTIONS, weather_report
-from tests.harness.server import LiveKitServer
+from tests.harness.sessions import SessionFactory, agent_sees_user
 
 agents = pytest.importorskip("livekit.agents")
 
 QUESTION = "What is the weather in Paris?"
 ANSWER = weather_report("Paris")
 
-SessionFactory = Callable[..., Session]
-
-
-@pytest.fixture
-async def make_session(livekit_server: LiveKitServer, room_name: str) -> AsyncIterator[SessionFactory]:
-    sessions: list[Session] = []
-
-    def factory(**kwargs: Any) -> Session:
-        kwargs.setdefault("room_name", room_name)
-        tokens = DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
-        session = Session(tokens, **kwargs)
-        sessions.append(session)
-        return session
-
-    yield factory
-    for session in sessions:
-        await session.end()
-
 
 async def started(make_session: SessionFactory, agent: Any) -> Session:
     """A session connected to ``agent``, which has seen the user join (it ignores chat before)."""
     session = make_session()
     await asyncio.wait_for(session.start(), timeout=15)
-    identity = session.state.connection.local_identity
-    assert identity is not None
-    await agent.wait_for_participant(identity)
+    await agent_sees_user(agent, session)
     return session
 
 

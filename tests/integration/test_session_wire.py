@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -31,39 +30,7 @@ from lkstate import (
 )
 from lkstate._options import SessionOptions
 from tests.harness.server import LiveKitServer
-
-SessionFactory = Callable[..., Session]
-
-
-@pytest.fixture
-async def make_session(livekit_server: LiveKitServer, room_name: str) -> AsyncIterator[SessionFactory]:
-    sessions: list[Session] = []
-
-    def factory(**kwargs: Any) -> Session:
-        kwargs.setdefault("room_name", room_name)
-        tokens = DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
-        session = Session(tokens, **kwargs)
-        sessions.append(session)
-        return session
-
-    yield factory
-    for session in sessions:
-        await session.end()
-
-
-async def agent_sees_user(agent: Any, session: Session) -> None:
-    """Wait until the agent's room knows the user.
-
-    The agent framework ignores chat from a participant its room has not seen
-    join yet; join (signal channel) and data (data channel) are not ordered, so
-    a message sent the instant the user connects can beat the join.
-    """
-    identity = session.state.connection.local_identity
-    for _ in range(200):
-        if identity in agent.room.remote_participants:
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError("the agent never saw the user join")
+from tests.harness.sessions import SessionFactory, agent_sees_user
 
 
 def statuses(session: Session) -> list[str]:

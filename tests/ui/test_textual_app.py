@@ -9,7 +9,8 @@ key moments go to test-artifacts/screenshots/.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from lkstate_textual.app import VoiceAgentApp
 from lkstate_textual.testing import save_screenshot, screen_text
 from lkstate_textual.widgets import ConnectButton, MicrophoneToggle, ToolCallsPanel, UsagePanel
 from tests.harness.server import LiveKitServer
+from tests.harness.sessions import SessionFactory, agent_sees_user
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 SIZE = (120, 36)
@@ -43,20 +45,9 @@ def keys_do_not_wait_for_a_silent_process(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.fixture
-async def make_session(livekit_server: LiveKitServer, room_name: str) -> AsyncIterator[Callable[..., Session]]:
-    sessions: list[Session] = []
-
-    def factory(**kwargs: Any) -> Session:
-        kwargs.setdefault("room_name", room_name)
-        kwargs.setdefault("audio_input", None)  # the same on a laptop with a microphone as in CI without one
-        tokens = DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
-        session = Session(tokens, **kwargs)
-        sessions.append(session)
-        return session
-
-    yield factory
-    for session in sessions:
-        await session.end()
+def make_session(make_session: SessionFactory) -> SessionFactory:
+    """The shared factory, without a microphone unless a test gives one: the same on a laptop as in CI."""
+    return functools.partial(make_session, audio_input=None)
 
 
 async def screen_shows(app: VoiceAgentApp, pilot: Any, *words: str, timeout: float = 20.0) -> str:
@@ -72,16 +63,6 @@ async def screen_shows(app: VoiceAgentApp, pilot: Any, *words: str, timeout: flo
         await pilot.pause(0.05)
     missing = [word for word in words if word not in text]
     raise AssertionError(f"the screen never showed {missing!r}; it shows:\n{text}")
-
-
-async def agent_sees_user(agent: Any, session: Session) -> None:
-    """The agent ignores chat from someone its room has not seen join yet: wait for the join."""
-    identity = session.state.connection.local_identity
-    for _ in range(400):
-        if identity in agent.room.remote_participants:
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError("the agent never saw the user join")
 
 
 class StatusLog:

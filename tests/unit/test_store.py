@@ -128,3 +128,37 @@ def test_a_tap_that_raises_does_not_break_dispatch(caplog: pytest.LogCaptureFixt
     store.dispatch(problem("x"))
     assert store.state.problems[-1].message == "x"
     assert "tap raised" in caplog.text
+
+
+async def test_wait_until_returns_the_current_snapshot_when_it_already_satisfies() -> None:
+    store = Store()
+    store.dispatch(problem("one"))
+    assert await store.wait_until(lambda s: len(s.problems) == 1) is store.state
+
+
+async def test_wait_until_returns_the_first_snapshot_that_satisfies_and_stops_looking() -> None:
+    import asyncio
+
+    store = Store()
+    calls: list[int] = []
+
+    def two_problems(state: SessionState) -> bool:
+        calls.append(len(state.problems))
+        return len(state.problems) == 2
+
+    waiting = asyncio.ensure_future(store.wait_until(two_problems, timeout=5))
+    await asyncio.sleep(0)
+    store.dispatch(problem("one"))
+    store.dispatch(problem("two", at=2.0))
+    found = await waiting
+    assert [p.message for p in found.problems] == ["one", "two"]
+    asked = len(calls)
+    store.dispatch(problem("three", at=3.0))
+    assert len(calls) == asked, "it no longer watches the store once satisfied"
+
+
+async def test_wait_until_gives_up_after_the_timeout() -> None:
+    store = Store()
+    with pytest.raises(TimeoutError):
+        await store.wait_until(lambda s: bool(s.problems), timeout=0.05)
+    store.dispatch(problem("late"))  # nobody is left watching; nothing breaks
