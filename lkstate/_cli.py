@@ -41,7 +41,7 @@ from typing import Any, TextIO
 import attrs
 
 from . import _events as ev
-from ._config import token_source_from_env
+from ._app_args import CONNECTION_HELP, add_connection_arguments, token_source_from_args
 from ._devserver import DevServer, dev_environment
 from ._errors import LkstateError, TokenSourceError
 from ._messages import DeliveryStatus, Message, Role
@@ -147,9 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     connect = commands.add_parser(
         "connect",
         help="open a front end connected to any LiveKit deployment",
-        description="Connect to a LiveKit server and talk to its agent. " + _CONNECTION_HELP,
+        description="Connect to a LiveKit server and talk to its agent. " + CONNECTION_HELP,
     )
-    _add_connection_flags(connect)
+    add_connection_arguments(connect, max_rate=None)
     _add_ui_flags(connect, headless_help="no UI: print the state changes (and with --say, the agent's replies)")
     connect.add_argument("--record", metavar="FILE", help="also record the session into FILE")
     connect.set_defaults(run=_cmd_connect, command="connect")
@@ -158,10 +158,10 @@ def _parser() -> argparse.ArgumentParser:
         "record",
         help="connect like `connect` and record the session into a file",
         description="Connect like `lkstate connect` and write every event of the session into FILE "
-        "(tokens and keys redacted). " + _CONNECTION_HELP,
+        "(tokens and keys redacted). " + CONNECTION_HELP,
     )
     rec.add_argument("--out", "-o", metavar="FILE", required=True, help="the recording to write (.jsonl)")
-    _add_connection_flags(rec)
+    add_connection_arguments(rec, max_rate=None)
     _add_ui_flags(rec, headless_help="no UI: print the state changes (and with --say, the agent's replies)")
     rec.set_defaults(run=_cmd_record, command="record")
 
@@ -213,27 +213,6 @@ def _parser() -> argparse.ArgumentParser:
                        help='print {"server_url": ..., "participant_token": ...} (a token endpoint\'s answer)')
     token.set_defaults(run=_cmd_token, command="token")
     return parser
-
-
-_CONNECTION_HELP = (
-    "Where to connect, first match wins: --token-endpoint (env LKSTATE_TOKEN_ENDPOINT); --url with --token "
-    "(LIVEKIT_URL, LIVEKIT_TOKEN); --url with --api-key and --api-secret (LIVEKIT_API_KEY, LIVEKIT_API_SECRET) "
-    "to mint development tokens."
-)
-
-
-def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="LiveKit server URL, ws:// or wss:// (env LIVEKIT_URL)")
-    parser.add_argument("--token", help="a participant token for --url (env LIVEKIT_TOKEN)")
-    parser.add_argument("--token-endpoint", help="a token endpoint to ask for URL and token (env LKSTATE_TOKEN_ENDPOINT)")
-    parser.add_argument("--api-key", help="API key to mint development tokens (env LIVEKIT_API_KEY)")
-    parser.add_argument("--api-secret", help="API secret to mint development tokens (env LIVEKIT_API_SECRET)")
-    parser.add_argument("--agent-name", default=os.environ.get("LKSTATE_AGENT_NAME"),
-                        help="the agent to dispatch into the room (env LKSTATE_AGENT_NAME)")
-    parser.add_argument("--room", help="room name (default: a new room)")
-    parser.add_argument("--identity", help="your participant identity")
-    parser.add_argument("--name", help="your display name")
-    parser.add_argument("--agent-timeout", type=float, default=20.0, help="seconds to wait for the agent (default 20)")
 
 
 def _add_ui_flags(parser: argparse.ArgumentParser, *, headless_help: str) -> None:
@@ -300,10 +279,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 def _connect_command(args: argparse.Namespace, command: str, record_path: str | None) -> int:
     progress = _progress(command)
-    tokens = token_source_from_env(
-        url=args.url, token=args.token, token_endpoint=args.token_endpoint,
-        api_key=args.api_key, api_secret=args.api_secret,
-    )
+    tokens = token_source_from_args(args)
     ui = None if args.headless else _load_ui(args.ui)
     if ui is not None and args.ui == "gradio" and record_path:
         raise _no_gradio_recording()
@@ -339,7 +315,7 @@ def _no_gradio_recording() -> LkstateError:
 
 
 def _quit_hint(ui: str) -> str:
-    return {"textual": "quit with Ctrl+Q", "qt": "close the window to quit", "gradio": "Ctrl-C to stop"}[ui]
+    return {"textual": "Ctrl+C or Ctrl+Q to quit", "qt": "close the window to quit", "gradio": "Ctrl-C to stop"}[ui]
 
 
 @attrs.frozen
@@ -609,7 +585,7 @@ def _open_session_ui(ui: str, module: ModuleType, session: Session | Replay, *, 
         run(lambda: session, connect=True, argv=[sys.argv[0]])
     else:
         raise LkstateError(
-            f"The {ui} front end cannot show a replay.", remedy="Use --ui textual or --ui qt for replays."
+            f"The {ui} front end cannot show one session in a window.", remedy="Use --ui textual or --ui qt."
         )
 
 
@@ -627,14 +603,20 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         print(f"replayed {len(replay)} events from {args.file}", file=sys.stderr)
         return 0
     module = _load_ui(args.ui)
-    if args.ui == "gradio":
-        raise LkstateError(
-            "The gradio front end cannot show a replay yet.", remedy="Use --ui textual or --ui qt for replays."
-        )
     speed = args.speed if args.speed is not None else 1.0
-    replay = Replay(events, header=header, speed=speed, max_gap=args.max_gap)
+
+    def new_replay() -> Replay:
+        return Replay(events, header=header, speed=speed, max_gap=args.max_gap)
+
+    if args.ui == "gradio":
+        # Every browser tab plays its own copy from the start.
+        progress = _progress("replay")
+        progress(f"serving the replay in the gradio front end ({_quit_hint('gradio')})")
+        run = _entry(module, "run", args.ui)
+        run(session_factory=new_replay, port=0, auto_connect=True, title=f"lkstate · replay of {os.path.basename(args.file)}")
+        return 0
     agent_name = dict(header.metadata).get("agent_name")
-    _open_session_ui(args.ui, module, replay, agent_name=f"{agent_name} (replay)" if agent_name else "a replay")
+    _open_session_ui(args.ui, module, new_replay(), agent_name=f"{agent_name} (replay)" if agent_name else "a replay")
     return 0
 
 

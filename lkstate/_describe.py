@@ -33,12 +33,11 @@ from ._state import (
 
 __all__ = [
     "AgentWords",
-    "MicrophoneWords",
-    "PreConnectWords",
     "ProblemLine",
     "ProblemsWords",
     "Tone",
     "UsageLine",
+    "Words",
     "delivery_words",
     "describe_agent",
     "describe_microphone",
@@ -75,11 +74,20 @@ class Tone(enum.StrEnum):
     """Something failed; the words say what."""
 
 
+@attrs.frozen
+class Words:
+    """A few words (``headline``: a title, a toggle's label), one sentence of ``detail``, and a tone."""
+
+    headline: str
+    detail: str
+    tone: Tone
+
+
 # -- the agent ----------------------------------------------------------------------
 
 
 @attrs.frozen
-class AgentWords:
+class AgentWords(Words):
     """The agent indicator: a headline, one sentence of detail, a tone, and the facts behind it.
 
     ``reasons`` lists why the agent is unavailable (empty otherwise); each
@@ -88,9 +96,6 @@ class AgentWords:
     the agent's name (or identity) when one is known.
     """
 
-    headline: str
-    detail: str
-    tone: Tone
     status: AgentStatus
     name: str | None = None
     reasons: tuple[str, ...] = ()
@@ -160,42 +165,24 @@ def _sentence(first: str, then: str) -> str:
 # -- the microphone -------------------------------------------------------------------
 
 
-@attrs.frozen
-class MicrophoneWords:
-    """The microphone in a few words (``label``, for a toggle), one sentence (a tooltip), a tone."""
-
-    label: str
-    detail: str
-    tone: Tone
-
-
-def describe_microphone(microphone: LocalTrackState) -> MicrophoneWords:
-    """What the microphone is doing; the reason in full when it cannot work."""
+def describe_microphone(microphone: LocalTrackState) -> Words:
+    """What the microphone is doing, in a toggle's few words; the reason in full when it cannot work."""
     if microphone.error:
-        return MicrophoneWords("No microphone", microphone.error, Tone.ERROR)
+        return Words("No microphone", microphone.error, Tone.ERROR)
     device = f" ({microphone.device})" if microphone.device else ""
     if not microphone.enabled:
-        return MicrophoneWords("Mic off", "The microphone is off.", Tone.NEUTRAL)
+        return Words("Mic off", "The microphone is off.", Tone.NEUTRAL)
     if microphone.muted:
-        return MicrophoneWords("Mic muted", f"The microphone is muted{device}.", Tone.NEUTRAL)
+        return Words("Mic muted", f"The microphone is muted{device}.", Tone.NEUTRAL)
     if microphone.published:
-        return MicrophoneWords("Mic on", f"The agent can hear you{device}.", Tone.OK)
-    return MicrophoneWords("Mic on", f"The microphone is on{device}; it is sent once connected.", Tone.WAITING)
+        return Words("Mic on", f"The agent can hear you{device}.", Tone.OK)
+    return Words("Mic on", f"The microphone is on{device}; it is sent once connected.", Tone.WAITING)
 
 
 # -- speech kept before the agent was ready ----------------------------------------------
 
 
-@attrs.frozen
-class PreConnectWords:
-    """Speech captured before the agent was ready: a short headline, a sentence, a tone."""
-
-    headline: str
-    detail: str
-    tone: Tone
-
-
-def describe_preconnect(preconnect: PreConnectState) -> PreConnectWords | None:
+def describe_preconnect(preconnect: PreConnectState) -> Words | None:
     """What happens to the speech kept for the agent; ``None`` when there is none to speak of."""
     seconds = f"{preconnect.seconds:.1f} s"
     to = preconnect.destination or "the agent"
@@ -203,17 +190,17 @@ def describe_preconnect(preconnect: PreConnectState) -> PreConnectWords | None:
         case PreConnectStatus.IDLE:
             return None
         case PreConnectStatus.RECORDING:
-            return PreConnectWords("Early speech", f"{seconds} kept until the agent is ready.", Tone.BUFFERING)
+            return Words("Early speech", f"{seconds} kept until the agent is ready.", Tone.BUFFERING)
         case PreConnectStatus.SENDING:
-            return PreConnectWords("Early speech", f"Handing {seconds} over to {to}…", Tone.WAITING)
+            return Words("Early speech", f"Handing {seconds} over to {to}…", Tone.WAITING)
         case PreConnectStatus.SENT:
-            return PreConnectWords("Early speech", f"{seconds} handed over to {to}.", Tone.OK)
+            return Words("Early speech", f"{seconds} handed over to {to}.", Tone.OK)
         case PreConnectStatus.EXPIRED:
             detail = preconnect.detail or "The agent took too long to take it."
-            return PreConnectWords("Early speech dropped", detail, Tone.ERROR)
+            return Words("Early speech dropped", detail, Tone.ERROR)
         case PreConnectStatus.FAILED:
             detail = preconnect.detail or "It could not be sent to the agent."
-            return PreConnectWords("Early speech lost", detail, Tone.ERROR)
+            return Words("Early speech lost", detail, Tone.ERROR)
 
 
 # -- messages ---------------------------------------------------------------------------

@@ -18,13 +18,14 @@ from ._render import (
     status_html,
     tools_html,
 )
-from ._sessions import DEFAULT_WEB_MAX_RATE, BrowserSessions, SessionKey
+from ._sessions import DEFAULT_WEB_MAX_RATE, BrowserSessions, SessionKey, SessionLike
 
 __all__ = [
     "BrowserSessions",
     "DEFAULT_WEB_MAX_RATE",
     "Palette",
     "SessionKey",
+    "SessionLike",
     "StatusWords",
     "agent_status_words",
     "chat_message",

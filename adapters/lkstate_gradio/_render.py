@@ -130,7 +130,7 @@ def status_html(state: SessionState) -> str:
     if state.agent.identity:
         facts.append(f"Agent <b>{_e(_agent_label(state))}</b>")
     mic = describe_microphone(state.local_media.microphone)
-    facts.append(f'<span class="lk-mic" title="{_e(mic.detail)}">{_e(mic.label)}</span>')
+    facts.append(f'<span class="lk-mic" title="{_e(mic.detail)}">{_e(mic.headline)}</span>')
     you = _USER_STATE_WORDS.get(state.remote.user_state or "")
     if you:
         facts.append(you)

@@ -41,20 +41,37 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 import reactivex
 from reactivex import operators as ops
 from reactivex.subject import AsyncSubject
 
-from lkstate import DEFAULT_MAX_RATE, LoopThread, Session, SessionState, latest_states
+from lkstate import DEFAULT_MAX_RATE, LoopThread, SessionState, latest_states
+from lkstate._session_like import SessionLike as CoreSessionLike
 
-__all__ = ["BrowserSessions", "DEFAULT_WEB_MAX_RATE", "SessionKey"]
+__all__ = ["BrowserSessions", "DEFAULT_WEB_MAX_RATE", "SessionKey", "SessionLike"]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+
+class SessionLike(CoreSessionLike, Protocol):
+    """What a browser tab needs of its session: a :class:`lkstate.Session`, or a recorded ``Replay``.
+
+    Commands a replay refuses raise :class:`~lkstate.LkstateError`, which the
+    page shows as a toast.
+    """
+
+    @property
+    def room(self) -> object | None: ...
+
+    async def set_microphone_enabled(self, enabled: bool) -> object: ...
+
+
+_S = TypeVar("_S", bound=SessionLike)
 
 DEFAULT_WEB_MAX_RATE = min(DEFAULT_MAX_RATE, 15.0)
 """Frames per second sent to a browser tab. Each frame is rendered on the server and
@@ -84,18 +101,19 @@ def _key(key: SessionKey) -> str:
 
 
 @attrs.define
-class _Entry:
-    session: Session
+class _Entry(Generic[_S]):
+    session: _S
     closed: AsyncSubject[None] = attrs.field(factory=lambda: AsyncSubject[None]())
     """Emits once, on release. An AsyncSubject replays that to late subscribers, so a
     stream that subscribes after the release still ends at once."""
     released: bool = False
 
 
-class BrowserSessions:
+class BrowserSessions(Generic[_S]):
     """The sessions of every open browser tab, keyed by Gradio's session hash.
 
-    ``session_factory()`` makes a new, unstarted :class:`~lkstate.Session`;
+    ``session_factory()`` makes a new, unstarted :class:`~lkstate.Session`
+    (or anything with its API, see :class:`SessionLike`: a recorded replay);
     it is called once per browser session and must give each its own token
     source (a token source caches credentials per request, so a shared one
     would put every tab in the same room under the same identity).
@@ -115,7 +133,7 @@ class BrowserSessions:
 
     def __init__(
         self,
-        session_factory: Callable[[], Session],
+        session_factory: Callable[[], _S],
         *,
         max_rate: float | None = DEFAULT_WEB_MAX_RATE,
         loop_thread: LoopThread | None = None,
@@ -127,7 +145,7 @@ class BrowserSessions:
         self._own_loop = loop_thread is None
         self._loop_thread = loop_thread
         self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, _Entry[_S]] = {}
         self._closed = False
         self._background: set[asyncio.Future[Any]] = set()
         """Deliveries still going on (touched on the loop thread only)."""
@@ -162,17 +180,17 @@ class BrowserSessions:
         with self._lock:
             return key in self._entries
 
-    def get(self, key: SessionKey) -> Session | None:
+    def get(self, key: SessionKey) -> _S | None:
         """The session of this browser session, or ``None`` if it has none (yet or any more)."""
         with self._lock:
             entry = self._entries.get(_key(key))
         return entry.session if entry is not None else None
 
-    def session(self, key: SessionKey) -> Session:
+    def session(self, key: SessionKey) -> _S:
         """The session of this browser session, created on first use."""
         return self._entry(key).session
 
-    def _entry(self, key: SessionKey) -> _Entry:
+    def _entry(self, key: SessionKey) -> _Entry[_S]:
         name = _key(key)
         with self._lock:
             if self._closed:
@@ -186,7 +204,7 @@ class BrowserSessions:
 
     # -- commands -----------------------------------------------------------------
 
-    def submit(self, key: SessionKey, command: Callable[[Session], Coroutine[Any, Any, _T]]) -> concurrent.futures.Future[_T]:
+    def submit(self, key: SessionKey, command: Callable[[_S], Coroutine[Any, Any, _T]]) -> concurrent.futures.Future[_T]:
         """Run ``command(session)`` on the sessions' loop; return a thread-safe future at once.
 
         For commands whose outcome the state shows anyway (``start``): the
@@ -197,7 +215,7 @@ class BrowserSessions:
         future.add_done_callback(_log_failure)
         return future
 
-    async def run(self, key: SessionKey, command: Callable[[Session], Awaitable[_T]]) -> _T:
+    async def run(self, key: SessionKey, command: Callable[[_S], Awaitable[_T]]) -> _T:
         """Run ``command(session)`` on the sessions' loop and await its result from the caller's loop."""
         session = self.session(key)
 
@@ -269,7 +287,7 @@ class BrowserSessions:
                 if self._entries.get(name) is entry:
                     del self._entries[name]
 
-    async def _end(self, entry: _Entry) -> None:
+    async def _end(self, entry: _Entry[_S]) -> None:
         try:
             await entry.session.end()
         except Exception:

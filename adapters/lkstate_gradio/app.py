@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import html
 import logging
-import os
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal, TypeAlias
@@ -48,11 +47,11 @@ from lkstate import (
     Session,
     SessionState,
     TokenSource,
-    token_source_from_env,
 )
+from lkstate._app_args import CONNECTION_HELP, add_connection_arguments, session_from_args, token_source_from_args
 
 from ._render import chat_messages, microphone_label, problems_html, status_html, tools_html
-from ._sessions import DEFAULT_WEB_MAX_RATE, BrowserSessions
+from ._sessions import DEFAULT_WEB_MAX_RATE, BrowserSessions, SessionLike
 
 __all__ = [
     "CSS",
@@ -194,7 +193,7 @@ class GradioDemo:
     """
 
     blocks: gr.Blocks
-    sessions: BrowserSessions
+    sessions: BrowserSessions[SessionLike]
     title: str = "lkstate · voice agent"
 
     def launch(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, block: bool = True, quiet: bool = False) -> str:
@@ -223,9 +222,10 @@ class GradioDemo:
 
 
 def build_demo(
-    token_source_factory: Callable[[], TokenSource],
+    token_source_factory: Callable[[], TokenSource] | None = None,
     agent_name: str | None = DEFAULT_AGENT_NAME,
     *,
+    session_factory: Callable[[], SessionLike] | None = None,
     room_name: str | None = None,
     agent_connect_timeout: float | None = 20.0,
     max_rate: float | None = DEFAULT_WEB_MAX_RATE,
@@ -235,19 +235,31 @@ def build_demo(
 ) -> GradioDemo:
     """The web demo, ready to ``launch()``.
 
-    ``token_source_factory()`` is called once per browser session and must
-    return a new token source each time (so tabs get their own room and
-    identity). ``agent_name`` asks the server to dispatch that agent when a
-    tab's join creates its room. ``room_name`` puts every tab in one named
-    room (tests use it to bring an agent into the same room); by default each
-    tab gets a fresh room. ``max_rate`` caps the frames per second sent to each
-    tab (``None``: no cap). ``auto_connect`` connects as soon as a tab opens
-    instead of waiting for the Connect button. ``audio_input`` chooses each
-    tab's microphone (see :data:`MicrophoneChoice`); it is the microphone of
-    the machine running the server, and a missing device just shows as such.
-    """
+    Each browser tab gets a session of its own, made by one of two factories.
+    ``token_source_factory()`` is called once per tab and must return a new
+    token source each time (so tabs get their own room and identity); the
+    session is then made here from ``agent_name`` (dispatched when a tab's
+    join creates its room), ``room_name`` (every tab in one named room, as
+    tests do to bring an agent into the same room; by default each tab gets
+    a fresh room), ``agent_connect_timeout`` and ``audio_input`` (each tab's
+    microphone, see :data:`MicrophoneChoice`: the microphone of the machine
+    running the server; a missing device just shows as such). Or
+    ``session_factory()`` makes each tab's session itself: a
+    :class:`~lkstate.Session` made your way, or a :class:`~lkstate.Replay`
+    (which plays when the tab connects and refuses commands in a toast);
+    the session options above are then not used.
 
-    def new_session() -> Session:
+    ``max_rate`` caps the frames per second sent to each tab (``None``: no
+    cap). ``auto_connect`` connects (or plays) as soon as a tab opens instead
+    of waiting for the Connect button.
+    """
+    if (token_source_factory is None) == (session_factory is None):
+        raise TypeError("build_demo() takes either a token_source_factory or a session_factory, not both or neither.")
+
+    def new_session() -> SessionLike:
+        if session_factory is not None:
+            return session_factory()
+        assert token_source_factory is not None
         return Session(
             token_source_factory(),
             agent_name=agent_name,
@@ -256,10 +268,10 @@ def build_demo(
             audio_input=audio_input() if callable(audio_input) else audio_input,
         )
 
-    sessions = BrowserSessions(new_session, max_rate=max_rate)
+    sessions = BrowserSessions[SessionLike](new_session, max_rate=max_rate)
     initial = SessionState()
 
-    async def connect(session: Session) -> None:
+    async def connect(session: SessionLike) -> None:
         if session.room is not None:
             return  # already started (a double click)
         try:
@@ -309,10 +321,13 @@ def build_demo(
             _warn(str(error))
 
     async def on_dismiss(request: gr.Request) -> None:
-        async def dismiss(session: Session) -> None:
+        async def dismiss(session: SessionLike) -> None:
             session.dismiss_problems()
 
-        await sessions.run(request, dismiss)
+        try:
+            await sessions.run(request, dismiss)
+        except LkstateError as error:
+            _warn(str(error))
 
     async def on_unload(request: gr.Request) -> None:
         await sessions.release(request)
@@ -384,35 +399,24 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lkstate-gradio",
         description="A web page to talk to a LiveKit agent (one conversation per browser tab).",
-        epilog=(
-            "Reaching the server, first match wins: --token-endpoint (LKSTATE_TOKEN_ENDPOINT); "
-            "--url with --token (LIVEKIT_URL, LIVEKIT_TOKEN); --url with --api-key and --api-secret "
-            "(LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET). A literal token is one identity "
-            "in one room: with it, open a single tab."
-        ),
+        epilog=CONNECTION_HELP + " A literal token is one identity in one room: with it, open a single tab.",
     )
-    parser.add_argument("--url", help="LiveKit server URL, e.g. ws://127.0.0.1:7880 (env LIVEKIT_URL)")
-    parser.add_argument("--token", help="a participant token (env LIVEKIT_TOKEN)")
-    parser.add_argument("--token-endpoint", help="a token endpoint URL (env LKSTATE_TOKEN_ENDPOINT)")
-    parser.add_argument("--api-key", help="API key for minting development tokens (env LIVEKIT_API_KEY)")
-    parser.add_argument("--api-secret", help="API secret for minting development tokens (env LIVEKIT_API_SECRET)")
-    parser.add_argument(
-        "--agent-name",
-        default=os.environ.get("LKSTATE_AGENT_NAME", DEFAULT_AGENT_NAME),
-        help="agent to dispatch into each new room (env LKSTATE_AGENT_NAME; default %(default)s; '' for none)",
+    add_connection_arguments(
+        parser,
+        agent_name=DEFAULT_AGENT_NAME,
+        participant=False,  # every tab joins as someone of its own
+        max_rate=DEFAULT_WEB_MAX_RATE,
+        max_rate_help="page updates per second, at most",
     )
-    parser.add_argument("--room", help="put every tab in this room instead of a fresh room each")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to serve on; 0 picks a free one (default %(default)s)")
-    parser.add_argument("--max-rate", type=float, default=DEFAULT_WEB_MAX_RATE, help="page updates per second, at most (default %(default)s)")
-    parser.add_argument("--agent-timeout", type=float, default=20.0, help="seconds to wait for the agent (default %(default)s)")
     parser.add_argument("--auto-connect", action="store_true", help="connect as soon as a tab opens")
     parser.add_argument("--no-microphone", action="store_true", help="do not capture this machine's microphone")
     return parser
 
 
 def run(
-    token_source_factory: Callable[[], TokenSource],
+    token_source_factory: Callable[[], TokenSource] | None = None,
     *,
     agent_name: str | None = DEFAULT_AGENT_NAME,
     host: str = "127.0.0.1",
@@ -421,13 +425,16 @@ def run(
 ) -> None:
     """Serve the demo until interrupted (Ctrl-C), then end every session.
 
-    ``options`` are :func:`build_demo`'s keyword arguments.
+    ``options`` are :func:`build_demo`'s keyword arguments; pass
+    ``session_factory=`` instead of a token source factory to serve sessions
+    (or replays) made your way.
     """
     demo = build_demo(token_source_factory, agent_name, **options)
     port = port or free_port(host)
     try:
-        print(f"lkstate gradio demo on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-        demo.launch(host=host, port=port, block=True, quiet=True)
+        url = demo.launch(host=host, port=port, block=False, quiet=True)
+        print(f"lkstate gradio demo on {url} (Ctrl-C to stop)", flush=True)  # once the page is served
+        demo.blocks.block_thread()
     except KeyboardInterrupt:
         pass
     finally:
@@ -439,30 +446,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own startup checks
-
-    def token_source() -> TokenSource:
-        return token_source_from_env(
-            url=args.url,
-            token=args.token,
-            token_endpoint=args.token_endpoint,
-            api_key=args.api_key,
-            api_secret=args.api_secret,
-        )
-
     try:
-        token_source()  # fail now, in words, rather than on the first Connect
+        token_source_from_args(args)  # fail now, in words, rather than on the first Connect
     except LkstateError as error:
         raise SystemExit(f"lkstate-gradio: {error}") from None
+    microphone: MicrophoneChoice = None if args.no_microphone else "default"
     run(
-        token_source,
-        agent_name=args.agent_name or None,
+        session_factory=lambda: session_from_args(args, audio_input=microphone),
         host=args.host,
         port=args.port,
-        room_name=args.room,
-        agent_connect_timeout=args.agent_timeout,
         max_rate=args.max_rate,
         auto_connect=args.auto_connect,
-        audio_input=None if args.no_microphone else "default",
     )
 
 

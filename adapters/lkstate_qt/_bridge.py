@@ -33,11 +33,10 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, Slot
-from reactivex import Observable
 from reactivex.abc import DisposableBase
 
 from lkstate import (
@@ -48,33 +47,11 @@ from lkstate import (
     Mailbox,
     SessionState,
 )
+from lkstate._session_like import SessionLike
 
 __all__ = ["CommandError", "SessionBridge", "SessionLike"]
 
 logger = logging.getLogger(__name__)
-
-
-class SessionLike(Protocol):
-    """What the bridge needs of a session: :class:`~lkstate.Session`, or a replay of one.
-
-    A replay (``lkstate``'s ``Replay``) has the same read API and refuses the
-    commands that would change it; the bridge reports those refusals like any
-    other failed command.
-    """
-
-    @property
-    def state(self) -> SessionState: ...
-
-    @property
-    def states(self) -> Observable[SessionState]: ...
-
-    async def start(self, *, wait_for_agent: bool = True) -> SessionState: ...
-
-    async def end(self) -> None: ...
-
-    async def send_text(self, text: str) -> object: ...
-
-    def dismiss_problems(self) -> None: ...
 
 
 @attrs.frozen

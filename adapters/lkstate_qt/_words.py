@@ -113,7 +113,7 @@ def preconnect_words(preconnect: PreConnectState) -> StatusWords | None:
 def microphone_words(microphone: LocalTrackState) -> StatusWords:
     """The microphone toggle's label, its tooltip and its colour."""
     words = describe_microphone(microphone)
-    return StatusWords(words.label, words.detail, Palette.TONES[words.tone])
+    return StatusWords(words.headline, words.detail, Palette.TONES[words.tone])
 
 
 def _arguments(raw: str) -> str:

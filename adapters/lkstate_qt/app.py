@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import signal
 import socket
 import sys
@@ -59,7 +58,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lkstate import DEFAULT_MAX_RATE, LkstateError, Session, SessionState, token_source_from_env
+from lkstate import DEFAULT_MAX_RATE, LkstateError, SessionState
+from lkstate._app_args import CONNECTION_HELP, add_connection_arguments, session_from_args
 
 from ._bridge import CommandError, SessionBridge, SessionLike
 from ._style import STYLE_SHEET
@@ -304,53 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lkstate-qt",
         description="A desktop client for a LiveKit voice agent (PySide6).",
-        epilog=(
-            "Credentials, first match wins: --token-endpoint (LKSTATE_TOKEN_ENDPOINT); "
-            "--url and --token (LIVEKIT_URL, LIVEKIT_TOKEN); --url with --api-key and --api-secret "
-            "(LIVEKIT_API_KEY, LIVEKIT_API_SECRET) to mint development tokens."
-        ),
+        epilog=CONNECTION_HELP,
     )
-    parser.add_argument("--url", help="LiveKit server URL, e.g. ws://127.0.0.1:7880 (LIVEKIT_URL)")
-    parser.add_argument("--token", help="a participant token for --url (LIVEKIT_TOKEN)")
-    parser.add_argument("--token-endpoint", help="a token endpoint URL (LKSTATE_TOKEN_ENDPOINT)")
-    parser.add_argument("--api-key", help="API key to mint development tokens (LIVEKIT_API_KEY)")
-    parser.add_argument("--api-secret", help="API secret to mint development tokens (LIVEKIT_API_SECRET)")
-    parser.add_argument(
-        "--agent-name",
-        default=os.environ.get("LKSTATE_AGENT_NAME"),
-        help="agent to dispatch, e.g. lkstate-demo (LKSTATE_AGENT_NAME)",
-    )
-    parser.add_argument("--room", help="room name (random by default)")
-    parser.add_argument("--identity", help="your participant identity (random by default)")
-    parser.add_argument("--name", help="your display name")
-    parser.add_argument(
-        "--max-rate", type=float, default=DEFAULT_MAX_RATE, help="screen updates per second (default 30)"
-    )
-    parser.add_argument(
-        "--agent-timeout", type=float, default=20.0, help="seconds to wait for the agent (default 20)"
-    )
+    add_connection_arguments(parser)
     parser.add_argument("--no-connect", action="store_true", help="open the window without connecting")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     return parser
-
-
-def session_from_args(args: argparse.Namespace) -> Session:
-    """The session the parsed flags (and the environment) describe. Raises LkstateError if none."""
-    tokens = token_source_from_env(
-        url=args.url,
-        token=args.token,
-        token_endpoint=args.token_endpoint,
-        api_key=args.api_key,
-        api_secret=args.api_secret,
-    )
-    return Session(
-        tokens,
-        agent_name=args.agent_name or None,
-        agent_connect_timeout=args.agent_timeout,
-        room_name=args.room,
-        participant_identity=args.identity,
-        participant_name=args.name,
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

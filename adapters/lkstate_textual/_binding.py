@@ -31,9 +31,8 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from reactivex import Observable
 from rich.console import RenderableType
 from textual import events
 from textual.app import App
@@ -52,6 +51,7 @@ from lkstate import (
     Session,
     SessionState,
 )
+from lkstate._session_like import SessionLike
 
 __all__ = [
     "SessionBinding",
@@ -74,28 +74,6 @@ _CONNECTION_GROUP = "lkstate-connection"
 def binding_of(app: App[Any]) -> SessionBinding | None:
     """The :class:`SessionBinding` attached to ``app``, if any."""
     return _BINDINGS.get(app)
-
-
-class SessionLike(Protocol):
-    """What the binding needs of a session: a :class:`lkstate.Session`, or a recorded ``Replay``.
-
-    Commands a replay refuses raise :class:`~lkstate.LkstateError`, which the
-    binding turns into a notice.
-    """
-
-    @property
-    def state(self) -> SessionState: ...
-
-    @property
-    def states(self) -> Observable[SessionState]: ...
-
-    async def start(self, *, wait_for_agent: bool = True) -> SessionState: ...
-
-    async def end(self) -> None: ...
-
-    async def send_text(self, text: str) -> Any: ...
-
-    def dismiss_problems(self) -> Any: ...
 
 
 class SessionStateChanged(Message):

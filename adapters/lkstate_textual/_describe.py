@@ -18,7 +18,7 @@ import json
 from lkstate import LocalTrackState, Message, PreConnectState, PreConnectStatus
 from lkstate._describe import (
     AgentWords,
-    MicrophoneWords,
+    Words,
     Tone,
     delivery_words,
     describe_agent,
@@ -30,7 +30,6 @@ from lkstate._describe import describe_microphone as _describe_microphone
 
 __all__ = [
     "AgentDescription",
-    "MicrophoneDescription",
     "Tone",
     "delivery_words",
     "describe_agent",
@@ -43,7 +42,6 @@ __all__ = [
 
 AgentDescription = AgentWords
 """The agent indicator's content (the name this kit used before the words moved to lkstate)."""
-MicrophoneDescription = MicrophoneWords
 
 message_label = speaker_label
 """Who said it, as a conversation header shows it."""
@@ -51,13 +49,13 @@ message_label = speaker_label
 _MIC_GLYPHS = {Tone.OK: "●", Tone.WAITING: "◌", Tone.NEUTRAL: "○", Tone.ERROR: "✗"}
 
 
-def describe_microphone(mic: LocalTrackState, *, supported: bool = True) -> MicrophoneWords:
+def describe_microphone(mic: LocalTrackState, *, supported: bool = True) -> Words:
     """The microphone toggle's label (with a glyph: ● live, ◌ waiting, ○ off, ✗ broken) and tooltip."""
     if not supported:
-        return MicrophoneWords("Mic n/a", "This lkstate version cannot capture a microphone.", Tone.NEUTRAL)
+        return Words("Mic n/a", "This lkstate version cannot capture a microphone.", Tone.NEUTRAL)
     words = _describe_microphone(mic)
     glyph = _MIC_GLYPHS.get(words.tone, "○")
-    return MicrophoneWords(f"{glyph} {words.label}", words.detail, words.tone)
+    return Words(f"{glyph} {words.headline}", words.detail, words.tone)
 
 
 _PRECONNECT_GLYPHS = {

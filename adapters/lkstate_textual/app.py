@@ -8,7 +8,7 @@
 It connects at start (``--no-connect`` to wait for F3), shows the agent's
 status in words and colour, the live transcript, the agent's tool calls and
 model usage, and anything that went wrong; type below and press Enter to chat,
-F2 turns the microphone on and off.
+F2 turns the microphone on and off, Ctrl+C or Ctrl+Q quits (leaving the room).
 
 Where to connect comes from flags or the environment, first match wins (see
 :func:`lkstate.token_source_from_env`):
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -35,7 +34,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header
 
-from lkstate import DEFAULT_MAX_RATE, LkstateError, Session, TokenSource, token_source_from_env
+from lkstate import DEFAULT_MAX_RATE, LkstateError, Session, TokenSource
+from lkstate._app_args import CONNECTION_HELP, add_connection_arguments, session_from_args
 
 from ._binding import SessionBinding, SessionLike, SessionStateChanged
 from .widgets import (
@@ -180,31 +180,23 @@ class VoiceAgentApp(App[None]):
     def action_dismiss_problems(self) -> None:
         self.query_one(ProblemsBar).dismiss()
 
+    def action_help_quit(self) -> None:
+        """Ctrl+C quits, as a person expects of a terminal program.
+
+        Textual binds Ctrl+C to copying the selected text, and when nothing is
+        selected only tells how to quit; here it quits then. Quitting ends the
+        session, and ``lkstate demo`` then stops the server and agent it started.
+        """
+        self.exit()
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lkstate-tui",
         description="Talk to a LiveKit voice agent from the terminal.",
-        epilog=(
-            "Environment: LKSTATE_TOKEN_ENDPOINT, or LIVEKIT_URL with LIVEKIT_TOKEN, or LIVEKIT_URL with "
-            "LIVEKIT_API_KEY and LIVEKIT_API_SECRET; LKSTATE_AGENT_NAME. Flags win over the environment."
-        ),
+        epilog=CONNECTION_HELP,
     )
-    parser.add_argument("--url", help="LiveKit server URL (ws:// or wss://); env LIVEKIT_URL")
-    parser.add_argument("--token", help="a participant token for --url; env LIVEKIT_TOKEN")
-    parser.add_argument("--token-endpoint", help="a token endpoint to ask for URL and token; env LKSTATE_TOKEN_ENDPOINT")
-    parser.add_argument("--api-key", help="API key to mint development tokens; env LIVEKIT_API_KEY")
-    parser.add_argument("--api-secret", help="API secret to mint development tokens; env LIVEKIT_API_SECRET")
-    parser.add_argument("--agent-name", help="the agent to dispatch into the room; env LKSTATE_AGENT_NAME")
-    parser.add_argument("--room", help="room name (default: a new room per session)")
-    parser.add_argument("--identity", help="your participant identity")
-    parser.add_argument("--name", help="your display name")
-    parser.add_argument(
-        "--agent-timeout", type=float, default=20.0, help="seconds to wait for the agent (default 20)"
-    )
-    parser.add_argument(
-        "--max-rate", type=float, default=DEFAULT_MAX_RATE, help="screen updates per second (default 30)"
-    )
+    add_connection_arguments(parser)
     parser.add_argument("--no-connect", action="store_true", help="do not connect at start (press F3)")
     return parser
 
@@ -238,26 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags (falling back to the environment) and run the TUI."""
     args = build_parser().parse_args(argv)
     try:
-        tokens = token_source_from_env(
-            url=args.url,
-            token=args.token,
-            token_endpoint=args.token_endpoint,
-            api_key=args.api_key,
-            api_secret=args.api_secret,
-        )
+        session = session_from_args(args)
     except LkstateError as error:
         print(f"lkstate-tui: {error}", file=sys.stderr)
         return 2
-    run(
-        tokens,
-        agent_name=args.agent_name or os.environ.get("LKSTATE_AGENT_NAME"),
-        room_name=args.room,
-        participant_identity=args.identity,
-        participant_name=args.name,
-        agent_connect_timeout=args.agent_timeout,
-        max_rate=args.max_rate,
-        autoconnect=not args.no_connect,
-    )
+    VoiceAgentApp(
+        session, autoconnect=not args.no_connect, max_rate=args.max_rate, agent_name=args.agent_name or None
+    ).run()
     return 0
 
 

@@ -440,7 +440,7 @@ class MicrophoneToggle(StateView[_MicSlice], Button):
 
     def show_slice(self, value: _MicSlice) -> None:
         described = describe_microphone(value.microphone, supported=value.supported)
-        self.label = described.label
+        self.label = described.headline
         self.tooltip = described.detail
         self.variant = {Tone.OK: "success", Tone.ERROR: "warning", Tone.WAITING: "primary"}.get(
             described.tone, "default"

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -158,6 +160,28 @@ def test_the_qt_front_end_without_a_display_is_an_error_in_words_not_an_abort() 
                             text=True, timeout=60, cwd=REPO, env=env)
     assert result.returncode == 2
     assert "no display to open the Qt window" in result.stderr and "QT_QPA_PLATFORM=offscreen" in result.stderr
+
+
+def test_replay_in_the_gradio_front_end_serves_the_recording_until_interrupted() -> None:
+    process = subprocess.Popen(
+        [*lkstate_command(), "replay", str(EXAMPLE), "--ui", "gradio"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # the address, once the page is served
+        match = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+        assert match, f"no address in {line!r}"
+        with urllib.request.urlopen(match.group(1), timeout=30) as page:
+            assert page.status == 200 and "lkstate · replay of demo.jsonl" in page.read().decode()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "serving the replay in the gradio front end" in err and "Traceback" not in err
 
 
 def test_a_replay_speed_must_be_a_positive_number() -> None:

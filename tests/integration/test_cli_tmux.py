@@ -2,8 +2,8 @@
 
 tmux gives the test a terminal: the demo starts its server and agent, the TUI
 comes up and shows the agent listening, a typed question gets the agent's
-answer (and its tool call) on screen, Ctrl+Q quits, and nothing the demo
-started is left running. The last screen is saved under
+answer (and its tool call) on screen, Ctrl+Q (or Ctrl+C, as people press) quits,
+and nothing the demo started is left running. The last screen is saved under
 ``test-artifacts/tmux/`` for people to look at.
 """
 
@@ -100,12 +100,18 @@ def terminal() -> Iterator[Terminal]:
         term.kill()
 
 
-@pytest.mark.skipif(_textual_app_missing(), reason="the Textual front end (lkstate_textual.app) is not installed yet")
-def test_the_demo_in_a_terminal_answers_a_typed_question_and_quits_cleanly(terminal: Terminal) -> None:
+def start_demo_tui(terminal: Terminal) -> str:
+    """Run ``lkstate demo --ui textual`` in the terminal; return the marker its processes carry."""
     marker = uuid.uuid4().hex
     command = " ".join(shlex.quote(part) for part in [*lkstate_command(), "demo", "--ui", "textual"])
     terminal.start(command, {"LKSTATE_TEST_MARKER": marker, "TERM": "xterm-256color",
                              "PATH": os.environ.get("PATH", "")})
+    return marker
+
+
+@pytest.mark.skipif(_textual_app_missing(), reason="the Textual front end (lkstate_textual.app) is not installed yet")
+def test_the_demo_in_a_terminal_answers_a_typed_question_and_quits_cleanly(terminal: Terminal) -> None:
+    marker = start_demo_tui(terminal)
     try:
         terminal.wait_for("Listening", timeout=90)
         terminal.wait_for("▌ Hello! I am the lkstate demo agent.", timeout=30)
@@ -122,6 +128,22 @@ def test_the_demo_in_a_terminal_answers_a_typed_question_and_quits_cleanly(termi
         assert "stopping the demo agent and livekit-server" in screen
     finally:
         terminal.save("demo-textual-last")
+    assert_nothing_left(marker)
+
+
+@pytest.mark.skipif(_textual_app_missing(), reason="the Textual front end (lkstate_textual.app) is not installed yet")
+def test_ctrl_c_in_the_demo_quits_it_and_stops_everything_it_started(terminal: Terminal) -> None:
+    marker = start_demo_tui(terminal)
+    try:
+        terminal.wait_for("● Listening", timeout=90)
+        assert len(processes_marked(marker)) >= 3, "the demo, its server and its worker are running"
+        terminal.keys("C-c")
+        screen = terminal.wait_for("EXITED rc=", timeout=60)
+        assert "EXITED rc=0" in screen, screen
+        assert "stopping the demo agent and livekit-server" in screen
+        assert "to quit the app" not in screen, "Ctrl+C quit; it did not just say how to"
+    finally:
+        terminal.save("demo-textual-ctrl-c")
     assert_nothing_left(marker)
 
 

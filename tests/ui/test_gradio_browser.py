@@ -13,7 +13,8 @@ click and read the page; screenshots go to ``test-artifacts/screenshots/``:
 - gradio-03-agent-replied.png: the real agent's reply, its tool call and usage;
 - gradio-04-agent-unavailable.png: no agent came: red, with the reason;
 - gradio-05-interim-speech-and-a-problem.png: speech still arriving (grey italics),
-  early audio sent, the microphone on, a refused message under Problems.
+  early audio sent, the microphone on, a refused message under Problems;
+- gradio-06-replay.png: a recorded session played back (``lkstate replay --ui gradio``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from lkstate import AudioInput, ConnectionStatus, DevelopmentTokenSource, GeneratorInput, TokenSource
+from lkstate import AudioInput, ConnectionStatus, DevelopmentTokenSource, GeneratorInput, Replay, TokenSource, read_recording
 from tests.harness.server import LiveKitServer
 
 from lkstate_gradio.app import GradioDemo, build_demo, free_port
@@ -291,3 +292,34 @@ async def test_the_microphone_toggles_speech_still_arriving_is_set_apart_and_pro
     await page.get_by_role("button", name="Dismiss problems").click()
     await expect(page.locator("#lk-problems")).to_contain_text("No problems.")
     await context.close()
+
+
+async def test_a_recording_plays_back_in_every_tab_and_commands_are_refused_in_words(
+    browser: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``lkstate replay --ui gradio FILE`` serves: no server, a replay per tab."""
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    header, events = read_recording(REPO / "examples" / "recordings" / "demo.jsonl")
+    demo = build_demo(session_factory=lambda: Replay(events, header=header, speed=4.0), auto_connect=True)
+    url = await asyncio.to_thread(lambda: demo.launch(port=free_port(), block=False, quiet=True))
+    try:
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await open_tab(context, url)
+        chat = page.locator("#lk-chat")
+        await expect(chat).to_contain_text("The weather in Paris is sunny and 21 degrees.", timeout=20_000)
+        await expect(page.locator("#lk-tools")).to_contain_text("get_weather")
+        await expect(page.locator("#lk-status .lk-title")).to_have_text("Disconnected", timeout=10_000)
+        await expect(page.locator("#lk-status .lk-detail")).to_have_text("You ended the session. Connect to talk again.")
+        await page.get_by_role("button", name="Dismiss problems").click()
+        await expect(page.get_by_text("A replay is read-only: it cannot dismiss problems.")).to_be_visible()
+        await page.wait_for_timeout(600)  # the toast slides in; let the picture show it
+        await page.screenshot(path=str(screenshot_path("gradio-06-replay.png")))
+
+        second = await open_tab(context, url)
+        await expect(second.locator("#lk-chat")).to_contain_text("Hello! I am the lkstate demo agent.", timeout=20_000)
+        await eventually(lambda: len(demo.sessions) == 2, what="a replay for each tab")
+        replays = [demo.sessions.get(key) for key in demo.sessions.keys()]
+        assert replays[0] is not replays[1]
+        await context.close()
+    finally:
+        await asyncio.to_thread(demo.close)

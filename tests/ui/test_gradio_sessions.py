@@ -9,11 +9,22 @@ test_gradio_browser.py.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from lkstate import DevelopmentTokenSource, Session, SessionClosedError, SessionState
+from lkstate import (
+    DevelopmentTokenSource,
+    Replay,
+    ReplayReadOnlyError,
+    Session,
+    SessionClosedError,
+    SessionState,
+    read_recording,
+)
 from lkstate import _events as ev
 
 from lkstate_gradio import BrowserSessions
@@ -143,3 +154,47 @@ async def test_closing_ends_every_session_and_refuses_new_ones() -> None:
 def test_a_rate_cap_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         BrowserSessions(new_session, max_rate=0)
+
+
+# -- replays (``lkstate replay --ui gradio``) ------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "recordings" / "demo.jsonl"
+
+
+async def test_each_tab_plays_its_own_replay_from_the_start_and_commands_are_refused_in_words() -> None:
+    header, events = read_recording(EXAMPLE)
+    everything = Replay(events, header=header).state_at(len(events))
+    sessions = BrowserSessions(lambda: Replay(events, header=header, speed=math.inf), max_rate=None)
+    try:
+        seen: list[SessionState] = []
+
+        async def watch() -> None:
+            async for state in sessions.states("tab-a"):
+                seen.append(state)
+
+        reader = asyncio.ensure_future(watch())
+        await eventually(lambda: bool(seen))  # the tab shows the start before it plays
+        await asyncio.wrap_future(sessions.submit("tab-a", lambda replay: replay.start()))
+        await sessions.run("tab-a", lambda replay: replay.wait_finished())
+        await eventually(lambda: bool(seen) and seen[-1] == everything)
+        assert not seen[0].messages and seen[-1].messages, "the tab saw it play from the empty start to the end"
+
+        other = sessions.session("tab-b")
+        assert other is not sessions.session("tab-a") and other.position == 0, "another tab starts from the start"
+
+        with pytest.raises(ReplayReadOnlyError, match="cannot send a message"):
+            await sessions.send_text("tab-a", "hello")
+        with pytest.raises(ReplayReadOnlyError, match="microphone"):
+            await sessions.run("tab-a", lambda replay: replay.set_microphone_enabled(True))
+        await sessions.release("tab-a")
+        await asyncio.wait_for(reader, timeout=5)
+    finally:
+        await asyncio.to_thread(sessions.close)
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.02)

@@ -308,9 +308,9 @@ def test_pre_connect_buffering_is_told_apart_from_waiting() -> None:
 
 
 def test_the_microphone_toggle_names_each_state() -> None:
-    assert describe_microphone(LocalTrackState()).label == "○ Mic off"
-    assert describe_microphone(LocalTrackState(enabled=True, published=True)).label == "● Mic on"
-    assert describe_microphone(LocalTrackState(enabled=True)).label == "◌ Mic on", "on, not sent yet"
+    assert describe_microphone(LocalTrackState()).headline == "○ Mic off"
+    assert describe_microphone(LocalTrackState(enabled=True, published=True)).headline == "● Mic on"
+    assert describe_microphone(LocalTrackState(enabled=True)).headline == "◌ Mic on", "on, not sent yet"
     no_device = describe_microphone(LocalTrackState(enabled=True, error="No microphone was found."))
-    assert no_device.label == "✗ No microphone" and no_device.detail == "No microphone was found."
-    assert describe_microphone(LocalTrackState(), supported=False).label == "Mic n/a"
+    assert no_device.headline == "✗ No microphone" and no_device.detail == "No microphone was found."
+    assert describe_microphone(LocalTrackState(), supported=False).headline == "Mic n/a"

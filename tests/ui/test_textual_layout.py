@@ -333,3 +333,43 @@ async def test_without_microphone_support_the_toggle_says_so_and_f2_does_no_harm
         await pilot.press("f2")
         await pilot.pause()
         assert app.is_running
+
+
+class EndingSession(Session):
+    """A real, unconnected session that remembers being ended."""
+
+    def __init__(self) -> None:
+        super().__init__(DevelopmentTokenSource("ws://127.0.0.1:9", "devkey", "secret"))
+        self.ended = 0
+
+    async def end(self) -> None:
+        self.ended += 1
+        await super().end()
+
+
+async def test_ctrl_c_quits_and_ends_the_session() -> None:
+    session = EndingSession()
+    app = VoiceAgentApp(session, autoconnect=False)
+    async with app.run_test(size=(110, 30)) as pilot:
+        await show(app, pilot)
+        assert app.query_one(ChatInput).has_focus
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert not app.is_running, "Ctrl+C quits, it does not just say how to quit"
+    assert session.ended == 1
+
+
+async def test_ctrl_c_with_text_selected_in_the_input_copies_it_instead_of_quitting() -> None:
+    from textual.widgets.input import Selection
+
+    session = EndingSession()
+    app = VoiceAgentApp(session, autoconnect=False)
+    async with app.run_test(size=(110, 30)) as pilot:
+        await show(app, pilot)
+        await pilot.press(*"hello")
+        chat = app.query_one(ChatInput)
+        chat.selection = Selection(0, 5)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert app.is_running and app.clipboard == "hello"
+        assert session.ended == 0

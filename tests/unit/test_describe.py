@@ -181,7 +181,7 @@ def test_the_microphone_says_what_it_does_and_why_it_cannot(
     track: LocalTrackState, label: str, detail: str, tone: Tone
 ) -> None:
     words = describe_microphone(track)
-    assert (words.label, words.detail, words.tone) == (label, detail, tone)
+    assert (words.headline, words.detail, words.tone) == (label, detail, tone)
 
 
 # -- early speech ---------------------------------------------------------------------------------
