@@ -29,6 +29,23 @@ class Limits:
     """An ``lk.agent.session`` message larger than this is refused."""
     max_open_streams_per_sender: int = 64
     """Streams read at once from one participant; more are refused (stream floods)."""
+    max_streams_per_second: float = 10.0
+    """Streams a participant that is not an agent may open per second, on average; more are refused.
+
+    Up to ``stream_burst`` may come at once. Agents are not limited: their
+    streams are the conversation (one per utterance, per interim result of the
+    user's speech, per session event). A person's chat is far below the limit;
+    a flood of thousands of streams a second is cut to this rate and reported.
+    """
+    stream_burst: int = 50
+    """How many streams a participant that is not an agent may open at once before the rate applies."""
+    max_session_response_bytes: int = 64 << 20
+    """The most read of one ``lk.agent.session`` stream from the agent (a long chat history).
+
+    It is also the largest stream of any topic the room connection takes at
+    all: larger ones are refused by the SDK before any of their content is
+    read, so a hostile 100 MB stream costs no memory.
+    """
 
 
 @attrs.frozen

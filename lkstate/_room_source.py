@@ -16,6 +16,15 @@ nothing about the state. A few rules from the wire shape it:
   older stream's chunk is delivered later.
 - What a hostile participant sends is capped (:class:`~lkstate.Limits`) and
   reported; it never reaches the conversation as if the agent had said it.
+  Streams that declare a size over the limit are refused unread, floods from
+  participants that are not agents are held to a rate, and a stream the SDK
+  could not deliver (too large, not UTF-8) is reported.
+- A full reconnect of our own connection makes the SDK drop every remote
+  participant and add them back a moment later. Departures without a reason
+  are therefore held until the reconnect settles, so the agent is not
+  reported as gone (and its message as cut off) when it never left. A
+  transcript whose stream the reconnect broke is completed from the agent's
+  own record of the turn when that arrives (:meth:`RoomSource.complete_cut_transcript`).
 """
 
 from __future__ import annotations
@@ -48,6 +57,12 @@ ANNOUNCE_GRACE = 4.0
 
 TRANSCRIPT_ORDER_GRACE = 1.0
 """How long a transcription stream's first words wait for those of the stream that arrived before it (s)."""
+
+DEPARTURE_GRACE = 1.0
+"""How long a departure without a reason waits for a full reconnect to begin (s)."""
+
+_MAX_CUT_TRANSCRIPTS = 8
+"""Broken agent transcripts remembered for completion (the newest are kept)."""
 
 _KIND_NAMES: dict[int, str] = {
     rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD: "standard",
@@ -132,6 +147,11 @@ class RoomSource:
         self._join_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._attached = False
         self._transcript_turn: asyncio.Future[None] | None = None  # the last admitted stream's first words
+        self._buckets: dict[str, tuple[float, float]] = {}  # sender -> (tokens, last refill, monotonic)
+        self._held_departures: set[str] = set()
+        self._reconnecting = False
+        self._departure_timer: asyncio.TimerHandle | None = None
+        self._cut: dict[tuple[str, str], tuple[int, str]] = {}  # (sender, segment) -> (stream seq, text so far)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -172,6 +192,9 @@ class RoomSource:
                 if self._on_session_payload is not None:
                     self._room.unregister_byte_stream_handler(TOPIC_AGENT_SESSION)
             self._attached = False
+        if self._departure_timer is not None:
+            self._departure_timer.cancel()
+            self._departure_timer = None
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -202,6 +225,7 @@ class RoomSource:
             self._announce(participant)
 
     def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
+        self._held_departures.discard(participant.identity)
         self._announce(participant)
         for waiter in self._join_waiters.pop(participant.identity, []):
             if not waiter.done():
@@ -238,7 +262,31 @@ class RoomSource:
 
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
         self._announced.discard(participant.identity)
-        self._emit(ev.ParticipantLeft(at=self._clock(), identity=participant.identity))
+        if participant.disconnect_reason is None and not self._is_ending():
+            # No reason: most likely our own full reconnect, which drops everyone
+            # just before it says it is reconnecting. Decide once that is clear.
+            self._held_departures.add(participant.identity)
+            if self._departure_timer is None:
+                loop = asyncio.get_running_loop()
+                self._departure_timer = loop.call_later(DEPARTURE_GRACE, self._release_departures)
+            return
+        self._leave(participant.identity)
+
+    def _leave(self, identity: str) -> None:
+        for key in [key for key in self._cut if key[0] == identity]:
+            del self._cut[key]  # gone for good: its broken transcripts stay as they are
+        self._buckets.pop(identity, None)
+        self._emit(ev.ParticipantLeft(at=self._clock(), identity=identity))
+
+    def _release_departures(self) -> None:
+        """Report the held departures of participants that did not come back."""
+        self._departure_timer = None
+        if self._reconnecting:
+            return  # decided when the reconnect ends
+        held, self._held_departures = self._held_departures, set()
+        for identity in sorted(held):
+            if identity not in self._room.remote_participants:
+                self._leave(identity)
 
     def _on_attributes_changed(self, changed: dict[str, str], participant: rtc.Participant) -> None:
         del changed
@@ -314,15 +362,19 @@ class RoomSource:
     # -- connection ---------------------------------------------------------------
 
     def _on_reconnecting(self) -> None:
+        self._reconnecting = True
         self._emit(ev.RoomReconnecting(at=self._clock()))
 
     def _on_reconnected(self) -> None:
+        self._reconnecting = False
         self._emit(ev.RoomReconnected(at=self._clock()))
         # A full reconnect re-adds participants through join events; a resume
         # keeps them. Either way, make sure everyone present is known.
         self.seed()
+        self._release_departures()
 
     def _on_disconnected(self, reason: int) -> None:
+        self._held_departures.clear()  # the disconnect removes everyone anyway
         expected = self._is_ending()
         words = "You ended the session." if expected else describe_disconnect(reason)
         self._emit(ev.RoomDisconnected(at=self._clock(), reason=words, expected=expected))
@@ -334,7 +386,31 @@ class RoomSource:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _admit_stream(self, sender: str, topic: str) -> bool:
+    def _admit_stream(self, sender: str, topic: str, declared_size: int | None = None) -> bool:
+        if declared_size is not None and declared_size > self._limits.max_stream_bytes:
+            self._emit(
+                ev.ProblemObserved(
+                    at=self._clock(),
+                    source=topic,
+                    message=(
+                        f"Refused a stream of {declared_size} bytes from {sender!r} "
+                        f"(limit {self._limits.max_stream_bytes})."
+                    ),
+                )
+            )
+            return False
+        if not self._within_rate(sender):
+            self._emit(
+                ev.ProblemObserved(
+                    at=self._clock(),
+                    source=topic,
+                    message=(
+                        f"Refused streams from {sender!r}: more than "
+                        f"{self._limits.max_streams_per_second:g} a second."
+                    ),
+                )
+            )
+            return False
         if self._open_streams[sender] >= self._limits.max_open_streams_per_sender:
             self._emit(
                 ev.ProblemObserved(
@@ -349,6 +425,36 @@ class RoomSource:
             return False
         self._open_streams[sender] += 1
         return True
+
+    def _within_rate(self, sender: str) -> bool:
+        """A token bucket per participant that is not an agent (agents are not limited)."""
+        participant = self._room.remote_participants.get(sender)
+        if sender == self._room.local_participant.identity or (
+            participant is not None and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        ):
+            return True
+        now = time.monotonic()
+        burst = float(self._limits.stream_burst)
+        tokens, last = self._buckets.get(sender, (burst, now))
+        tokens = min(burst, tokens + (now - last) * self._limits.max_streams_per_second)
+        if tokens < 1.0:
+            self._buckets[sender] = (tokens, now)
+            return False
+        self._buckets[sender] = (tokens - 1.0, now)
+        return True
+
+    def _stream_failed(self, topic: str, what: str, sender: str, error: rtc.StreamError) -> None:
+        """A stream broke. Report it unless a departure or our own disconnect explains it."""
+        logger.info("%s stream from %s ended abnormally: %s", topic, sender, error)
+        present = sender == self._room.local_participant.identity or sender in self._room.remote_participants
+        if present and self._room.isconnected() and not self._reconnecting:
+            self._emit(
+                ev.ProblemObserved(
+                    at=self._clock(),
+                    source=topic,
+                    message=f"{what} from {sender!r} could not be read ({error}); it was cut off there.",
+                )
+            )
 
     def _release_stream(self, sender: str) -> None:
         self._open_streams[sender] -= 1
@@ -389,7 +495,7 @@ class RoomSource:
                 )
             )
             return
-        if not self._admit_stream(sender, TOPIC_TRANSCRIPTION):
+        if not self._admit_stream(sender, TOPIC_TRANSCRIPTION, reader.info.size):
             reader.close()
             return
         # Streams are admitted in arrival order, but the SDK delivers each
@@ -414,6 +520,7 @@ class RoomSource:
         final_in_header = attributes.get("lk.transcription_final") == "true"
         received = 0
         cut = False
+        text: list[str] = []  # kept for completion if the stream breaks
         try:
             async for chunk in reader:
                 if cut:
@@ -432,6 +539,7 @@ class RoomSource:
                         )
                     )
                     continue
+                text.append(chunk)
                 if turn is not None and not turn.done():
                     await _after(previous, TRANSCRIPT_ORDER_GRACE)
                     turn.set_result(None)
@@ -458,16 +566,54 @@ class RoomSource:
                 )
             )
         except rtc.StreamError as error:
-            logger.info("transcription stream from %s ended abnormally: %s", sender, error)
+            self._stream_failed(TOPIC_TRANSCRIPTION, "A transcription", sender, error)
+            if text and not cut and not final_in_header and sender != self._room.local_participant.identity:
+                self._remember_cut(sender, segment_id, seq, "".join(text))
         finally:
             if turn is not None and not turn.done():
                 turn.set_result(None)
             reader.close()
             self._release_stream(sender)
 
+    def _remember_cut(self, sender: str, segment_id: str, seq: int, text: str) -> None:
+        self._cut.pop((sender, segment_id), None)
+        self._cut[(sender, segment_id)] = (seq, text)
+        while len(self._cut) > _MAX_CUT_TRANSCRIPTS:
+            del self._cut[next(iter(self._cut))]
+
+    def complete_cut_transcript(self, sender: str, text: str) -> bool:
+        """Finish a transcript of ``sender`` whose stream broke, with the full ``text``.
+
+        The agent reports each finished utterance on ``lk.agent.session``. When
+        our connection was rebuilt while it spoke, the SDK broke the stream
+        carrying its words, and the rest never reaches us. If the words we
+        did get begin ``text``, the rest is delivered now as the end of that
+        same stream (and marked final), so the message reads as the agent said
+        it, once. Returns whether a transcript was completed.
+        """
+        for key, (seq, received) in reversed(list(self._cut.items())):
+            if key[0] != sender or not text.startswith(received):
+                continue
+            del self._cut[key]
+            self._emit(
+                ev.TranscriptReceived(
+                    at=self._clock(),
+                    sender=sender,
+                    segment_id=key[1],
+                    stream_seq=seq,
+                    text=text[len(received) :],
+                    final=True,
+                    closed=True,
+                )
+            )
+            return True
+        return False
+
     def _on_chat_stream(self, reader: rtc.TextStreamReader, sender: str) -> None:
         self._ensure_announced(sender)
-        if sender == self._room.local_participant.identity or not self._admit_stream(sender, TOPIC_CHAT):
+        if sender == self._room.local_participant.identity or not self._admit_stream(
+            sender, TOPIC_CHAT, reader.info.size
+        ):
             reader.close()
             return
         self._spawn(self._read_chat(reader, sender), f"lkstate-chat-{reader.info.stream_id}")
@@ -493,7 +639,7 @@ class RoomSource:
                     continue
                 parts.append(chunk)
         except rtc.StreamError as error:
-            logger.info("chat stream from %s ended abnormally: %s", sender, error)
+            self._stream_failed(TOPIC_CHAT, "A chat message", sender, error)
         finally:
             reader.close()
             self._release_stream(sender)

@@ -46,6 +46,7 @@ from ._messages import Message
 from ._microphone import MicrophoneController
 from ._options import SessionOptions
 from ._remote_client import RemoteSessionClient
+from ._remote_state import MessageItem
 from ._room_source import TOPIC_AGENT_SESSION, TOPIC_CHAT, RoomSource
 from ._speaker import AudioOutput, SpeakerController
 from ._state import AgentStatus, ConnectionStatus, SessionState
@@ -57,9 +58,6 @@ __all__ = ["Session"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-_MAX_SESSION_STREAM_BYTES = 64 << 20
-"""The most lkstate reads of one ``lk.agent.session`` stream from the agent."""
 
 _CHAT_ANNOUNCE_GRACE = 3.5
 """Seconds after connecting during which chat waits for the agent to be able to see the user."""
@@ -232,6 +230,9 @@ class Session:
             raise LkstateError(
                 "This session is already started.", remedy="Call end() before starting it again."
             )
+        teardown = self._teardown_task
+        if teardown is not None and not teardown.done():
+            await teardown  # a lost connection is still being released: let it finish first
         self._loop = asyncio.get_running_loop()
         self._store.release_thread()
         self._ending = False
@@ -293,7 +294,7 @@ class Session:
             await self._fail_start(f"The token source failed: {error}")
             raise TokenSourceError(f"The token source failed: {error}") from error
         try:
-            await room.connect(credentials.server_url, credentials.participant_token, rtc.RoomOptions())
+            await room.connect(credentials.server_url, credentials.participant_token, self._room_options())
         except Exception as error:
             self._token_source.invalidate()
             words = f"Could not connect to {credentials.server_url}: {error}"
@@ -316,6 +317,13 @@ class Session:
             await self._mic.attach(room)
         if self._speaker is not None:
             self._speaker.attach(room)
+
+    def _room_options(self) -> rtc.RoomOptions:
+        # The SDK refuses a stream larger than any lkstate would read before
+        # reading it: a hostile 100 MB stream then costs nothing.
+        limits = self._options.limits
+        largest = max(limits.max_stream_bytes, limits.max_session_message_bytes, limits.max_session_response_bytes)
+        return rtc.RoomOptions(data_stream=rtc.DataStreamOptions(max_payload_byte_length=largest))
 
     async def _fail_start(self, words: str) -> None:
         await self._teardown(dispatch_disconnect=False)
@@ -527,7 +535,7 @@ class Session:
         # One reader, in arrival order: the protocol's events must stay in order.
         # Responses (a long chat history) may legitimately be large; events are
         # held to Limits.max_session_message_bytes by the reducer.
-        limit = max(self._options.limits.max_session_message_bytes, _MAX_SESSION_STREAM_BYTES)
+        limit = max(self._options.limits.max_session_message_bytes, self._options.limits.max_session_response_bytes)
         while True:
             sender, reader = await queue.get()
             if sender != self.state.agent.identity:
@@ -538,6 +546,11 @@ class Session:
                     reader.close()
                     self._refuse_session_stream(sender)
                     continue
+            declared = reader.info.size
+            if declared is not None and declared > limit:  # refused unread
+                reader.close()
+                self._refuse_session_size(declared, limit)
+                continue
             chunks: list[bytes] = []
             size = 0
             oversized = False
@@ -554,17 +567,31 @@ class Session:
             finally:
                 reader.close()
             if oversized:
-                self._dispatch(
-                    ev.ProblemObserved(
-                        at=self._clock(),
-                        source="lk.agent.session",
-                        message=f"Refused an agent-session message of {size} bytes (limit {limit}).",
-                    )
-                )
+                self._refuse_session_size(size, limit)
                 continue
             payload = b"".join(chunks)
             self._remote.handle_payload(payload)
+            known_items = len(self.state.remote.items)
             self._dispatch(ev.AgentSessionPayload(at=self._clock(), sender=sender, payload=payload))
+            self._complete_cut_transcripts(sender, known_items)
+
+    def _refuse_session_size(self, size: int, limit: int) -> None:
+        self._dispatch(
+            ev.ProblemObserved(
+                at=self._clock(),
+                source="lk.agent.session",
+                message=f"Refused an agent-session message of {size} bytes (limit {limit}).",
+            )
+        )
+
+    def _complete_cut_transcripts(self, sender: str, known_items: int) -> None:
+        """Let the agent's record of what it said finish a transcript a reconnect broke."""
+        source = self._source
+        if source is None:
+            return
+        for item in self.state.remote.items[known_items:]:
+            if isinstance(item, MessageItem) and item.role == "assistant" and item.text:
+                source.complete_cut_transcript(sender, item.text)
 
     async def _send_session_message(self, payload: bytes) -> None:
         room, agent = self._room, self.state.agent.identity
