@@ -101,7 +101,7 @@ from livekit.protocol.agent_pb import agent_session as pb
 
 from . import _events as ev
 from ._delivery import DEFAULT_MAX_RATE, FrameLimiter, Mailbox
-from ._errors import LkstateError
+from ._errors import BenchmarkError, LkstateError
 from ._messages import Message, MessageKind, Messages, Role
 from ._preconnect import PRECONNECT_TOPIC, send_preconnect_audio
 from ._reducer import reduce, transcript_message_id
@@ -122,10 +122,6 @@ _SIZES = (100, 1_000, 10_000, 100_000)
 _HEADLINE_SIZE = 10_000
 
 JSON = dict[str, Any]
-
-
-class BenchmarkError(LkstateError):
-    """The benchmark could not run a part it was asked to run."""
 
 
 # -- plans ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ __all__ = [
     "RecordingError",
     "ReplayReadOnlyError",
     "DevServerError",
+    "BenchmarkError",
 ]
 
 
@@ -101,3 +102,7 @@ class ReplayReadOnlyError(LkstateError):
 
 class DevServerError(LkstateError):
     """The local development server or the demo agent could not be found, installed or started."""
+
+
+class BenchmarkError(LkstateError):
+    """``lkstate bench`` could not run a part it was asked to run (no server, no answer from a peer)."""
