@@ -71,6 +71,12 @@ class _Terminated(SystemExit):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``lkstate`` command; return its exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        # The benchmark owns its flags (--json, --no-server, --quick); see lkstate._bench.
+        from . import _bench
+
+        return _bench.main(arguments[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -212,6 +218,13 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--json", action="store_true",
                        help='print {"server_url": ..., "participant_token": ...} (a token endpoint\'s answer)')
     token.set_defaults(run=_cmd_token, command="token")
+
+    commands.add_parser(
+        "bench",
+        help="measure lkstate against a raw livekit.rtc app and a naive store (JSON with --json)",
+        description="Run the benchmark; `lkstate bench --help` lists its flags.",
+        add_help=False,
+    )
     return parser
 
 

@@ -226,3 +226,18 @@ def test_token_without_a_key_and_secret_explains_where_they_come_from(
     monkeypatch.delenv("LIVEKIT_API_SECRET", raising=False)
     assert main(["token", "--api-key", "", "--api-secret", ""]) == 2
     assert "needs an API key and an API secret" in capsys.readouterr().err
+
+
+def test_lkstate_bench_runs_the_benchmark_and_prints_one_json_object() -> None:
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "lkstate", "bench", "--quick", "--no-server", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout)
+    assert isinstance(figures["reduce_p99_us"], (int, float))
+    assert "targets" in figures
