@@ -43,7 +43,9 @@ from lkstate import AgentStatus, DevelopmentTokenSource, Role, Session, SessionS
 from lkstate._remote_state import MessageItem
 from lkstate.demo_agent import weather_report
 from tests.harness.agent import WorkerProcess, start_worker
-from tests.harness.server import LiveKitServer, free_port
+from tests.harness.server import LiveKitServer, find_livekit_server, free_port
+
+pytestmark = [pytest.mark.wire, pytest.mark.agent]
 
 GREETING = "Hello, I am the demo agent. Ask me about the weather."
 QUESTION = "What's the weather in Paris?"
@@ -52,16 +54,21 @@ QUESTION = "What's the weather in Paris?"
 # --- redis and the two nodes ------------------------------------------------------------
 
 
+def _missing(message: str) -> None:
+    """Fail, as the wire tests do when a part is missing, or skip with LKSTATE_ALLOW_SKIP=1."""
+    if os.environ.get("LKSTATE_ALLOW_SKIP") == "1":
+        pytest.skip(message)
+    pytest.fail(message, pytrace=False)
+
+
 def _redis_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
-        message = (
+        _missing(
             "redis-server not found: the multi-node test needs it. "
             "Install it with `apt-get install redis-server` (scripts/setup does, as root)."
         )
-        if os.environ.get("LKSTATE_ALLOW_SKIP") == "1":
-            pytest.skip(message)
-        pytest.fail(message, pytrace=False)
+    assert binary is not None
     return binary
 
 
@@ -115,6 +122,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(redis_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if find_livekit_server() is None:
+        _missing("livekit-server not found (looked at $LIVEKIT_SERVER_BIN, PATH and .tools/bin).")
     secret = secrets.token_urlsafe(36)  # one key pair for the whole deployment
     nodes = [
         LiveKitServer(api_secret=secret, redis_address=redis_address, workdir=tmp_path_factory.mktemp(f"node-{n}"))

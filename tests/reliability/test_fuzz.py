@@ -409,9 +409,12 @@ def test_atheris_finds_no_crash_in_token_claims(tmp_path: Path, record_property:
     assert counts["runs"] >= 20_000 or counts["seconds"] >= 15
 
 
+LONG_FUZZ_SECONDS = int(os.environ.get("LKSTATE_FUZZ_SECONDS", "600"))
+
+
 @pytest.mark.soak
+@pytest.mark.timeout(LONG_FUZZ_SECONDS + 300)
 @pytest.mark.parametrize("harness", ["remote_payload", "token_claims"])
 def test_atheris_long_run(harness: str, tmp_path: Path, record_property: object) -> None:
-    seconds = int(os.environ.get("LKSTATE_FUZZ_SECONDS", "600"))
-    counts = run_harness(harness, 50_000_000, tmp_path, max_seconds=seconds)
+    counts = run_harness(harness, 2_000_000_000, tmp_path, max_seconds=LONG_FUZZ_SECONDS)
     record_property(f"atheris_{harness}", counts)  # type: ignore[operator]
