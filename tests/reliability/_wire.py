@@ -249,13 +249,15 @@ def figures_fixture(title: str) -> Any:
         yield tally
         if not tally.counts:
             return
-        reporter: Any = request.config.pluginmanager.get_plugin("terminalreporter")
         lines = [f"{title}:"] + [f"  {name}: {count}" for name, count in sorted(tally.counts.items())]
-        if reporter is not None:
+        reporter: Any = request.config.pluginmanager.get_plugin("terminalreporter")
+        capture: Any = request.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or capture is None:
+            print("\n".join(lines))
+            return
+        with capture.global_and_fixture_disabled():  # past pytest's output capture, like its own report
             reporter.write_line("")
             for line in lines:
                 reporter.write_line(line)
-        else:
-            print("\n".join(lines))
 
     return figures
