@@ -150,6 +150,8 @@ class RoomSource:
         self._buckets: dict[str, tuple[float, float]] = {}  # sender -> (tokens, last refill, monotonic)
         self._held_departures: set[str] = set()
         self._reconnecting = False
+        self._departures: Counter[str] = Counter()  # per identity, to tell why a stream broke
+        self._reconnects = 0
         self._departure_timer: asyncio.TimerHandle | None = None
         self._cut: dict[tuple[str, str], tuple[int, str]] = {}  # (sender, segment) -> (stream seq, text so far)
 
@@ -262,6 +264,7 @@ class RoomSource:
 
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
         self._announced.discard(participant.identity)
+        self._departures[participant.identity] += 1
         if participant.disconnect_reason is None and not self._is_ending():
             # No reason: most likely our own full reconnect, which drops everyone
             # just before it says it is reconnecting. Decide once that is clear.
@@ -363,6 +366,7 @@ class RoomSource:
 
     def _on_reconnecting(self) -> None:
         self._reconnecting = True
+        self._reconnects += 1
         self._emit(ev.RoomReconnecting(at=self._clock()))
 
     def _on_reconnected(self) -> None:
@@ -443,11 +447,16 @@ class RoomSource:
         self._buckets[sender] = (tokens - 1.0, now)
         return True
 
-    def _stream_failed(self, topic: str, what: str, sender: str, error: rtc.StreamError) -> None:
-        """A stream broke. Report it unless a departure or our own disconnect explains it."""
+    def _disruptions(self, sender: str) -> tuple[int, int]:
+        """How often ``sender`` left and our connection was rebuilt: read before and after a stream."""
+        return self._departures[sender], self._reconnects
+
+    def _stream_failed(
+        self, topic: str, what: str, sender: str, error: rtc.StreamError, since: tuple[int, int]
+    ) -> None:
+        """A stream broke. Report it unless its sender's departure or our reconnect or disconnect explains it."""
         logger.info("%s stream from %s ended abnormally: %s", topic, sender, error)
-        present = sender == self._room.local_participant.identity or sender in self._room.remote_participants
-        if present and self._room.isconnected() and not self._reconnecting:
+        if self._disruptions(sender) == since and self._room.isconnected():
             self._emit(
                 ev.ProblemObserved(
                     at=self._clock(),
@@ -521,6 +530,7 @@ class RoomSource:
         received = 0
         cut = False
         text: list[str] = []  # kept for completion if the stream breaks
+        since = self._disruptions(sender)
         try:
             async for chunk in reader:
                 if cut:
@@ -566,7 +576,7 @@ class RoomSource:
                 )
             )
         except rtc.StreamError as error:
-            self._stream_failed(TOPIC_TRANSCRIPTION, "A transcription", sender, error)
+            self._stream_failed(TOPIC_TRANSCRIPTION, "A transcription", sender, error, since)
             if text and not cut and not final_in_header and sender != self._room.local_participant.identity:
                 self._remember_cut(sender, segment_id, seq, "".join(text))
         finally:
@@ -622,6 +632,7 @@ class RoomSource:
         parts: list[str] = []
         received = 0
         cut = False
+        since = self._disruptions(sender)
         try:
             async for chunk in reader:
                 if cut:
@@ -639,7 +650,7 @@ class RoomSource:
                     continue
                 parts.append(chunk)
         except rtc.StreamError as error:
-            self._stream_failed(TOPIC_CHAT, "A chat message", sender, error)
+            self._stream_failed(TOPIC_CHAT, "A chat message", sender, error, since)
         finally:
             reader.close()
             self._release_stream(sender)
