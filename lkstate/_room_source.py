@@ -456,14 +456,20 @@ class RoomSource:
     ) -> None:
         """A stream broke. Report it unless its sender's departure or our reconnect or disconnect explains it."""
         logger.info("%s stream from %s ended abnormally: %s", topic, sender, error)
-        if self._disruptions(sender) == since and self._room.isconnected():
-            self._emit(
-                ev.ProblemObserved(
-                    at=self._clock(),
-                    source=topic,
-                    message=f"{what} from {sender!r} could not be read ({error}); it was cut off there.",
+
+        def judge() -> None:
+            if self._attached and self._disruptions(sender) == since and self._room.isconnected():
+                self._emit(
+                    ev.ProblemObserved(
+                        at=self._clock(),
+                        source=topic,
+                        message=f"{what} from {sender!r} could not be read ({error}); it was cut off there.",
+                    )
                 )
-            )
+
+        # The SDK breaks a stream before it reports the departure or the reconnect
+        # that explains it: judge once those have had time to arrive.
+        asyncio.get_running_loop().call_later(DEPARTURE_GRACE, judge)
 
     def _release_stream(self, sender: str) -> None:
         self._open_streams[sender] -= 1

@@ -339,7 +339,9 @@ async def test_text_that_is_not_utf8_is_reported_and_the_words_before_it_are_kep
                             close_attributes=final)
     figures.add("streams that are not UTF-8", 4)
 
-    state = await session.wait_until(lambda s: any(m.text == "Fine now." and m.final for m in s.messages), timeout=15)
+    await session.wait_until(lambda s: any(m.text == "Fine now." and m.final for m in s.messages), timeout=15)
+    # A broken stream is judged once a departure or reconnect that would explain it had time to show.
+    await session.wait_until(lambda s: len(complaints(s, "could not be read", "UTF-8")) >= 2, timeout=10)
     await asyncio.sleep(0.5)
     state = session.state
     assert state.connection.is_connected
