@@ -310,7 +310,14 @@ class RoomSource:
 
     # -- tracks -------------------------------------------------------------------
 
-    def _emit_track(self, participant: rtc.RemoteParticipant, publication: rtc.RemoteTrackPublication) -> None:
+    def _emit_track(
+        self,
+        participant: rtc.RemoteParticipant,
+        publication: rtc.RemoteTrackPublication,
+        *,
+        subscribed: bool | None = None,
+    ) -> None:
+        """Emit the publication's current facts (``subscribed`` overrides what the SDK still shows)."""
         kind = "video" if publication.kind == rtc.TrackKind.KIND_VIDEO else "audio"
         self._emit(
             ev.RemoteTrackUpdated(
@@ -319,7 +326,7 @@ class RoomSource:
                 sid=publication.sid,
                 kind=kind,
                 source=_SOURCES.get(publication.source, TrackSource.UNKNOWN),
-                subscribed=publication.track is not None,
+                subscribed=publication.track is not None if subscribed is None else subscribed,
                 muted=publication.muted,
             )
         )
@@ -345,18 +352,7 @@ class RoomSource:
     ) -> None:
         del track
         if participant.identity in self._announced and publication.sid in participant.track_publications:
-            kind = "video" if publication.kind == rtc.TrackKind.KIND_VIDEO else "audio"
-            self._emit(
-                ev.RemoteTrackUpdated(
-                    at=self._clock(),
-                    identity=participant.identity,
-                    sid=publication.sid,
-                    kind=kind,
-                    source=_SOURCES.get(publication.source, TrackSource.UNKNOWN),
-                    subscribed=False,
-                    muted=publication.muted,
-                )
-            )
+            self._emit_track(participant, publication, subscribed=False)
 
     def _on_track_muted(self, participant: rtc.Participant, publication: rtc.TrackPublication) -> None:
         if isinstance(participant, rtc.RemoteParticipant) and isinstance(publication, rtc.RemoteTrackPublication):
