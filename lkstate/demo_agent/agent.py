@@ -15,6 +15,12 @@ Offline requirements, learned from livekit-agents 1.8.9:
   and final transcripts drive turns.
 - With ``vad=None`` adaptive interruption detection is off, so nothing else
   reaches for the network.
+- Typed text interrupts the agent's current speech (the framework's default).
+  A speech interrupted before its first audio is played — the greeting, when
+  the user types the moment the agent is ready — leaves the next reply silent:
+  generated and added to the history, but never played nor transcribed (the
+  user sees "thinking", then "listening", then nothing). :func:`answer_text`
+  lets such a speech become audible first (at most :data:`AUDIBLE_WAIT`).
 
 Run a worker with ``python -m lkstate.demo_agent`` (LIVEKIT_URL,
 LIVEKIT_API_KEY and LIVEKIT_API_SECRET from the environment); it registers
@@ -52,6 +58,8 @@ __all__ = [
     "weather_report",
     "build_session",
     "room_options",
+    "answer_text",
+    "AUDIBLE_WAIT",
     "create_server",
     "entrypoint",
     "main",
@@ -136,6 +144,39 @@ def build_session(
     )
 
 
+AUDIBLE_WAIT = 3.0
+"""How long :func:`answer_text` lets a speech that is not yet audible start before interrupting it."""
+
+
+async def answer_text(session: AgentSession[Any], event: room_io.TextInputEvent) -> None:
+    """Answer typed text as the framework does, but never cut off a speech that has not started.
+
+    See the module docstring: interrupting a speech before its audio plays
+    silences the reply that follows (livekit-agents 1.8.9). So if a speech is
+    under way but the agent is not speaking yet, wait until it is (or the
+    speech is over, or :data:`AUDIBLE_WAIT` passed), then interrupt and reply.
+    """
+    speech = session.current_speech
+    if speech is not None and not speech.done() and session.agent_state != "speaking":
+        audible = asyncio.Event()
+
+        def on_state(changed: Any) -> None:
+            if changed.new_state == "speaking":
+                audible.set()
+
+        session.on("agent_state_changed", on_state)  # pyright: ignore[reportUnknownMemberType]
+        try:
+            waits = [asyncio.ensure_future(audible.wait()), asyncio.ensure_future(speech.wait_for_playout())]
+            _, pending = await asyncio.wait(waits, timeout=AUDIBLE_WAIT, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+        finally:
+            session.off("agent_state_changed", on_state)  # pyright: ignore[reportUnknownMemberType]
+    async with session._claim_user_turn():  # pyright: ignore[reportPrivateUsage]
+        await session.interrupt()
+        session.generate_reply(user_input=event.text)  # pyright: ignore[reportUnknownMemberType]
+
+
 def room_options(
     *,
     participant_identity: str | None = None,
@@ -153,6 +194,7 @@ def room_options(
             auto_gain_control=auto_gain_control,
             pre_connect_audio_timeout=pre_connect_audio_timeout,
         ),
+        text_input=room_io.TextInputOptions(text_input_cb=answer_text),
         close_on_disconnect=close_on_disconnect,
     )
     if participant_identity is not None:

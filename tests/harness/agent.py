@@ -247,13 +247,14 @@ async def start_worker(
     *,
     agent_name: str | None = None,
     log_dir: Path | None = None,
-    greeting: str = "",
+    greeting: str | None = "",
     extra_env: dict[str, str] | None = None,
     wait: bool = True,
 ) -> WorkerProcess:
     """Start the demo worker in a subprocess registered under ``agent_name``.
 
-    Waits (by default) until the worker has registered with the server, so a
+    ``greeting`` is what the agent says on joining: nothing by default, ``None``
+    for the demo's own greeting. Waits (by default) until the worker has registered with the server, so a
     token dispatching ``agent_name`` created afterwards gets a job.
     """
     agent_name = agent_name or f"lkstate-test-{uuid.uuid4().hex[:6]}"
@@ -269,7 +270,8 @@ async def start_worker(
     }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "lkstate.demo_agent", "--agent-name", agent_name, "--greeting", greeting],
+            [sys.executable, "-m", "lkstate.demo_agent", "--agent-name", agent_name]
+            + ([] if greeting is None else ["--greeting", greeting]),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

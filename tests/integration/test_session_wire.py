@@ -99,6 +99,25 @@ async def test_chat_typed_the_moment_the_session_connects_is_not_lost(
     assert not state.problems, f"nothing was refused: {state.problems}"
 
 
+async def test_text_typed_while_the_agent_is_about_to_greet_is_answered(
+    make_session: SessionFactory, room_name: str, agent_factory: Any
+) -> None:
+    # The demo agent greets on entering. Typed text interrupts the agent; cut off
+    # before its first audio plays, the greeting would leave the reply silent
+    # (livekit-agents 1.8.9; see lkstate.demo_agent.answer_text).
+    from lkstate.demo_agent import DemoAgent
+
+    await agent_factory(room_name, agent=DemoAgent(greeting="Hello there, I am the demo agent."))
+    session = make_session()
+    await asyncio.wait_for(session.start(), timeout=15)
+    await session.send_text("What's the weather in Paris?")
+    state = await session.wait_until(
+        lambda s: any(m.role is Role.AGENT and m.final and "Paris" in m.text for m in s.messages), timeout=15
+    )
+    replies = [m.text for m in state.messages if m.role is Role.AGENT]
+    assert replies[-1] == "The weather in Paris is sunny and 21 degrees.", replies
+
+
 async def test_user_transcripts_sent_on_the_users_behalf_become_one_message(
     make_session: SessionFactory, room_name: str, peer_factory: Any
 ) -> None:
