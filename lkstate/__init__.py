@@ -34,6 +34,7 @@ from ._remote_state import (
     TTSUsage,
 )
 from ._speaker import AgentVoice, AudioOutput, SpeakerOutput, WavFileOutput, agent_voice, default_audio_output
+from ._video import PATTERN_COLOURS, CameraInput, PatternVideoInput, VideoGeneratorInput, VideoInput
 from ._timeline import TimelineBuilder, TimelineEntry, timeline
 from ._config import token_source_from_env
 from ._delivery import DEFAULT_MAX_RATE, FrameLimiter, Mailbox, latest_states
@@ -50,6 +51,7 @@ from ._errors import (
     RequestTimeoutError,
     SessionClosedError,
     TokenSourceError,
+    VideoInputError,
 )
 from ._loop_thread import LoopThread
 from ._messages import DeliveryStatus, Message, MessageKind, Messages, Role
@@ -101,6 +103,7 @@ __all__ = [
     "AudioInputError",
     "AudioOutput",
     "AudioOutputError",
+    "CameraInput",
     "check_agent_state",
     "ConnectionFailedError",
     "ConnectionState",
@@ -136,6 +139,8 @@ __all__ = [
     "MessageMetrics",
     "Messages",
     "MicrophoneInput",
+    "PATTERN_COLOURS",
+    "PatternVideoInput",
     "PreConnectLimits",
     "PreConnectState",
     "PreConnectStatus",
@@ -175,6 +180,9 @@ __all__ = [
     "ToolCall",
     "TrackSource",
     "TTSUsage",
+    "VideoGeneratorInput",
+    "VideoInput",
+    "VideoInputError",
     "WavFileInput",
     "WavFileOutput",
 ]

@@ -18,6 +18,7 @@ __all__ = [
     "SessionClosedError",
     "AudioInputError",
     "AudioOutputError",
+    "VideoInputError",
     "RemoteSessionError",
     "RequestTimeoutError",
     "RecordingError",
@@ -73,6 +74,10 @@ class AudioInputError(LkstateError):
 
 class AudioOutputError(LkstateError):
     """The audio output (speaker, file) could not be opened or stopped working."""
+
+
+class VideoInputError(LkstateError):
+    """The video input (camera, file, your frames) could not be opened or stopped working."""
 
 
 class RemoteSessionError(LkstateError):

@@ -34,6 +34,7 @@ from reactivex import Observable
 from reactivex.abc import DisposableBase
 
 from . import _events as ev
+from . import _ffi_exit
 from ._errors import (
     AgentUnavailableError,
     ConnectionFailedError,
@@ -44,12 +45,14 @@ from ._errors import (
 from ._audio import AudioInput
 from ._messages import Message
 from ._microphone import MicrophoneController
+from ._video import VideoInput
+from ._video_track import VideoTrackController
 from ._options import SessionOptions
 from ._remote_client import RemoteSessionClient
 from ._remote_state import MessageItem
 from ._room_source import TOPIC_AGENT_SESSION, TOPIC_CHAT, RoomSource
 from ._speaker import AudioOutput, SpeakerController
-from ._state import AgentStatus, ConnectionStatus, SessionState
+from ._state import AgentStatus, ConnectionStatus, SessionState, TrackSource
 from ._store import Store
 from ._tokens import TokenRequest, TokenSource
 
@@ -97,7 +100,12 @@ class Session:
     or ``None`` for no microphone. ``audio_output`` plays the agent's voice:
     ``"default"`` is the system speaker when one exists (the state says so when
     none does), or pass a :class:`~lkstate.WavFileOutput`, or ``None`` for no
-    playback. ``agent_name``/``agent_metadata`` ask the server to dispatch
+    playback. ``video_input`` feeds the camera track, which starts off (see
+    :meth:`set_camera_enabled`): ``"default"`` is the system camera through
+    OpenCV when there is one, or pass a :class:`~lkstate.CameraInput`,
+    :class:`~lkstate.PatternVideoInput` or :class:`~lkstate.VideoGeneratorInput`;
+    ``screen_share_input`` (a :class:`~lkstate.VideoInput`) feeds the screen
+    share (:meth:`set_screen_share_enabled`). ``agent_name``/``agent_metadata`` ask the server to dispatch
     that agent when the join creates the room, and make it the preferred agent
     when several are present. ``agent_connect_timeout`` (seconds, ``None`` for
     no limit) bounds the wait for an agent to join and become ready.
@@ -116,6 +124,8 @@ class Session:
         options: SessionOptions | None = None,
         audio_input: AudioInput | Literal["default"] | None = "default",
         audio_output: AudioOutput | Literal["default"] | None = "default",
+        video_input: VideoInput | Literal["default"] | None = "default",
+        screen_share_input: VideoInput | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         base = options if options is not None else SessionOptions()
@@ -147,6 +157,13 @@ class Session:
         self._mic: MicrophoneController | None = None
         self._audio_output: AudioOutput | Literal["default"] | None = audio_output
         self._speaker: SpeakerController | None = None
+        self._video_inputs: dict[TrackSource, VideoInput | Literal["default"]] = {}
+        if video_input is not None:
+            self._video_inputs[TrackSource.CAMERA] = video_input
+        if screen_share_input is not None:
+            self._video_inputs[TrackSource.SCREEN_SHARE] = screen_share_input
+        self._video: dict[TrackSource, VideoTrackController] = {}
+        self._video_wanted: dict[TrackSource, bool] = {}
         self._remote = RemoteSessionClient(self._send_session_message)
         self._watch: DisposableBase = self._store.states.subscribe(self._on_state)
 
@@ -257,7 +274,16 @@ class Session:
         if self._audio_output is not None:
             self._speaker = SpeakerController(audio_output=self._audio_output, emit=self._dispatch, clock=self._clock)
             await self._speaker.start()
+        for kind, video_input in self._video_inputs.items():
+            self._video[kind] = VideoTrackController(
+                source=kind,
+                video_input=video_input,
+                emit=self._dispatch,
+                clock=self._clock,
+                enabled=self._video_wanted.get(kind, False),
+            )
         room = rtc.Room(loop=self._loop)
+        _ffi_exit.install()
         source = RoomSource(
             room,
             self._dispatch,
@@ -317,6 +343,8 @@ class Session:
             await self._mic.attach(room)
         if self._speaker is not None:
             self._speaker.attach(room)
+        for video in list(self._video.values()):
+            await video.attach(room)
 
     def _room_options(self) -> rtc.RoomOptions:
         # The SDK refuses a stream larger than any lkstate would read before
@@ -457,6 +485,42 @@ class Session:
                 remedy="Start the session (with an audio_output) first.",
             )
         speaker.set_enabled(enabled)
+
+    async def set_camera_enabled(self, enabled: bool) -> None:
+        """Turn the camera on (publish the ``video_input``) or off (unpublish it, release the camera).
+
+        Returns when it is done; the state's ``local_media.camera`` shows the
+        result, including why it cannot work (no camera, OpenCV missing, the
+        input ended). The choice is kept: a session started again turns the
+        camera back on. Raises :class:`~lkstate.SessionClosedError` when the
+        session is not started, :class:`~lkstate.LkstateError` when it has no
+        ``video_input``.
+        """
+        await self._set_video(TrackSource.CAMERA, enabled)
+
+    async def set_screen_share_enabled(self, enabled: bool) -> None:
+        """Share the ``screen_share_input`` (a track with the screen-share source), or stop sharing.
+
+        Like :meth:`set_camera_enabled`, for ``local_media.screen_share``.
+        """
+        await self._set_video(TrackSource.SCREEN_SHARE, enabled)
+
+    async def _set_video(self, kind: TrackSource, enabled: bool) -> None:
+        words = "camera" if kind is TrackSource.CAMERA else "screen share"
+        if kind not in self._video_inputs:
+            argument = "video_input" if kind is TrackSource.CAMERA else "screen_share_input"
+            raise LkstateError(
+                f"This session has no {words} input.",
+                remedy=f"Pass {argument}=... (a VideoInput such as PatternVideoInput or CameraInput) to Session.",
+            )
+        video = self._video.get(kind)
+        if video is None:
+            raise SessionClosedError(
+                f"The {words} is not available: the session is not started.", remedy="Start the session first."
+            )
+        self._video_wanted[kind] = enabled
+        await video.set_enabled(enabled)
+        self._video_wanted[kind] = video.enabled
 
     def dismiss_problems(self) -> None:
         """Clear the problems (and the last connection error) shown in the state."""
@@ -611,6 +675,7 @@ class Session:
         room, source, reader = self._room, self._source, self._session_reader
         mic, self._mic = self._mic, None
         speaker, self._speaker = self._speaker, None
+        videos, self._video = list(self._video.values()), {}
         await self._remote.aclose()  # waiting requests fail now rather than time out later
         if mic is not None:
             await mic.detach(
@@ -618,6 +683,8 @@ class Session:
             )
         if speaker is not None:
             await speaker.aclose()  # its audio stream goes before the room does
+        for video in videos:
+            await video.aclose()  # unpublished, and a camera lkstate opened is released
         self._room, self._source, self._session_reader, self._session_streams = None, None, None, None
         try:
             if room is not None:

@@ -1,0 +1,262 @@
+"""The camera and the screen share over a real livekit-server, seen by another participant.
+
+The session publishes a :class:`~lkstate.VideoInput` as a track with the right
+source; a raw ``livekit.rtc`` peer in the room subscribes and decodes what
+arrives, so each test checks what a person on the other side would see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from livekit import rtc
+
+from lkstate import (
+    PATTERN_COLOURS,
+    CameraInput,
+    ConnectionStatus,
+    LkstateError,
+    PatternVideoInput,
+    SessionClosedError,
+    SessionState,
+    VideoGeneratorInput,
+)
+from tests.harness.peer import Peer, wait_until
+from tests.harness.sessions import SessionFactory
+
+WIDTH, HEIGHT = 640, 360
+
+
+async def first_picture(track: rtc.Track, *, width: int, timeout: float = 15.0) -> np.ndarray[Any, Any]:
+    """The first decoded frame of ``track`` at full ``width`` (simulcast may start on a smaller layer), as RGBA."""
+    stream = rtc.VideoStream(track, format=rtc.VideoBufferType.RGBA)
+    try:
+        async with asyncio.timeout(timeout):
+            async for event in stream:
+                frame = event.frame
+                if frame.width == width:
+                    return np.frombuffer(bytes(frame.data), dtype=np.uint8).reshape(frame.height, frame.width, 4)
+    finally:
+        await stream.aclose()
+    raise AssertionError("the video stream ended")
+
+
+def bar_colours(picture: np.ndarray[Any, Any]) -> list[tuple[int, int, int]]:
+    """The colour in the middle of each of the eight bars, in the upper half of the picture."""
+    height, width = picture.shape[:2]
+    centres = [int((i + 0.5) * width / len(PATTERN_COLOURS)) for i in range(len(PATTERN_COLOURS))]
+    return [tuple(int(v) for v in picture[height // 4, x, :3]) for x in centres]  # type: ignore[misc]
+
+
+def close_to(seen: list[tuple[int, int, int]], expected: tuple[tuple[int, int, int], ...], tolerance: int = 40) -> bool:
+    return all(abs(a - b) <= tolerance for s, e in zip(seen, expected, strict=True) for a, b in zip(s, e, strict=True))
+
+
+async def video_of(peer: Peer, identity: str, source: int) -> rtc.RemoteTrackPublication:
+    def find() -> rtc.RemoteTrackPublication | None:
+        participant = peer.remote(identity)
+        if participant is None:
+            return None
+        return next(
+            (p for p in participant.track_publications.values() if p.source == source and p.track is not None), None
+        )
+
+    return await wait_until(find, timeout=15, message=f"a subscribed video track with source {source}")
+
+
+async def test_the_camera_is_published_seen_with_its_colours_and_unpublished_when_turned_off(
+    make_session: SessionFactory, room_name: str, peer_factory: Any
+) -> None:
+    session = make_session(audio_input=None, audio_output=None, video_input=PatternVideoInput(WIDTH, HEIGHT))
+    await session.start(wait_for_agent=False)
+    assert session.state.local_media.camera.enabled is False, "the camera starts off"
+    viewer: Peer = await peer_factory(room_name)
+    identity = session.state.connection.local_identity
+    assert identity is not None
+
+    await session.set_camera_enabled(True)
+    camera = session.state.local_media.camera
+    assert camera.enabled and camera.published and camera.track_sid and camera.error is None
+    assert camera.device == f"test pattern {WIDTH}×{HEIGHT} at 15 fps"
+    publication = await video_of(viewer, identity, rtc.TrackSource.SOURCE_CAMERA)
+    assert publication.sid == camera.track_sid and publication.name == "camera"
+    assert publication.track is not None
+    picture = await first_picture(publication.track, width=WIDTH)
+    assert picture.shape == (HEIGHT, WIDTH, 4)
+    assert close_to(bar_colours(picture), PATTERN_COLOURS), bar_colours(picture)
+
+    await session.set_camera_enabled(False)
+    camera = session.state.local_media.camera
+    assert not camera.enabled and not camera.published and camera.track_sid is None and camera.error is None
+    await wait_until(
+        lambda: (p := viewer.remote(identity)) is not None
+        and not any(t.source == rtc.TrackSource.SOURCE_CAMERA for t in p.track_publications.values()),
+        timeout=10,
+        message="the camera track to be gone for the viewer",
+    )
+
+    # On again: a new publication, and pictures again.
+    await session.set_camera_enabled(True)
+    second = session.state.local_media.camera.track_sid
+    assert second and second != publication.sid
+    again = await video_of(viewer, identity, rtc.TrackSource.SOURCE_CAMERA)
+    assert again.sid == second and again.track is not None
+    assert close_to(bar_colours(await first_picture(again.track, width=WIDTH)), PATTERN_COLOURS)
+    assert session.state.connection.status is ConnectionStatus.CONNECTED
+
+
+async def test_the_screen_share_is_a_screen_share_track_of_your_frames(
+    make_session: SessionFactory, room_name: str, peer_factory: Any
+) -> None:
+    async def screen() -> Any:
+        for n in range(100_000):
+            picture = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+            picture[:, : WIDTH // 2] = (200, 40, 40)
+            picture[:, WIDTH // 2 :] = (40, 40, 200)
+            picture[-10:, (n * 8) % WIDTH : (n * 8) % WIDTH + 8] = 255
+            yield picture
+            await asyncio.sleep(1 / 10)
+
+    session = make_session(
+        audio_input=None,
+        audio_output=None,
+        video_input=None,
+        screen_share_input=VideoGeneratorInput(screen(), width=WIDTH, height=HEIGHT, description="my screen"),
+    )
+    await session.start(wait_for_agent=False)
+    viewer: Peer = await peer_factory(room_name)
+    identity = session.state.connection.local_identity
+    assert identity is not None
+    await session.set_screen_share_enabled(True)
+    share = session.state.local_media.screen_share
+    assert share.enabled and share.published and share.device == "my screen"
+    assert session.state.local_media.camera.published is False
+    publication = await video_of(viewer, identity, rtc.TrackSource.SOURCE_SCREENSHARE)
+    assert publication.name == "screen_share" and publication.track is not None
+    picture = await first_picture(publication.track, width=WIDTH)
+    left, right = picture[HEIGHT // 2, WIDTH // 4, :3], picture[HEIGHT // 2, 3 * WIDTH // 4, :3]
+    assert np.abs(left.astype(int) - (200, 40, 40)).max() <= 40, left
+    assert np.abs(right.astype(int) - (40, 40, 200)).max() <= 40, right
+    with pytest.raises(LkstateError, match="no camera input") as refused:
+        await session.set_camera_enabled(True)
+    assert "video_input=" in refused.value.remedy
+
+
+async def test_without_a_camera_the_state_says_so_and_the_session_goes_on(
+    make_session: SessionFactory, room_name: str
+) -> None:
+    # CI machines have no camera: "default" finds none (or no OpenCV) and says so in words.
+    session = make_session(audio_input=None, audio_output=None)
+    await session.start(wait_for_agent=False)
+    await session.set_camera_enabled(True)
+    camera = session.state.local_media.camera
+    assert not camera.enabled and not camera.published
+    assert camera.error is not None and camera.error.startswith("No camera"), camera.error
+    assert "PatternVideoInput" in camera.error, "the words say what to do instead"
+    assert session.state.connection.status is ConnectionStatus.CONNECTED
+    message = await session.send_text("still here")
+    assert message.text == "still here"
+
+
+async def test_a_video_file_plays_as_the_camera_and_its_end_is_reported(
+    make_session: SessionFactory, room_name: str, peer_factory: Any, tmp_path: Path
+) -> None:
+    cv2 = pytest.importorskip("cv2")
+    pattern = PatternVideoInput(320, 180)
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15, (320, 180))
+    for n in range(30):  # two seconds
+        writer.write(cv2.cvtColor(pattern.picture(n), cv2.COLOR_RGBA2BGR))
+    writer.release()
+
+    clip = CameraInput(path)
+    assert (clip.width, clip.height, clip.fps) == (320, 180, 15)
+    session = make_session(audio_input=None, audio_output=None, video_input=clip)
+    await session.start(wait_for_agent=False)
+    viewer: Peer = await peer_factory(room_name)
+    identity = session.state.connection.local_identity
+    assert identity is not None
+    await session.set_camera_enabled(True)
+    assert session.state.local_media.camera.device == f"video {path} 320×180 at 15 fps"
+    publication = await video_of(viewer, identity, rtc.TrackSource.SOURCE_CAMERA)
+    assert publication.track is not None
+    picture = await first_picture(publication.track, width=320)
+    assert close_to(bar_colours(picture), PATTERN_COLOURS, tolerance=48), bar_colours(picture)
+
+    def ended(state: SessionState) -> bool:
+        return state.local_media.camera.error is not None
+
+    state = await session.wait_until(ended, timeout=10)
+    assert state.local_media.camera.error == "The camera input ended."
+    assert not state.local_media.camera.enabled and not state.local_media.camera.published
+    assert state.connection.status is ConnectionStatus.CONNECTED
+
+
+async def test_the_camera_needs_a_started_session_and_comes_back_on_after_a_restart(
+    make_session: SessionFactory, room_name: str, peer_factory: Any
+) -> None:
+    session = make_session(audio_input=None, audio_output=None, video_input=PatternVideoInput(320, 180))
+    with pytest.raises(SessionClosedError):
+        await session.set_camera_enabled(True)
+    await session.start(wait_for_agent=False)
+    await session.set_camera_enabled(True)
+    first = session.state.local_media.camera.track_sid
+    await session.end()
+    assert not session.state.local_media.camera.published
+    await session.start(wait_for_agent=False)
+    state = await session.wait_until(lambda s: s.local_media.camera.published, timeout=10)
+    assert state.local_media.camera.enabled and state.local_media.camera.track_sid not in (None, first)
+    viewer: Peer = await peer_factory(room_name)
+    identity = state.connection.local_identity
+    assert identity is not None
+    publication = await video_of(viewer, identity, rtc.TrackSource.SOURCE_CAMERA)
+    assert publication.sid == state.local_media.camera.track_sid
+
+
+async def test_the_camera_survives_a_full_reconnect(
+    make_session: SessionFactory, room_name: str, peer_factory: Any
+) -> None:
+    session = make_session(audio_input=None, audio_output=None, video_input=PatternVideoInput(320, 180))
+    await session.start(wait_for_agent=False)
+    await session.set_camera_enabled(True)
+    first = session.state.local_media.camera.track_sid
+    room = session.room
+    assert room is not None
+    await room.simulate_scenario(rtc.SimulateScenarioKind.SIMULATE_FULL_RECONNECT)
+    state = await session.wait_until(
+        lambda s: s.connection.status is ConnectionStatus.CONNECTED
+        and s.local_media.camera.track_sid not in (None, first),
+        timeout=20,
+    )
+    assert state.local_media.camera.enabled and state.local_media.camera.published
+    viewer: Peer = await peer_factory(room_name)
+    identity = state.connection.local_identity
+    assert identity is not None
+    publication = await video_of(viewer, identity, rtc.TrackSource.SOURCE_CAMERA)
+    assert publication.sid == state.local_media.camera.track_sid and publication.track is not None
+    assert close_to(bar_colours(await first_picture(publication.track, width=320)), PATTERN_COLOURS, tolerance=48)
+
+
+async def test_a_frame_of_the_wrong_size_stops_the_track_with_words_and_the_session_goes_on(
+    make_session: SessionFactory, room_name: str
+) -> None:
+    async def frames() -> Any:
+        for _ in range(5):
+            yield np.zeros((180, 320, 4), dtype=np.uint8)
+            await asyncio.sleep(0.05)
+        yield np.zeros((100, 100, 4), dtype=np.uint8)
+
+    session = make_session(
+        audio_input=None, audio_output=None, video_input=VideoGeneratorInput(frames(), width=320, height=180)
+    )
+    await session.start(wait_for_agent=False)
+    await session.set_camera_enabled(True)
+    state = await session.wait_until(lambda s: s.local_media.camera.error is not None, timeout=10)
+    camera = state.local_media.camera
+    assert camera.error is not None and "shape (100, 100, 4)" in camera.error, camera.error
+    assert not camera.enabled and not camera.published
+    assert state.connection.status is ConnectionStatus.CONNECTED
