@@ -205,6 +205,28 @@ class SessionBridge(QObject):
             return None
         return self._submit("set_microphone_enabled", lambda: method(enabled))
 
+    def set_camera_enabled(self, enabled: bool) -> concurrent.futures.Future[Any] | None:
+        """Turn the camera on or off; the outcome shows in ``state.local_media.camera``."""
+        return self._switch("set_camera_enabled", enabled, "camera")
+
+    def set_screen_share_enabled(self, enabled: bool) -> concurrent.futures.Future[Any] | None:
+        """Share the screen or stop; the outcome shows in ``state.local_media.screen_share``."""
+        return self._switch("set_screen_share_enabled", enabled, "screen share")
+
+    def _switch(self, name: str, enabled: bool, words: str) -> concurrent.futures.Future[Any] | None:
+        method: Callable[[bool], Coroutine[Any, Any, Any]] | None = getattr(self._session, name, None)
+        if method is None:
+            self._emit_failure(
+                CommandError(
+                    name,
+                    f"This session cannot switch the {words}.",
+                    remedy=f"Use a Session (it has {name}).",
+                    error_type="NotImplementedError",
+                )
+            )
+            return None
+        return self._submit(name, lambda: method(enabled))
+
     def dismiss_problems(self) -> concurrent.futures.Future[Any] | None:
         """Clear the problems shown in the state."""
 

@@ -259,6 +259,27 @@ class SessionBinding:
     def toggle_microphone(self) -> None:
         self.set_microphone_enabled(not self.session.state.local_media.microphone.enabled)
 
+    def set_camera_enabled(self, enabled: bool) -> None:
+        """Turn the camera on or off; problems show in the state (``local_media.camera``)."""
+        self._switch_video("set_camera_enabled", enabled, "camera")
+
+    def toggle_camera(self) -> None:
+        self.set_camera_enabled(not self.session.state.local_media.camera.enabled)
+
+    def set_screen_share_enabled(self, enabled: bool) -> None:
+        """Share the screen or stop; problems show in the state (``local_media.screen_share``)."""
+        self._switch_video("set_screen_share_enabled", enabled, "screen share")
+
+    def toggle_screen_share(self) -> None:
+        self.set_screen_share_enabled(not self.session.state.local_media.screen_share.enabled)
+
+    def _switch_video(self, name: str, enabled: bool, words: str) -> None:
+        setter: Callable[[bool], Awaitable[object]] | None = getattr(self.session, name, None)
+        if setter is None:
+            self.app.notify(f"This session cannot switch the {words}.", severity="warning")
+            return
+        self.command(lambda: setter(enabled), group=f"lkstate-{name}", exclusive=True)
+
     def dismiss_problems(self) -> None:
         try:
             self.session.dismiss_problems()

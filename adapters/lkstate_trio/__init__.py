@@ -275,6 +275,14 @@ class TrioSession:
         setter: Callable[[bool], Coroutine[Any, Any, object]] = getattr(self.session, "set_microphone_enabled")
         await self.run(setter(enabled))
 
+    async def set_camera_enabled(self, enabled: bool) -> None:
+        setter: Callable[[bool], Coroutine[Any, Any, object]] = getattr(self.session, "set_camera_enabled")
+        await self.run(setter(enabled))
+
+    async def set_screen_share_enabled(self, enabled: bool) -> None:
+        setter: Callable[[bool], Coroutine[Any, Any, object]] = getattr(self.session, "set_screen_share_enabled")
+        await self.run(setter(enabled))
+
     async def dismiss_problems(self) -> None:
         async def dismiss() -> None:
             self.session.dismiss_problems()
