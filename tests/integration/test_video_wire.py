@@ -260,3 +260,42 @@ async def test_a_frame_of_the_wrong_size_stops_the_track_with_words_and_the_sess
     assert camera.error is not None and "shape (100, 100, 4)" in camera.error, camera.error
     assert not camera.enabled and not camera.published
     assert state.connection.status is ConnectionStatus.CONNECTED
+
+
+async def test_ending_with_the_camera_on_leaves_no_task_thread_or_descriptor_behind(
+    make_session: SessionFactory, room_name: str
+) -> None:
+    import gc
+    import os
+    import threading
+
+    session = make_session(audio_input=None, audio_output=None, video_input=PatternVideoInput(320, 180))
+
+    async def cycle() -> None:
+        await session.start(wait_for_agent=False)
+        await session.set_camera_enabled(True)
+        assert session.state.local_media.camera.published
+        await session.end()
+
+    def usage() -> tuple[int, int, list[str]]:
+        gc.collect()
+        tasks = sorted(t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("lkstate-"))
+        # Native threads that called back into Python show up as dummy threads: the
+        # native runtime's fixed pool, not ours.
+        ours = [t for t in threading.enumerate() if not isinstance(t, threading._DummyThread)]  # pyright: ignore[reportPrivateUsage]
+        return len(ours), len(os.listdir("/proc/self/fd")), tasks
+
+    await cycle()  # the first cycle loads what stays loaded (the native library, the executor)
+    await asyncio.sleep(0.5)
+    threads, fds, tasks = usage()
+    assert tasks == []
+    for _ in range(8):
+        await cycle()
+    await asyncio.sleep(0.5)
+    after_threads, after_fds, after_tasks = usage()
+    assert after_tasks == []
+    assert after_threads <= threads, [t.name for t in threading.enumerate()]
+    assert after_fds <= fds + 4, (fds, after_fds)
+    camera = session.state.local_media.camera
+    assert not camera.published and camera.track_sid is None
+    assert camera.enabled, "the choice is kept for the next start"
