@@ -74,7 +74,7 @@ import logging
 import os
 import sys
 import wave
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from types import ModuleType
 from typing import Any, Protocol, TypeAlias, cast, runtime_checkable
 
@@ -84,6 +84,7 @@ import numpy.typing as npt
 from livekit import rtc
 
 from ._errors import AudioInputError
+from ._pacing import Pacer, each
 
 __all__ = [
     "AudioInput",
@@ -183,56 +184,6 @@ class _FrameCutter:
         return rtc.AudioFrame(chunk, self._sample_rate, self._num_channels, self._samples_per_frame)
 
 
-class _Pacer:
-    """Releases frame *n* at ``start + n * period`` on a monotonic clock.
-
-    Each deadline is computed from the start, never from the previous wake-up,
-    so the scheduler's lateness on one frame is absorbed by a shorter sleep
-    before the next one instead of piling up: after an hour the stream is
-    still an hour long. If the consumer stalls for longer than ``max_lag``
-    (a paused laptop, a blocked loop), the schedule is re-anchored rather than
-    bursting the backlog out at once — a real microphone could not have
-    produced that burst either.
-    """
-
-    def __init__(
-        self,
-        period: float,
-        *,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-        max_lag: float = 1.0,
-    ) -> None:
-        self._period = period
-        self._clock = clock
-        self._sleep = sleep
-        self._max_lag = max_lag
-        self._start: float | None = None
-        self._count = 0
-
-    def deadline(self, n: int) -> float:
-        """When frame ``n`` (counted since the last re-anchoring) is due."""
-        assert self._start is not None
-        return self._start + n * self._period
-
-    async def wait(self) -> None:
-        now = self._clock()
-        if self._start is None:
-            self._start = now
-        due = self.deadline(self._count)
-        if now - due > self._max_lag:
-            logger.debug("audio pacing fell %.3f s behind; re-anchoring", now - due)
-            self._start, self._count, due = now, 0, now
-        self._count += 1
-        if due > now:
-            await self._sleep(due - now)
-
-    @classmethod
-    def for_running_loop(cls, period: float) -> _Pacer:
-        loop = asyncio.get_running_loop()
-        return cls(period, clock=loop.time, sleep=asyncio.sleep)
-
-
 # --------------------------------------------------------------------------
 # WAV files
 # --------------------------------------------------------------------------
@@ -307,7 +258,7 @@ class WavFileInput:
 
     async def frames(self) -> AsyncGenerator[rtc.AudioFrame, None]:
         cutter = _FrameCutter(self._sample_rate, self._num_channels, self._samples_per_frame)
-        pacer = _Pacer.for_running_loop(self._frame_ms / 1000) if self._realtime else None
+        pacer = Pacer.for_running_loop(self._frame_ms / 1000) if self._realtime else None
         with wave.open(self._path, "rb") as wav:
             while not self._closed:
                 data = wav.readframes(self._samples_per_frame)
@@ -400,15 +351,6 @@ class GeneratorInput:
     def num_channels(self) -> int:
         return self._num_channels
 
-    async def _chunks(self) -> AsyncIterator[PcmChunk]:
-        source = self._source
-        if isinstance(source, AsyncIterable):
-            async for chunk in source:
-                yield chunk
-        else:
-            for chunk in source:
-                yield chunk
-
     async def frames(self) -> AsyncGenerator[rtc.AudioFrame, None]:
         if self._started:
             raise AudioInputError(
@@ -417,8 +359,8 @@ class GeneratorInput:
             )
         self._started = True
         cutter = _FrameCutter(self._sample_rate, self._num_channels, self._samples_per_frame)
-        pacer = _Pacer.for_running_loop(self._frame_ms / 1000) if self._realtime else None
-        async for chunk in self._chunks():
+        pacer = Pacer.for_running_loop(self._frame_ms / 1000) if self._realtime else None
+        async for chunk in each(self._source):
             for frame in cutter.push(_chunk_bytes(chunk, self._num_channels)):
                 if pacer is not None:
                     await pacer.wait()

@@ -42,6 +42,11 @@ class LkstateError(Exception):
         self.message = message
         self.remedy = remedy
 
+    def sentence(self) -> str:
+        """The message as a sentence a person reads (capitalised) followed by the remedy."""
+        message = self.message[:1].upper() + self.message[1:]
+        return f"{message} {self.remedy}".strip()
+
     def __str__(self) -> str:
         if self.remedy:
             return f"{self.message} {self.remedy}"

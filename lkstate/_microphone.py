@@ -81,7 +81,7 @@ import contextlib
 import enum
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 import attrs
 from livekit import rtc
@@ -90,6 +90,7 @@ from . import _events as ev
 from ._audio import AudioInput, MicrophoneInput, WavFileInput, pump
 from ._errors import AudioInputError
 from ._preconnect import PreConnectBuffer, PreConnectLimits, send_preconnect_audio
+from ._room_listeners import RoomListeners
 from ._state import (
     ConnectionStatus,
     LocalTrackState,
@@ -98,9 +99,6 @@ from ._state import (
     SessionState,
     TrackSource,
 )
-
-if TYPE_CHECKING:
-    from livekit.rtc.room import EventTypes
 
 __all__ = [
     "MicrophoneController",
@@ -628,19 +626,10 @@ def _open_default_microphone() -> tuple[AudioInput | None, str | None]:
     try:
         return MicrophoneInput(), None
     except AudioInputError as error:
-        message = error.message[:1].upper() + error.message[1:]
-        return None, f"{message} {error.remedy}".strip()
+        return None, error.sentence()
     except Exception as error:  # a broken driver must not stop the session
         logger.warning("opening the default microphone failed unexpectedly", exc_info=True)
         return None, f"No microphone found: opening it failed ({error})."
-
-
-def _on(room: rtc.Room, event: EventTypes, callback: Callable[..., None]) -> None:
-    room.on(event, callback)  # pyright: ignore[reportUnknownMemberType]
-
-
-def _off(room: rtc.Room, event: EventTypes, callback: Callable[..., None]) -> None:
-    room.off(event, callback)  # pyright: ignore[reportUnknownMemberType]
 
 
 class MicrophoneController:
@@ -700,7 +689,7 @@ class MicrophoneController:
         self._applying = False
         self._started = False
         self._closed = False
-        self._listeners: list[tuple[EventTypes, Callable[..., None]]] = []
+        self._listeners = RoomListeners()
 
     # -- reading -----------------------------------------------------------------------
 
@@ -762,17 +751,17 @@ class MicrophoneController:
         if self._closed or self._room is not None:
             return
         self._room = room
-        listeners: tuple[tuple[EventTypes, Callable[..., None]], ...] = (
-            ("local_track_subscribed", self._on_local_track_subscribed),
-            ("participant_connected", self._on_participant_connected),
-            ("local_track_republished", self._on_local_track_republished),
-            ("local_track_unpublished", self._on_local_track_unpublished),
-            ("participant_disconnected", self._on_participant_disconnected),
-            ("reconnected", self._on_reconnected),
+        self._listeners.attach(
+            room,
+            (
+                ("local_track_subscribed", self._on_local_track_subscribed),
+                ("participant_connected", self._on_participant_connected),
+                ("local_track_republished", self._on_local_track_republished),
+                ("local_track_unpublished", self._on_local_track_unpublished),
+                ("participant_disconnected", self._on_participant_disconnected),
+                ("reconnected", self._on_reconnected),
+            ),
         )
-        for event, callback in listeners:
-            _on(room, event, callback)
-            self._listeners.append((event, callback))
         if self._source is not None:
             await self._publish(room)
         self._apply()
@@ -812,12 +801,8 @@ class MicrophoneController:
         otherwise. ``reason`` replaces the default words ("The session ended
         before an agent was ready").
         """
-        room, self._room = self._room, None
-        if room is not None:
-            for event, callback in self._listeners:
-                with contextlib.suppress(Exception):
-                    _off(room, event, callback)
-        self._listeners.clear()
+        self._room = None
+        self._listeners.detach()
         self._unattributed = None
         for handle in self._suspects.values():
             if handle is not None:

@@ -451,15 +451,10 @@ def _open_default_speaker() -> tuple[AudioOutput | None, str | None]:
     try:
         return SpeakerOutput(), None
     except AudioOutputError as error:
-        return None, _sentence(error)
+        return None, error.sentence()
     except Exception as error:  # a broken driver must not stop the session
         logger.warning("opening the default speaker failed unexpectedly", exc_info=True)
         return None, f"No speaker found: opening it failed ({error})."
-
-
-def _sentence(error: AudioOutputError) -> str:
-    message = error.message[:1].upper() + error.message[1:]
-    return f"{message} {error.remedy}".strip()
 
 
 def _describe_output(output: AudioOutput) -> str:
@@ -599,7 +594,7 @@ class SpeakerController:
             except Exception as failure:
                 logger.warning("opening the audio output failed", exc_info=True)
                 error = (
-                    _sentence(failure)
+                    failure.sentence()
                     if isinstance(failure, AudioOutputError)
                     else f"The speaker could not be opened: {failure}"
                 )
@@ -703,7 +698,7 @@ class SpeakerController:
             async for event in playback.stream:
                 self._write(event.frame)
         except AudioOutputError as failure:
-            self._fail(_sentence(failure))
+            self._fail(failure.sentence())
         except Exception as failure:
             logger.warning("the audio output failed", exc_info=True)
             self._fail(f"The speaker stopped working: {failure}")

@@ -36,8 +36,8 @@ import numpy as np
 import numpy.typing as npt
 from livekit import rtc
 
-from ._audio import _Pacer  # pyright: ignore[reportPrivateUsage]
 from ._errors import VideoInputError
+from ._pacing import Pacer, each
 
 __all__ = [
     "VideoInput",
@@ -166,7 +166,7 @@ class PatternVideoInput:
         return image
 
     async def frames(self) -> AsyncGenerator[rtc.VideoFrame, None]:
-        pacer = _Pacer.for_running_loop(1 / self._fps) if self._realtime else None
+        pacer = Pacer.for_running_loop(1 / self._fps) if self._realtime else None
         n = 0
         while not self._closed and (self._max_frames is None or n < self._max_frames):
             if pacer is not None:
@@ -258,16 +258,6 @@ class VideoGeneratorInput:
     def description(self) -> str:
         return self._description
 
-    async def _chunks(self) -> AsyncIterator[object]:
-        source = self._source
-        if isinstance(source, AsyncIterable):
-            async for chunk in source:
-                yield chunk
-        else:
-            for chunk in source:
-                yield chunk
-                await asyncio.sleep(0)
-
     async def frames(self) -> AsyncGenerator[rtc.VideoFrame, None]:
         if self._started:
             raise VideoInputError(
@@ -275,8 +265,8 @@ class VideoGeneratorInput:
                 remedy="Build a new VideoGeneratorInput each time the track is turned on.",
             )
         self._started = True
-        pacer = _Pacer.for_running_loop(1 / self._fps) if self._fps else None
-        async for chunk in self._chunks():
+        pacer = Pacer.for_running_loop(1 / self._fps) if self._fps else None
+        async for chunk in each(self._source):
             if pacer is not None:
                 await pacer.wait()
             if self._closed:
@@ -404,7 +394,7 @@ class CameraInput:
         self._reading = True
         # A file is read as fast as the disk allows, so it is paced at its frame
         # rate; a camera's read() already waits for the next frame.
-        pacer = _Pacer.for_running_loop(1 / self._fps) if self._is_file else None
+        pacer = Pacer.for_running_loop(1 / self._fps) if self._is_file else None
         try:
             while not self._closed:
                 first, self._first = self._first, None
@@ -442,8 +432,7 @@ def open_default_camera() -> tuple[VideoInput | None, str | None]:
     try:
         return CameraInput(), None
     except VideoInputError as error:
-        message = error.message[:1].upper() + error.message[1:]
-        return None, f"{message} {error.remedy}".strip()
+        return None, error.sentence()
     except Exception as error:  # a broken driver must not stop the session
         logger.warning("opening the default camera failed unexpectedly", exc_info=True)
         return None, f"The camera could not be opened: {error}"

@@ -28,10 +28,10 @@ from typing import Literal
 
 import attrs
 from livekit import rtc
-from livekit.rtc.room import EventTypes
 
 from . import _events as ev
 from ._errors import VideoInputError
+from ._room_listeners import RoomListeners
 from ._state import LocalTrackState, TrackSource
 from ._video import VideoInput, describe_video_input, open_default_camera
 
@@ -44,14 +44,6 @@ _RTC_SOURCE = {
     TrackSource.CAMERA: rtc.TrackSource.SOURCE_CAMERA,
     TrackSource.SCREEN_SHARE: rtc.TrackSource.SOURCE_SCREENSHARE,
 }
-
-
-def _on(room: rtc.Room, event: EventTypes, callback: Callable[..., None]) -> None:
-    room.on(event, callback)  # pyright: ignore[reportUnknownMemberType]
-
-
-def _off(room: rtc.Room, event: EventTypes, callback: Callable[..., None]) -> None:
-    room.off(event, callback)  # pyright: ignore[reportUnknownMemberType]
 
 
 class VideoTrackController:
@@ -93,7 +85,7 @@ class VideoTrackController:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
-        self._listeners: list[tuple[EventTypes, Callable[..., None]]] = []
+        self._listeners = RoomListeners()
         device = None if self._input is None else describe_video_input(self._input)
         self._track_state = LocalTrackState(enabled=False, device=device)
         self._emit_state()
@@ -132,9 +124,7 @@ class VideoTrackController:
             if self._closed or self._room is not None:
                 return
             self._room = room
-            for event, callback in (("local_track_republished", self._on_republished),):
-                _on(room, event, callback)  # type: ignore[arg-type]
-                self._listeners.append((event, callback))  # type: ignore[arg-type]
+            self._listeners.attach(room, (("local_track_republished", self._on_republished),))
             if self._enabled:
                 await self._turn_on()
 
@@ -142,11 +132,7 @@ class VideoTrackController:
         """The room is going away: stop sending; the wish to be on is kept for the next room."""
         async with self._lock:
             room, self._room = self._room, None
-            if room is not None:
-                for event, callback in self._listeners:
-                    with contextlib.suppress(Exception):
-                        _off(room, event, callback)
-            self._listeners.clear()
+            self._listeners.detach()
             await self._stop_sending(room)
             self._set(published=False, track_sid=None)
 

@@ -20,11 +20,11 @@ from lkstate._audio import (
     MicrophoneInput,
     PumpCounts,
     WavFileInput,
-    _Pacer,  # pyright: ignore[reportPrivateUsage]
     default_audio_input,
     pump,
 )
 from lkstate._errors import AudioInputError
+from lkstate._pacing import Pacer
 from lkstate._preconnect import PreConnectBuffer
 
 
@@ -176,7 +176,7 @@ class FakeClock:
 
 async def test_pacing_absorbs_lateness_instead_of_accumulating_drift() -> None:
     clock = FakeClock(oversleep=0.004)
-    pacer = _Pacer(0.010, clock=clock.time, sleep=clock.sleep)
+    pacer = Pacer(0.010, clock=clock.time, sleep=clock.sleep)
 
     releases: list[float] = []
     for _ in range(1000):
@@ -194,7 +194,7 @@ async def test_pacing_absorbs_lateness_instead_of_accumulating_drift() -> None:
 
 async def test_pacing_reanchors_after_a_long_stall_instead_of_bursting() -> None:
     clock = FakeClock(oversleep=0.0)
-    pacer = _Pacer(0.010, clock=clock.time, sleep=clock.sleep, max_lag=1.0)
+    pacer = Pacer(0.010, clock=clock.time, sleep=clock.sleep, max_lag=1.0)
     for _ in range(10):
         await pacer.wait()
     clock.now += 5.0  # the laptop slept
