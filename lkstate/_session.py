@@ -164,6 +164,7 @@ class Session:
             self._video_inputs[TrackSource.SCREEN_SHARE] = screen_share_input
         self._video: dict[TrackSource, VideoTrackController] = {}
         self._video_wanted: dict[TrackSource, bool] = {}
+        self._microphone_wanted = True
         self._remote = RemoteSessionClient(self._send_session_message)
         self._watch: DisposableBase = self._store.states.subscribe(self._on_state)
 
@@ -270,6 +271,8 @@ class Session:
                 preconnect=self._options.preconnect_audio,
                 limits=self._options.preconnect_limits,
             )
+            if not self._microphone_wanted:
+                await self._mic.set_enabled(False)  # before capture: it starts muted
             await self._mic.start_capture()  # before connecting: the user may speak already
         if self._audio_output is not None:
             self._speaker = SpeakerController(audio_output=self._audio_output, emit=self._dispatch, clock=self._clock)
@@ -460,16 +463,22 @@ class Session:
         """Turn the microphone on or off (muting the published track).
 
         The state's ``local_media.microphone`` shows the result, including why
-        it cannot work (no device, no permission). Raises
-        :class:`~lkstate.SessionClosedError` when the session is not started.
+        it cannot work (no device, no permission). The choice is kept: called
+        before :meth:`start` (``False`` to start muted, for push-to-talk) or
+        between sessions, it applies from the next start. Raises
+        :class:`~lkstate.LkstateError` when the session has no ``audio_input``.
         """
-        mic = self._mic
-        if mic is None:
-            raise SessionClosedError(
-                "The microphone is not available: the session is not started or has no audio input.",
-                remedy="Start the session (with an audio_input) first.",
+        if self._audio_input is None:
+            raise LkstateError(
+                "This session has no microphone input.",
+                remedy='Pass audio_input="default" (or a WavFileInput / GeneratorInput) to Session.',
             )
-        await mic.set_enabled(enabled)
+        self._microphone_wanted = enabled
+        mic = self._mic
+        if mic is not None:
+            await mic.set_enabled(enabled)
+        else:
+            self._show_choice(TrackSource.MICROPHONE, enabled)
 
     async def set_speaker_enabled(self, enabled: bool) -> None:
         """Play the agent's voice, or mute it (silence is played in its place).
@@ -491,10 +500,9 @@ class Session:
 
         Returns when it is done; the state's ``local_media.camera`` shows the
         result, including why it cannot work (no camera, OpenCV missing, the
-        input ended). The choice is kept: a session started again turns the
-        camera back on. Raises :class:`~lkstate.SessionClosedError` when the
-        session is not started, :class:`~lkstate.LkstateError` when it has no
-        ``video_input``.
+        input ended). The choice is kept: called before :meth:`start`, or
+        between sessions, it applies from the next start. Raises
+        :class:`~lkstate.LkstateError` when the session has no ``video_input``.
         """
         await self._set_video(TrackSource.CAMERA, enabled)
 
@@ -513,14 +521,24 @@ class Session:
                 f"This session has no {words} input.",
                 remedy=f"Pass {argument}=... (a VideoInput such as PatternVideoInput or CameraInput) to Session.",
             )
-        video = self._video.get(kind)
-        if video is None:
-            raise SessionClosedError(
-                f"The {words} is not available: the session is not started.", remedy="Start the session first."
-            )
         self._video_wanted[kind] = enabled
-        await video.set_enabled(enabled)
-        self._video_wanted[kind] = video.enabled
+        video = self._video.get(kind)
+        if video is not None:
+            await video.set_enabled(enabled)
+            self._video_wanted[kind] = video.enabled  # False again when it could not be turned on
+        else:
+            self._show_choice(kind, enabled)
+
+    def _show_choice(self, kind: TrackSource, enabled: bool) -> None:
+        """Between sessions the state shows the user's choice at once; the next start acts on it."""
+        media = self.state.local_media
+        current = {
+            TrackSource.MICROPHONE: media.microphone,
+            TrackSource.CAMERA: media.camera,
+            TrackSource.SCREEN_SHARE: media.screen_share,
+        }[kind]
+        wanted = attrs.evolve(current, enabled=enabled, muted=not enabled if kind is TrackSource.MICROPHONE else current.muted)
+        self._dispatch(ev.LocalTrackChanged(at=self._clock(), source=kind, track=wanted))
 
     def dismiss_problems(self) -> None:
         """Clear the problems (and the last connection error) shown in the state."""

@@ -87,7 +87,7 @@ class VideoTrackController:
         self._closed = False
         self._listeners = RoomListeners()
         device = None if self._input is None else describe_video_input(self._input)
-        self._track_state = LocalTrackState(enabled=False, device=device)
+        self._track_state = LocalTrackState(enabled=enabled, device=device)
         self._emit_state()
 
     # -- reading -----------------------------------------------------------------------

@@ -608,6 +608,41 @@ async def test_a_muted_microphone_sends_the_agent_no_speech_and_unmuting_resumes
     assert _changes(s.local_media.microphone.muted for _, s in user.history)[-3:] == [False, True, False]
 
 
+async def test_a_microphone_muted_before_start_starts_muted_records_nothing_and_unmutes_live(
+    make_session: MakeSession, room_name: str, agent_factory: Any
+) -> None:
+    # Push-to-talk: the user chooses "muted" before connecting.
+    agent = await agent_factory(room_name)
+    speaker = Speaker(4.0)
+    user = make_session(audio_input=speaker.input)
+    await user.session.set_microphone_enabled(False)
+    chosen = user.state.local_media.microphone
+    assert (chosen.enabled, chosen.muted, chosen.published) == (False, True, False), "the choice shows at once"
+    await user.session.start()
+    state = await user.wait(lambda s: s.local_media.microphone.published)
+    microphone = state.local_media.microphone
+    assert (microphone.enabled, microphone.muted) == (False, True)
+    sid = microphone.track_sid
+    await wait_until(
+        lambda: (p := agent.room.remote_participants.get("user")) is not None
+        and sid in p.track_publications
+        and p.track_publications[sid].muted,
+        timeout=5,
+        message="the agent to see the microphone muted",
+    )
+    assert not user.saw(lambda s: s.preconnect.bytes > 0), "nothing was recorded while muted"
+    await asyncio.sleep(0.5)
+    assert loud_windows(agent.stt.received_pcm()) == 0, "the agent heard nothing"
+
+    await user.session.set_microphone_enabled(True)
+    unmuted_at = speaker.now
+    await speaker.spoken()
+    heard = agent.stt.received_pcm()
+    live = [w for w in locate(np.frombuffer(heard, dtype=np.int16).astype(np.float64),
+                              speaker.samples.astype(np.float64)) if w.score >= 0.9]
+    assert live and live[0].instant >= unmuted_at - 0.1, "it hears the user from the moment of unmuting"
+
+
 async def test_the_default_microphone_on_a_machine_without_one_is_an_error_in_words_and_the_session_works(
     make_session: MakeSession, room_name: str, agent_factory: Any, agent_log: AgentLog
 ) -> None:

@@ -21,7 +21,6 @@ from lkstate import (
     ConnectionStatus,
     LkstateError,
     PatternVideoInput,
-    SessionClosedError,
     SessionState,
     VideoGeneratorInput,
 )
@@ -196,15 +195,16 @@ async def test_a_video_file_plays_as_the_camera_and_its_end_is_reported(
     assert state.connection.status is ConnectionStatus.CONNECTED
 
 
-async def test_the_camera_needs_a_started_session_and_comes_back_on_after_a_restart(
+async def test_the_camera_chosen_before_start_comes_on_at_start_and_again_after_a_restart(
     make_session: SessionFactory, room_name: str, peer_factory: Any
 ) -> None:
     session = make_session(audio_input=None, audio_output=None, video_input=PatternVideoInput(320, 180))
-    with pytest.raises(SessionClosedError):
-        await session.set_camera_enabled(True)
-    await session.start(wait_for_agent=False)
     await session.set_camera_enabled(True)
-    first = session.state.local_media.camera.track_sid
+    camera = session.state.local_media.camera
+    assert camera.enabled and not camera.published, "the choice shows at once; nothing is published yet"
+    await session.start(wait_for_agent=False)
+    state = await session.wait_until(lambda s: s.local_media.camera.published, timeout=10)
+    first = state.local_media.camera.track_sid
     await session.end()
     assert not session.state.local_media.camera.published
     await session.start(wait_for_agent=False)
