@@ -9,25 +9,33 @@ to get a token (``--url``, ``--token``, ``--token-endpoint``, ``--api-key``,
 long to wait for the agent, and how often to redraw. This module declares
 them on an ``argparse`` parser and turns the parsed values into a
 :class:`~lkstate.Session`; each front end adds its own flags beside them.
+
+``--camera`` (:func:`add_camera_argument`) picks what the camera button
+sends: the machine's camera, a generated test pattern (so a demo shows a
+working camera on a machine without one), or nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import Any, Literal
 
 from ._config import token_source_from_env
 from ._delivery import DEFAULT_MAX_RATE
 from ._session import Session
 from ._tokens import TokenSource
+from ._video import PatternVideoInput, VideoInput
 
 __all__ = [
+    "CAMERA_CHOICES",
     "CONNECTION_HELP",
     "DEFAULT_AGENT_TIMEOUT",
+    "add_camera_argument",
     "add_connection_arguments",
     "session_from_args",
     "token_source_from_args",
+    "video_input_for",
 ]
 
 DEFAULT_AGENT_TIMEOUT = 20.0
@@ -88,6 +96,37 @@ def add_connection_arguments(
         )
 
 
+CAMERA_CHOICES = ("default", "pattern", "none")
+"""What ``--camera`` accepts: the system camera, a generated test pattern, or no camera."""
+
+
+def add_camera_argument(parser: argparse.ArgumentParser) -> None:
+    """Declare ``--camera {default,pattern,none}`` (default ``default``) on ``parser``."""
+    parser.add_argument(
+        "--camera",
+        choices=CAMERA_CHOICES,
+        default="default",
+        help="what the camera button sends: default = this machine's camera (the app says so in words when "
+        "there is none), pattern = generated colour bars (a working camera on any machine), none = no "
+        "camera (default %(default)s)",
+    )
+
+
+def video_input_for(choice: str) -> VideoInput | Literal["default"] | None:
+    """The :class:`~lkstate.Session` ``video_input`` a ``--camera`` choice stands for.
+
+    ``pattern`` makes a new :class:`~lkstate.PatternVideoInput` on each call,
+    so sessions made for different users (browser tabs) do not share one.
+    """
+    if choice == "default":
+        return "default"
+    if choice == "pattern":
+        return PatternVideoInput()
+    if choice == "none":
+        return None
+    raise ValueError(f"--camera takes one of {', '.join(CAMERA_CHOICES)}, not {choice!r}")
+
+
 def token_source_from_args(args: argparse.Namespace) -> TokenSource:
     """The token source the parsed flags (then the environment) describe.
 
@@ -106,7 +145,8 @@ def session_from_args(args: argparse.Namespace, **session_kwargs: Any) -> Sessio
     """A new, unstarted session as the parsed flags describe it.
 
     ``session_kwargs`` go to :class:`~lkstate.Session` as they are (``audio_input``,
-    ``options``…) and win over the flags. Each call makes a new token source, so
+    ``options``…) and win over the flags. A parser with :func:`add_camera_argument`
+    gives the session its ``video_input``. Each call makes a new token source, so
     sessions made for different users do not share a room or an identity unless
     the flags say so. Raises :class:`~lkstate.LkstateError` when the flags and the
     environment give no way to reach a server.
@@ -118,4 +158,7 @@ def session_from_args(args: argparse.Namespace, **session_kwargs: Any) -> Sessio
         "participant_identity": getattr(args, "identity", None),
         "participant_name": getattr(args, "name", None),
     }
+    camera = getattr(args, "camera", None)
+    if camera is not None:
+        flags["video_input"] = video_input_for(camera)
     return Session(token_source_from_args(args), **{**flags, **session_kwargs})

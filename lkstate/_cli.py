@@ -2,8 +2,8 @@
 
 ::
 
-    lkstate demo [--ui textual|qt|gradio] [--headless]   # local server + example agent + a front end
-    lkstate connect --url URL --token TOKEN | --token-endpoint URL [--ui ...]
+    lkstate demo [--ui textual|qt|gradio] [--camera default|pattern|none] [--headless]
+    lkstate connect --url URL --token TOKEN | --token-endpoint URL [--ui ...] [--camera ...]
     lkstate record --out FILE (connection flags) [--ui ... | --headless]
     lkstate replay FILE [--ui ...] [--speed N] [--headless]
     lkstate inspect FILE [--step N]                         # timeline + the state at a step
@@ -14,7 +14,9 @@ a local livekit-server, registers the offline example agent with it, and opens
 a front end talking to that agent; quitting, Ctrl-C or a closed terminal stop
 everything it started. ``--headless`` does the same without a UI — connect,
 say hello, print the agent's reply and every state change, exit — which is
-how CI runs it.
+how CI runs it. ``--camera`` picks what the front end's camera button sends:
+the machine's camera (``default``), generated colour bars (``pattern``, a
+working camera on a machine without one) or nothing (``none``).
 
 Front ends are imported only when asked for (``lkstate_textual.app``,
 ``lkstate_qt.app``, ``lkstate_gradio.app``), so ``inspect`` or ``token`` need
@@ -36,12 +38,18 @@ import sys
 import time
 from collections.abc import Callable, Generator, Sequence
 from types import FrameType, ModuleType
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import attrs
 
 from . import _events as ev
-from ._app_args import CONNECTION_HELP, add_connection_arguments, token_source_from_args
+from ._app_args import (
+    CONNECTION_HELP,
+    add_camera_argument,
+    add_connection_arguments,
+    token_source_from_args,
+    video_input_for,
+)
 from ._devserver import DevServer, dev_environment
 from ._errors import LkstateError, TokenSourceError
 from ._messages import DeliveryStatus, Message, Role
@@ -50,6 +58,7 @@ from ._recording import Recorder, RecordingHeader, Replay, read_recording, recor
 from ._session import Session
 from ._state import SessionState
 from ._tokens import DevelopmentTokenSource, TokenRequest, TokenSource
+from ._video import PatternVideoInput, VideoInput
 
 __all__ = ["main", "describe_state", "describe_event"]
 
@@ -148,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--agent-name", default=DEMO_AGENT, help="the name the example agent registers (default %(default)s)")
     demo.add_argument("--greeting", default=None, help="what the agent says when you join (default: its hello; '' for none)")
     demo.add_argument("--record", metavar="FILE", help="also record the session into FILE")
+    add_camera_argument(demo)
     demo.set_defaults(run=_cmd_demo, command="demo")
 
     connect = commands.add_parser(
@@ -158,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     add_connection_arguments(connect, max_rate=None)
     _add_ui_flags(connect, headless_help="no UI: print the state changes (and with --say, the agent's replies)")
     connect.add_argument("--record", metavar="FILE", help="also record the session into FILE")
+    add_camera_argument(connect)
     connect.set_defaults(run=_cmd_connect, command="connect")
 
     rec = commands.add_parser(
@@ -169,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--out", "-o", metavar="FILE", required=True, help="the recording to write (.jsonl)")
     add_connection_arguments(rec, max_rate=None)
     _add_ui_flags(rec, headless_help="no UI: print the state changes (and with --say, the agent's replies)")
+    add_camera_argument(rec)
     rec.set_defaults(run=_cmd_record, command="record")
 
     replay = commands.add_parser(
@@ -273,6 +285,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             secrets=(server.api_key, server.api_secret),
             record=args.record,
             metadata={"command": "lkstate demo", "agent_name": args.agent_name},
+            camera=args.camera,
         )
         if ui is None:
             say = args.say if args.say is not None else ["Hello!"]
@@ -311,6 +324,7 @@ def _connect_command(args: argparse.Namespace, command: str, record_path: str | 
         secrets=secrets,
         record=record_path,
         metadata={"command": f"lkstate {command}", **({"agent_name": args.agent_name} if args.agent_name else {})},
+        camera=args.camera,
     )
     if ui is None:
         return _run_headless(spec, say=args.say or [], timeout=args.timeout, progress=progress,
@@ -344,18 +358,31 @@ class _SessionSpec:
     secrets: tuple[str, ...] = ()
     record: str | None = None
     metadata: dict[str, str] = attrs.field(factory=lambda: dict[str, str]())
+    camera: str = "default"
+    """The ``--camera`` choice: ``default``, ``pattern`` or ``none``."""
 
     def session(self, *, microphone: bool = True) -> Session:
-        """A new session; ``microphone=False`` (headless runs) never opens an audio device."""
+        """A new session; ``microphone=False`` (headless runs) never opens an audio device.
+
+        The camera starts off whatever ``camera`` says; it only picks what the
+        front end's camera button sends.
+        """
         return Session(
             self.tokens(),
             audio_input="default" if microphone else None,
+            video_input=video_input_for(self.camera),
             agent_name=self.agent_name,
             room_name=self.room_name,
             participant_identity=self.identity,
             participant_name=self.name,
             agent_connect_timeout=self.agent_timeout,
         )
+
+    def camera_per_tab(self) -> Callable[[], VideoInput] | Literal["default"] | None:
+        """The camera for the Gradio front end, which makes a session per browser tab: a new input each."""
+        if self.camera == "pattern":
+            return PatternVideoInput
+        return None if self.camera == "none" else "default"
 
     def recorder(self, session: Session) -> Recorder | None:
         if not self.record:
@@ -576,7 +603,8 @@ def _open_live_ui(ui: str, module: ModuleType, spec: _SessionSpec, *, server: De
     if ui == "gradio":
         run = _entry(module, "run", ui)
         run(spec.tokens, agent_name=spec.agent_name, port=0, auto_connect=True,
-            agent_connect_timeout=spec.agent_timeout, room_name=spec.room_name)
+            agent_connect_timeout=spec.agent_timeout, room_name=spec.room_name,
+            video_input=spec.camera_per_tab())
         return
     session = spec.session()
     recorder = spec.recorder(session)

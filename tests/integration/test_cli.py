@@ -2,7 +2,8 @@
 
 Most tests call ``main([...])`` in-process and read what it printed; the
 ones about the installed ``lkstate`` command and about missing front ends run
-it as a subprocess, as a user would.
+it as a subprocess, as a user would. The ``--camera`` test alone connects to
+the test server, to see what the front end's camera button would send.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from lkstate import decode_claims
+from lkstate import LkstateError, PatternVideoInput, Session, decode_claims
+from lkstate import _cli
 from lkstate._cli import main
 from lkstate._recording import read_recording
 
@@ -126,6 +128,71 @@ def test_connect_without_any_way_to_reach_a_server_says_what_to_pass(
     assert main(["connect", "--headless"]) == 2
     err = capsys.readouterr().err
     assert "No way to reach a LiveKit server" in err and "--token-endpoint" in err
+
+
+class FakeFrontEnd:
+    """Stands in for ``lkstate_<ui>.app``: keeps what the CLI hands a front end, shows nothing."""
+
+    def __init__(self) -> None:
+        self.sessions: list[Session] = []
+        self.gradio_options: list[dict[str, object]] = []
+        front_end = self
+
+        class VoiceAgentApp:
+            def __init__(self, session: Session, **options: object) -> None:
+                front_end.sessions.append(session)
+
+            def run(self) -> None:
+                pass
+
+        self.VoiceAgentApp = VoiceAgentApp
+
+    def run(self, *args: object, **options: object) -> None:
+        self.gradio_options.append(options)
+
+
+def test_the_camera_flag_picks_what_the_camera_button_sends(
+    monkeypatch: pytest.MonkeyPatch, livekit_server: object
+) -> None:
+    import asyncio
+
+    from tests.harness.server import LiveKitServer
+
+    assert isinstance(livekit_server, LiveKitServer)
+    front_end = FakeFrontEnd()
+    monkeypatch.setattr(_cli, "_load_ui", lambda ui: front_end)
+    server = ["--url", livekit_server.url, "--api-key", livekit_server.api_key,
+              "--api-secret", livekit_server.api_secret, "--agent-name", ""]
+    assert _cli._parser().parse_args(["demo"]).camera == "default"
+    assert _cli._parser().parse_args(["connect"]).camera == "default"
+    with pytest.raises(SystemExit):
+        _cli._parser().parse_args(["demo", "--camera", "webcam"])
+
+    assert main(["connect", *server, "--camera", "pattern"]) == 0
+    assert main(["connect", *server, "--camera", "none"]) == 0
+    pattern, none = front_end.sessions
+
+    async def camera_button(session: Session) -> str | None:
+        await session.start(wait_for_agent=False)
+        try:
+            await session.set_camera_enabled(True)
+            return session.state.local_media.camera.device
+        finally:
+            await session.end()
+
+    assert asyncio.run(camera_button(pattern)) == "test pattern 640×360 at 15 fps"
+    with pytest.raises(LkstateError, match="no camera input"):
+        asyncio.run(camera_button(none))
+
+    # The web front end makes a session per browser tab: each gets a pattern of its own.
+    assert main(["connect", *server, "--ui", "gradio", "--camera", "pattern"]) == 0
+    assert main(["connect", *server, "--ui", "gradio", "--camera", "none"]) == 0
+    assert main(["connect", *server, "--ui", "gradio"]) == 0
+    per_tab, no_camera, default = (options["video_input"] for options in front_end.gradio_options)
+    assert callable(per_tab)
+    first, second = per_tab(), per_tab()
+    assert isinstance(first, PatternVideoInput) and isinstance(second, PatternVideoInput) and first is not second
+    assert no_camera is None and default == "default"
 
 
 def run_cli_without(modules: list[str], *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
