@@ -27,9 +27,11 @@ re-renders only when its slice of the state changes. The ready-made client is
 """
 
 from ._binding import SessionBinding, SessionLike, SessionStateChanged, StateView, StateWidget, binding_of
-from ._describe import AgentDescription, describe_agent, describe_microphone, describe_preconnect
+from ._describe import AgentDescription, describe_agent, describe_camera, describe_microphone, describe_preconnect
 from .widgets import (
     AgentStatusIndicator,
+    CameraNotice,
+    CameraToggle,
     ChatInput,
     ConnectButton,
     MessageBubble,
@@ -46,6 +48,8 @@ from .widgets import (
 __all__ = [
     "AgentDescription",
     "AgentStatusIndicator",
+    "CameraNotice",
+    "CameraToggle",
     "ChatInput",
     "ConnectButton",
     "MessageBubble",
@@ -64,6 +68,7 @@ __all__ = [
     "UsagePanel",
     "binding_of",
     "describe_agent",
+    "describe_camera",
     "describe_microphone",
     "describe_preconnect",
 ]

@@ -3,8 +3,9 @@
 The sentences themselves come from :mod:`lkstate._describe`, shared by every
 front end, so the TUI reads like the desktop and web clients. What is left
 here is how a terminal shows them: the glyph in front of a label, the one-line
-form of the pre-connect notice, tool arguments as ``key: value`` prose, and
-the microphone toggle of a session that cannot capture one.
+form of the pre-connect notice, tool arguments as ``key: value`` prose, the
+microphone toggle of a session that cannot capture one, and the camera
+toggle (:func:`describe_camera`).
 
 Each description carries a :class:`~lkstate._describe.Tone`; the widgets turn
 it into a ``-tone-<name>`` class and a colour, so colour never carries meaning
@@ -33,6 +34,7 @@ __all__ = [
     "Tone",
     "delivery_words",
     "describe_agent",
+    "describe_camera",
     "describe_microphone",
     "describe_preconnect",
     "describe_tool_arguments",
@@ -56,6 +58,25 @@ def describe_microphone(mic: LocalTrackState, *, supported: bool = True) -> Word
     words = _describe_microphone(mic)
     glyph = _MIC_GLYPHS.get(words.tone, "○")
     return Words(f"{glyph} {words.headline}", words.detail, words.tone)
+
+
+def describe_camera(camera: LocalTrackState) -> Words:
+    """The camera toggle's label (● sent, ◌ on but not sent yet, ○ off, ✗ cannot work) and tooltip.
+
+    The error, when there is one, is the whole ``detail``: the camera notice
+    shows it in full, because "No camera" alone does not say what to do.
+    """
+    if camera.error:
+        headline = "No camera" if camera.error.startswith("No camera") else "Camera failed"
+        return Words(f"✗ {headline}", camera.error, Tone.ERROR)
+    device = f" ({camera.device})" if camera.device else ""
+    if not camera.enabled:
+        return Words("○ Cam off", "The camera is off.", Tone.NEUTRAL)
+    if camera.muted:
+        return Words("○ Cam paused", f"The camera is paused{device}.", Tone.NEUTRAL)
+    if camera.published:
+        return Words("● Cam on", f"The room sees your camera{device}.", Tone.OK)
+    return Words("◌ Cam on", f"The camera is on{device}; it is sent once connected.", Tone.WAITING)
 
 
 _PRECONNECT_GLYPHS = {

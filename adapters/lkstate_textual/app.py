@@ -8,7 +8,9 @@
 It connects at start (``--no-connect`` to wait for F3), shows the agent's
 status in words and colour, the live transcript, the agent's tool calls and
 model usage, and anything that went wrong; type below and press Enter to chat,
-F2 turns the microphone on and off, Ctrl+C or Ctrl+Q quits (leaving the room).
+F2 turns the microphone on and off, F5 the camera (a camera that cannot
+work says why under the agent's status), Ctrl+C or Ctrl+Q quits (leaving
+the room).
 
 Where to connect comes from flags or the environment, first match wins (see
 :func:`lkstate.token_source_from_env`):
@@ -19,6 +21,8 @@ Where to connect comes from flags or the environment, first match wins (see
   (development tokens minted locally)
 
 ``--agent-name`` (``LKSTATE_AGENT_NAME``) asks the server to dispatch that agent.
+``--camera pattern`` sends generated colour bars instead of this machine's
+camera (``--camera none``: no camera).
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header
 
 from lkstate import DEFAULT_MAX_RATE, LkstateError, Session, TokenSource
-from lkstate._app_args import CONNECTION_HELP, add_connection_arguments, session_from_args
+from lkstate._app_args import CONNECTION_HELP, add_camera_argument, add_connection_arguments, session_from_args
 
 from ._binding import SessionBinding, SessionLike, SessionStateChanged
 from .widgets import (
     AgentStatusIndicator,
+    CameraNotice,
+    CameraToggle,
     ChatInput,
     ConnectButton,
     MicrophoneNotice,
@@ -108,6 +114,7 @@ class VoiceAgentApp(App[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f2", "toggle_microphone", "Mic on/off", priority=True),
+        Binding("f5", "toggle_camera", "Cam on/off", priority=True),
         Binding("f3", "toggle_connection", "Connect/Disconnect", priority=True),
         Binding("f4", "dismiss_problems", "Dismiss problems", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -136,8 +143,10 @@ class VoiceAgentApp(App[None]):
                 yield AgentStatusIndicator(id="agent-status")
                 yield PreConnectIndicator(id="preconnect")
                 yield MicrophoneNotice(id="microphone-notice")
+                yield CameraNotice(id="camera-notice")
             with Horizontal(id="controls"):
                 yield MicrophoneToggle(id="microphone")
+                yield CameraToggle(id="camera")
                 yield ConnectButton(id="connect")
         with Horizontal(id="main"):
             yield TranscriptView(id="transcript")
@@ -174,6 +183,9 @@ class VoiceAgentApp(App[None]):
     def action_toggle_microphone(self) -> None:
         self.binding.toggle_microphone()
 
+    def action_toggle_camera(self) -> None:
+        self.binding.toggle_camera()
+
     def action_toggle_connection(self) -> None:
         self.binding.toggle_connection()
 
@@ -197,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=CONNECTION_HELP,
     )
     add_connection_arguments(parser)
+    add_camera_argument(parser)
     parser.add_argument("--no-connect", action="store_true", help="do not connect at start (press F3)")
     return parser
 

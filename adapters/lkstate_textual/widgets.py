@@ -11,8 +11,9 @@ part changes. Drop them into any Textual app that has a
 - :class:`TranscriptView` — the conversation; interim speech styled apart from
   final, you apart from the agent, typed chat with its delivery status.
 - :class:`ChatInput` — type and press Enter.
-- :class:`MicrophoneToggle`, :class:`ConnectButton` — the two switches;
-  :class:`MicrophoneNotice` says why the microphone cannot work, when it cannot.
+- :class:`MicrophoneToggle`, :class:`CameraToggle`, :class:`ConnectButton` —
+  the switches; :class:`MicrophoneNotice` and :class:`CameraNotice` say why
+  the microphone or the camera cannot work, when it cannot.
 - :class:`ToolCallsPanel`, :class:`UsagePanel` — what the agent's tools did and
   what its models used (from the agent's ``lk.agent.session`` events).
 - :class:`ProblemsBar` — what went wrong, until dismissed.
@@ -48,6 +49,7 @@ from ._describe import (
     Tone,
     delivery_label,
     describe_agent,
+    describe_camera,
     describe_microphone,
     describe_tool_arguments,
     message_label,
@@ -56,6 +58,8 @@ from ._describe import (
 
 __all__ = [
     "AgentStatusIndicator",
+    "CameraNotice",
+    "CameraToggle",
     "ChatInput",
     "ConnectButton",
     "MessageBubble",
@@ -201,6 +205,30 @@ class MicrophoneNotice(StateWidget["str | None"]):
 
     def render_slice(self, value: str | None) -> str:
         return f"✗ Microphone: {value} You can still type." if value else ""
+
+
+class CameraNotice(StateWidget["str | None"]):
+    """Why the camera does not work (no camera, OpenCV missing, the input ended…), in full; hidden otherwise."""
+
+    DEFAULT_CSS = """
+    CameraNotice {
+        height: auto;
+        padding: 0 1;
+        color: $warning;
+        display: none;
+    }
+    CameraNotice.-active { display: block; }
+    """
+
+    def select(self, state: SessionState) -> str | None:
+        return state.local_media.camera.error
+
+    def show_slice(self, value: str | None) -> None:
+        self.set_class(bool(value), "-active")
+        super().show_slice(value)
+
+    def render_slice(self, value: str | None) -> str:
+        return f"✗ Camera: {value}" if value else ""
 
 
 # -- transcript ---------------------------------------------------------------------
@@ -455,6 +483,43 @@ class MicrophoneToggle(StateView[_MicSlice], Button):
         binding = self.binding
         if binding is not None:
             binding.toggle_microphone()
+
+
+class CameraToggle(StateView[LocalTrackState], Button):
+    """Turns the camera on and off (F5 in the app); the label follows the state, not the press.
+
+    Pressed before connecting, it chooses: the camera goes out once the
+    session connects. When the camera cannot work the label says "No camera"
+    and :class:`CameraNotice` says why.
+    """
+
+    DEFAULT_CSS = """
+    CameraToggle { min-width: 14; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(describe_camera(LocalTrackState()).headline, id=id, classes=classes)
+
+    def select(self, state: SessionState) -> LocalTrackState:
+        return state.local_media.camera
+
+    def show_slice(self, value: LocalTrackState) -> None:
+        described = describe_camera(value)
+        self.label = described.headline
+        self.tooltip = described.detail
+        self.variant = {Tone.OK: "success", Tone.ERROR: "warning", Tone.WAITING: "primary"}.get(
+            described.tone, "default"
+        )
+        self.set_class(described.tone is Tone.OK, "-live")
+
+    @on(Button.Pressed)
+    def _toggle(self, event: Button.Pressed) -> None:
+        if event.button is not self:
+            return
+        event.stop()
+        binding = self.binding
+        if binding is not None:
+            binding.toggle_camera()
 
 
 class ConnectButton(StateView[ConnectionStatus], Button):

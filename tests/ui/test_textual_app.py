@@ -17,14 +17,18 @@ from typing import Any
 import pytest
 from textual.message import Message
 
-from lkstate import AgentStatus, DevelopmentTokenSource, Role, Session, SessionState
+from livekit import rtc
+
+from lkstate import AgentStatus, DevelopmentTokenSource, PatternVideoInput, PATTERN_COLOURS, Role, Session, SessionState
 from lkstate._audio import GeneratorInput
 from lkstate_textual import SessionStateChanged, StateWidget
 from lkstate_textual.app import VoiceAgentApp
 from lkstate_textual.testing import save_screenshot, screen_text
-from lkstate_textual.widgets import ConnectButton, MicrophoneToggle, ToolCallsPanel, UsagePanel
+from lkstate_textual.widgets import CameraToggle, ConnectButton, MicrophoneToggle, ToolCallsPanel, UsagePanel
+from tests.harness.peer import Peer, wait_until
 from tests.harness.server import LiveKitServer
 from tests.harness.sessions import SessionFactory, agent_sees_user
+from tests.integration.test_video_wire import bar_colours, close_to, first_picture, video_of
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 SIZE = (120, 36)
@@ -215,3 +219,51 @@ async def test_audio_captured_before_the_agent_is_ready_shows_as_buffering_then_
         await session.wait_until(lambda s: not s.local_media.microphone.enabled, timeout=10)
         text = await screen_shows(app, pilot, "○ ")
         assert str(app.query_one(MicrophoneToggle).label) in ("○ Mic off", "○ Mic muted")
+
+
+async def test_f5_turns_the_camera_on_for_the_room_to_see_and_off_again(
+    make_session: Callable[..., Session], room_name: str, peer_factory: Any
+) -> None:
+    session = make_session(video_input=PatternVideoInput(320, 180), agent_connect_timeout=None)
+    app = VoiceAgentApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await screen_shows(app, pilot, "Waiting for the agent", "○ Cam off")
+        viewer: Peer = await peer_factory(room_name)
+        identity = session.state.connection.local_identity
+        assert identity is not None
+
+        await pilot.press("f5")
+        text = await screen_shows(app, pilot, "● Cam on")
+        camera = session.state.local_media.camera
+        assert camera.enabled and camera.published and camera.error is None
+        assert "Camera:" not in text, "no camera complaint when it works"
+        assert app.query_one(CameraToggle).tooltip == "The room sees your camera (test pattern 320×180 at 15 fps)."
+        publication = await video_of(viewer, identity, rtc.TrackSource.SOURCE_CAMERA)
+        assert publication.sid == camera.track_sid and publication.track is not None
+        assert close_to(bar_colours(await first_picture(publication.track, width=320)), PATTERN_COLOURS, tolerance=48)
+        save_screenshot(app, "textual-19-live-camera-on", SCREENSHOTS)
+
+        await pilot.click("#camera")  # the button does what the key does
+        await screen_shows(app, pilot, "○ Cam off")
+        assert not session.state.local_media.camera.published
+        await wait_until(
+            lambda: (p := viewer.remote(identity)) is not None
+            and not any(t.source == rtc.TrackSource.SOURCE_CAMERA for t in p.track_publications.values()),
+            timeout=10,
+            message="the camera track to be gone for the viewer",
+        )
+
+
+async def test_without_a_camera_f5_says_why_in_words_and_the_session_goes_on(
+    make_session: Callable[..., Session],
+) -> None:
+    # This machine has no camera (CI has none): "default" cannot open one.
+    session = make_session(agent_connect_timeout=None)
+    app = VoiceAgentApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await screen_shows(app, pilot, "Waiting for the agent", "○ Cam off")
+        await pilot.press("f5")
+        text = await screen_shows(app, pilot, "✗ No camera", "✗ Camera: No camera")
+        assert "PatternVideoInput" in " ".join(text.split()), "the notice says what to do instead"
+        assert str(app.query_one(ConnectButton).label) == "Disconnect", "still connected"
+        save_screenshot(app, "textual-20-live-no-camera", SCREENSHOTS)

@@ -373,3 +373,24 @@ async def test_ctrl_c_with_text_selected_in_the_input_copies_it_instead_of_quitt
         await pilot.pause()
         assert app.is_running and app.clipboard == "hello"
         assert session.ended == 0
+
+
+async def test_f5_before_connecting_chooses_the_camera_which_goes_out_once_connected() -> None:
+    app = VoiceAgentApp(offline_session(), autoconnect=False)
+    async with app.run_test(size=(110, 30)) as pilot:
+        text = await show(app, pilot)
+        assert "○ Cam off" in text and "f5" in text, "the camera button and its key are on screen"
+        await pilot.press("f5")
+        for _ in range(100):
+            if "◌ Cam on" in screen_text(app):
+                break
+            await pilot.pause(0.02)
+        assert "◌ Cam on" in screen_text(app)
+        assert app.session.state.local_media.camera.enabled and not app.session.state.local_media.camera.published
+        assert str(app.query_one("#camera").tooltip) == "The camera is on; it is sent once connected."  # type: ignore[attr-defined]
+        await pilot.press("f5")
+        for _ in range(100):
+            if "○ Cam off" in screen_text(app):
+                break
+            await pilot.pause(0.02)
+        assert "○ Cam off" in screen_text(app)
