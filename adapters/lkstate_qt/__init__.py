@@ -23,6 +23,8 @@ from ._compat import warn_if_known_bad_pyside
 from ._style import STYLE_SHEET
 from ._widgets import (
     AgentStateIndicator,
+    CameraNotice,
+    CameraToggle,
     ChatInput,
     ConnectButton,
     MicrophoneToggle,
@@ -38,6 +40,7 @@ from ._words import (
     Palette,
     StatusWords,
     agent_status_words,
+    camera_words,
     message_header,
     microphone_words,
     preconnect_words,
@@ -49,6 +52,8 @@ warn_if_known_bad_pyside()
 
 __all__ = [
     "AgentStateIndicator",
+    "CameraNotice",
+    "CameraToggle",
     "ChatInput",
     "CommandError",
     "ConnectButton",
@@ -65,6 +70,7 @@ __all__ = [
     "ToolCallsPanel",
     "TranscriptView",
     "agent_status_words",
+    "camera_words",
     "connect_widgets",
     "message_header",
     "microphone_words",

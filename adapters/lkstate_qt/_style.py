@@ -31,7 +31,7 @@ QPushButton[role="primary"]:hover, #SendButton:hover {{ background: #1d4ed8; }}
 #SendButton:disabled {{ background: #93c5fd; border-color: #93c5fd; color: white; }}
 QPushButton[role="danger"] {{ color: {Palette.RED}; border-color: #fca5a5; }}
 QPushButton[role="danger"]:hover {{ background: #fef2f2; }}
-#MicrophoneToggle {{ font-weight: bold; }}
+#MicrophoneToggle, #CameraToggle {{ font-weight: bold; }}
 QLineEdit {{
     padding: 7px 10px; border: 1px solid #d1d5db; border-radius: 6px; background: white; color: {Palette.TEXT};
     font-size: 14px;

@@ -5,7 +5,7 @@ Every widget has ``render_state(state)``: connect it to
 looks only at its own slice of the snapshot and does nothing when that slice
 is unchanged, which is cheap because unchanged parts of consecutive snapshots
 are the very same objects. Widgets that ask for something (send a message,
-switch the microphone, connect) emit a signal; the app wires those to the
+switch the microphone or the camera, connect) emit a signal; the app wires those to the
 bridge's commands, so the kit never touches a session itself.
 """
 
@@ -38,6 +38,7 @@ from ._words import (
     Palette,
     StatusWords,
     agent_status_words,
+    camera_words,
     message_header,
     microphone_words,
     preconnect_words,
@@ -47,6 +48,8 @@ from ._words import (
 
 __all__ = [
     "AgentStateIndicator",
+    "CameraNotice",
+    "CameraToggle",
     "ChatInput",
     "ConnectButton",
     "MicrophoneToggle",
@@ -483,6 +486,65 @@ class MicrophoneToggle(QPushButton):
         # Keep showing the state's value until the state changes.
         self.setChecked(self._enabled)
         self.requested.emit(not self._enabled)
+
+
+class CameraToggle(QPushButton):
+    """The camera, as the state has it; a click asks for the opposite (checked while it is on).
+
+    Emits :attr:`requested` with the wanted setting. Like the microphone
+    toggle, the label follows the state: "Camera on" once the session has it
+    on, "No camera" when it cannot work (:class:`CameraNotice` says why).
+    """
+
+    requested = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Camera off", parent)
+        self.setObjectName("CameraToggle")
+        self._slice = _Slice()
+        self._enabled = False
+        self.setCheckable(True)
+        self.setMinimumWidth(118)
+        self.clicked.connect(self._clicked)
+        self._apply(camera_words(LocalTrackState()))
+
+    def render_state(self, state: SessionState) -> None:
+        camera = state.local_media.camera
+        if not self._slice.changed(camera):
+            return
+        self._enabled = camera.enabled
+        self.setChecked(camera.enabled)
+        self._apply(camera_words(camera))
+
+    def _apply(self, words: StatusWords) -> None:
+        self.setText(f"■  {words.title}")
+        self.setToolTip(words.detail)
+        self.setStyleSheet(f"#CameraToggle {{ color: {words.color}; }}")
+
+    def _clicked(self) -> None:
+        self.setChecked(self._enabled)
+        self.requested.emit(not self._enabled)
+
+
+class CameraNotice(QLabel):
+    """Why the camera does not work, in full words; hidden while it works or is off."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("CameraNotice")
+        self._slice = _Slice()
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setStyleSheet(f"#CameraNotice {{ color: {Palette.RED}; }}")
+        self.setContentsMargins(24, 2, 0, 0)  # under the indicator's words, not its dot
+        self.setVisible(False)
+
+    def render_state(self, state: SessionState) -> None:
+        error = state.local_media.camera.error
+        if not self._slice.changed(error):
+            return
+        self.setText(f"Camera: {error}" if error else "")
+        self.setVisible(bool(error))
 
 
 class ConnectButton(QPushButton):

@@ -35,6 +35,7 @@ __all__ = [
     "Palette",
     "StatusWords",
     "agent_status_words",
+    "camera_words",
     "message_header",
     "microphone_words",
     "preconnect_words",
@@ -114,6 +115,21 @@ def microphone_words(microphone: LocalTrackState) -> StatusWords:
     """The microphone toggle's label, its tooltip and its colour."""
     words = describe_microphone(microphone)
     return StatusWords(words.headline, words.detail, Palette.TONES[words.tone])
+
+
+def camera_words(camera: LocalTrackState) -> StatusWords:
+    """The camera toggle's label, its tooltip (the whole reason, when it cannot work) and its colour."""
+    if camera.error:
+        title = "No camera" if camera.error.startswith("No camera") else "Camera failed"
+        return StatusWords(title, camera.error, Palette.RED)
+    device = f" ({camera.device})" if camera.device else ""
+    if not camera.enabled:
+        return StatusWords("Camera off", "The camera is off.", Palette.GREY)
+    if camera.muted:
+        return StatusWords("Camera paused", f"The camera is paused{device}.", Palette.GREY)
+    if camera.published:
+        return StatusWords("Camera on", f"The room sees your camera{device}.", Palette.GREEN)
+    return StatusWords("Camera on", f"The camera is on{device}; it is sent once connected.", Palette.AMBER)
 
 
 def _arguments(raw: str) -> str:

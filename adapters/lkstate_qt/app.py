@@ -18,12 +18,14 @@ flag                        environment                   meaning
 ``--room``, ``--identity``, ``--name``                     room and participant (random by default)
 ``--max-rate N``                                          screen updates per second (default 30)
 ``--agent-timeout S``                                     give up waiting for the agent after S seconds
+``--camera default|pattern|none``                          what the camera button sends (default: this machine's camera)
 ``--no-connect``                                          open the window without connecting
 ==========================  ============================  ======================================
 
 The window: the agent's state in words and colour at the top (connecting,
 waiting, early listening, listening, thinking, speaking, failed and why),
-with the microphone and Connect/Disconnect buttons beside it; problems
+with the microphone, camera and Connect/Disconnect buttons beside it (a
+camera that cannot work says why under the agent's state); problems
 under it; the live transcript in the middle; session details, tool calls and
 usage on the right; the pre-connect indicator and the chat line at the bottom.
 Closing the window ends the session and stops its thread.
@@ -59,12 +61,14 @@ from PySide6.QtWidgets import (
 )
 
 from lkstate import DEFAULT_MAX_RATE, LkstateError, SessionState
-from lkstate._app_args import CONNECTION_HELP, add_connection_arguments, session_from_args
+from lkstate._app_args import CONNECTION_HELP, add_camera_argument, add_connection_arguments, session_from_args
 
 from ._bridge import CommandError, SessionBridge, SessionLike
 from ._style import STYLE_SHEET
 from ._widgets import (
     AgentStateIndicator,
+    CameraNotice,
+    CameraToggle,
     ChatInput,
     ConnectButton,
     MicrophoneToggle,
@@ -92,7 +96,7 @@ class MainWindow(QMainWindow):
     """The client's window, showing one :class:`SessionBridge`.
 
     The widgets are attributes (``indicator``, ``transcript``, ``chat``,
-    ``microphone``, ``connect_button``, ``preconnect``, ``tools``,
+    ``microphone``, ``camera``, ``camera_notice``, ``connect_button``, ``preconnect``, ``tools``,
     ``details``, ``problems``) so tests and embedders can reach them.
     Closing the window closes the bridge: the session ends and its thread stops.
     """
@@ -108,6 +112,8 @@ class MainWindow(QMainWindow):
 
         self.indicator = AgentStateIndicator()
         self.microphone = MicrophoneToggle()
+        self.camera = CameraToggle()
+        self.camera_notice = CameraNotice()
         self.connect_button = ConnectButton()
         self.problems = ProblemsBar()
         self.transcript = TranscriptView()
@@ -122,11 +128,13 @@ class MainWindow(QMainWindow):
         status_column.setSpacing(4)
         status_column.addWidget(app_name)
         status_column.addWidget(self.indicator)
+        status_column.addWidget(self.camera_notice)
         header_row = QHBoxLayout()
         header_row.setContentsMargins(16, 12, 16, 12)
         header_row.setSpacing(10)
         header_row.addLayout(status_column, 1)
         header_row.addWidget(self.microphone, 0, Qt.AlignmentFlag.AlignVCenter)
+        header_row.addWidget(self.camera, 0, Qt.AlignmentFlag.AlignVCenter)
         header_row.addWidget(self.connect_button, 0, Qt.AlignmentFlag.AlignVCenter)
         header = _card("Header", header_row)
 
@@ -185,6 +193,8 @@ class MainWindow(QMainWindow):
         widgets = (
             self.indicator,
             self.microphone,
+            self.camera,
+            self.camera_notice,
             self.connect_button,
             self.problems,
             self.transcript,
@@ -198,6 +208,7 @@ class MainWindow(QMainWindow):
         bridge.command_failed.connect(self._command_failed)
         self.chat.submitted.connect(bridge.send_text)
         self.microphone.requested.connect(bridge.set_microphone_enabled)
+        self.camera.requested.connect(bridge.set_camera_enabled)
         self.connect_button.connect_requested.connect(lambda: bridge.start())
         self.connect_button.disconnect_requested.connect(lambda: bridge.end())
         self.problems.dismissed.connect(bridge.dismiss_problems)
@@ -307,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=CONNECTION_HELP,
     )
     add_connection_arguments(parser)
+    add_camera_argument(parser)
     parser.add_argument("--no-connect", action="store_true", help="open the window without connecting")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     return parser

@@ -33,10 +33,23 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from lkstate import AgentStatus, ConnectionStatus, DevelopmentTokenSource, LoopThread, Role, Session
+from livekit import rtc
+
+from lkstate import (
+    PATTERN_COLOURS,
+    AgentStatus,
+    ConnectionStatus,
+    DevelopmentTokenSource,
+    LoopThread,
+    PatternVideoInput,
+    Role,
+    Session,
+)
 from lkstate_qt import CommandError, SessionBridge
 from lkstate_qt.app import MainWindow, build_parser, main, session_from_args
+from tests.harness.peer import Peer, wait_until
 from tests.harness.server import REPO_ROOT, LiveKitServer
+from tests.integration.test_video_wire import bar_colours, close_to, first_picture, video_of
 
 SCREENSHOTS = Path(REPO_ROOT) / "test-artifacts" / "screenshots"
 WAIT_MS = 20_000
@@ -230,6 +243,71 @@ def test_closing_the_window_ends_the_session_and_leaves_no_loop_thread(
     assert session.state.connection.status is ConnectionStatus.DISCONNECTED
     assert not bridge.loop_thread.is_running
     assert not (loop_threads() - before)
+
+
+# -- the camera ----------------------------------------------------------------------------------
+
+
+def test_the_camera_button_sends_the_camera_for_the_room_to_see_and_stops_it(
+    qtbot: QtBot, make_window: WindowFactory, livekit_server: LiveKitServer, room_name: str
+) -> None:
+    window = make_window(video_input=PatternVideoInput(320, 180), audio_input=None, agent_connect_timeout=None)
+    assert window.camera.text().endswith("Camera off") and not window.camera.isChecked()
+    qtbot.mouseClick(window.connect_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.bridge.state.connection.status is ConnectionStatus.CONNECTED, timeout=WAIT_MS)
+    identity = window.bridge.state.connection.local_identity
+    assert identity is not None
+
+    with LoopThread(name="qt-test-viewer") as viewer_loop:
+        viewer = viewer_loop.run(Peer.join(livekit_server, room_name), timeout=30)
+        try:
+            qtbot.mouseClick(window.camera, Qt.MouseButton.LeftButton)
+            sent = "The room sees your camera (test pattern 320×180 at 15 fps)."
+            qtbot.waitUntil(lambda: window.camera.toolTip() == sent, timeout=WAIT_MS)
+            assert window.camera.text().endswith("Camera on")
+            assert window.camera.isChecked(), "checked while the camera is on"
+            assert not window.camera_notice.isVisible()
+            camera = window.bridge.state.local_media.camera
+            assert camera.published and camera.error is None
+
+            async def seen() -> list[tuple[int, int, int]]:
+                publication = await video_of(viewer, identity, rtc.TrackSource.SOURCE_CAMERA)
+                assert publication.sid == camera.track_sid and publication.track is not None
+                return bar_colours(await first_picture(publication.track, width=320))
+
+            assert close_to(viewer_loop.run(seen(), timeout=30), PATTERN_COLOURS, tolerance=48)
+            screenshot(window, "qt-10-camera-on")
+
+            qtbot.mouseClick(window.camera, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: window.camera.text().endswith("Camera off"), timeout=WAIT_MS)
+            assert not window.camera.isChecked()
+
+            def gone() -> bool:
+                participant = viewer.remote(identity)
+                return participant is not None and not any(
+                    t.source == rtc.TrackSource.SOURCE_CAMERA for t in participant.track_publications.values()
+                )
+
+            viewer_loop.run(wait_until(gone, timeout=10, message="the camera track to be gone"), timeout=30)
+        finally:
+            viewer_loop.run(viewer.disconnect(), timeout=30)
+
+
+def test_without_a_camera_the_button_and_a_notice_say_why_in_words(
+    qtbot: QtBot, make_window: WindowFactory
+) -> None:
+    # This machine has no camera (CI has none): "default" cannot open one.
+    window = make_window(audio_input=None, agent_connect_timeout=None)
+    qtbot.mouseClick(window.connect_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.bridge.state.connection.status is ConnectionStatus.CONNECTED, timeout=WAIT_MS)
+    qtbot.mouseClick(window.camera, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(window.camera_notice.isVisible, timeout=WAIT_MS)
+    assert window.camera.text().endswith("No camera") and not window.camera.isChecked()
+    notice = window.camera_notice.text()
+    assert notice.startswith("Camera: No camera") and "PatternVideoInput" in notice, notice
+    assert window.camera.toolTip() == window.bridge.state.local_media.camera.error
+    assert window.connect_button.text() == "Disconnect", "the session goes on"
+    screenshot(window, "qt-11-no-camera")
 
 
 # -- the command line ----------------------------------------------------------------------------
