@@ -50,6 +50,8 @@ __all__ = [
     "status_html",
     "chat_message",
     "chat_messages",
+    "camera_label",
+    "camera_words",
     "microphone_label",
     "tools_html",
     "problems_html",
@@ -116,11 +118,34 @@ def microphone_label(mic: LocalTrackState) -> str:
     return "Turn microphone off" if mic.enabled else "Turn microphone on"
 
 
+def camera_label(camera: LocalTrackState) -> str:
+    """The camera toggle's caption: what pressing it does."""
+    return "Turn camera off" if camera.enabled else "Turn camera on"
+
+
+def camera_words(camera: LocalTrackState) -> tuple[str, str]:
+    """``(few words, one sentence)`` about the camera: off, on, sent, or why it cannot work."""
+    if camera.error:
+        return ("No camera" if camera.error.startswith("No camera") else "Camera failed"), camera.error
+    device = f" ({camera.device})" if camera.device else ""
+    if not camera.enabled:
+        return "Camera off", "The camera is off."
+    if camera.muted:
+        return "Camera paused", f"The camera is paused{device}."
+    if camera.published:
+        return "Camera on", f"The room sees your camera{device}."
+    return "Camera on", f"The camera is on{device}; it is sent once connected."
+
+
 _USER_STATE_WORDS = {"speaking": "You are speaking", "away": "You seem away"}
 
 
 def status_html(state: SessionState) -> str:
-    """The agent indicator and the facts under it (room, identity, microphone, early audio)."""
+    """The agent indicator and the facts under it (room, identity, microphone, camera, early audio).
+
+    Why the camera cannot work is spelled out under the facts: "No camera"
+    alone does not say what to do about it.
+    """
     words = agent_status_words(state)
     connection = state.connection
     facts: list[str] = []
@@ -131,6 +156,9 @@ def status_html(state: SessionState) -> str:
         facts.append(f"Agent <b>{_e(_agent_label(state))}</b>")
     mic = describe_microphone(state.local_media.microphone)
     facts.append(f'<span class="lk-mic" title="{_e(mic.detail)}">{_e(mic.headline)}</span>')
+    camera = state.local_media.camera
+    camera_headline, camera_detail = camera_words(camera)
+    facts.append(f'<span class="lk-camera" title="{_e(camera_detail)}">{_e(camera_headline)}</span>')
     you = _USER_STATE_WORDS.get(state.remote.user_state or "")
     if you:
         facts.append(you)
@@ -145,6 +173,7 @@ def status_html(state: SessionState) -> str:
         + (f'<ul class="lk-reasons">{reasons}</ul>' if reasons else "")
         + (f'<div class="lk-early">{_e(early)}</div>' if early else "")
         + f'<div class="lk-facts">{" · ".join(facts)}</div>'
+        + (f'<div class="lk-camera-error">Camera: {_e(camera.error)}</div>' if camera.error else "")
         + "</div>"
     )
 

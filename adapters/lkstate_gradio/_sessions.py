@@ -70,6 +70,8 @@ class SessionLike(CoreSessionLike, Protocol):
 
     async def set_microphone_enabled(self, enabled: bool) -> object: ...
 
+    async def set_camera_enabled(self, enabled: bool) -> object: ...
+
 
 _S = TypeVar("_S", bound=SessionLike)
 

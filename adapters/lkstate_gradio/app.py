@@ -10,8 +10,9 @@ room and identity (see :class:`~lkstate_gradio.BrowserSessions`). The page
 shows the agent's state in words and colour (connecting, buffering early
 speech, failed and why), the transcript with interim speech set apart from
 final text and the delivery of typed messages, tool calls and usage as the
-agent reports them, and problems; it has Connect/Disconnect, a microphone
-toggle, and a chat box.
+agent reports them, and problems; it has Connect/Disconnect, microphone and
+camera toggles (a camera that cannot work says why under the agent's
+state), and a chat box.
 
 How the page stays current: when a tab loads, one streaming event starts for
 it (an async generator). It iterates the session's snapshots — latest wins,
@@ -21,9 +22,11 @@ never sent twice. The generator ends when the tab closes and the session is
 released. Buttons and the text box send commands, which run on the sessions'
 own loop thread.
 
-The microphone is the one of the machine running this server: this is a
-local demo, where that machine is the user's. Audio from a remote browser is
-not carried.
+The microphone and the camera are the ones of the machine running this
+server: this is a local demo, where that machine is the user's. Audio and
+video from a remote browser are not carried. ``--camera pattern`` sends
+generated colour bars instead (each tab its own), for machines without a
+camera.
 """
 
 from __future__ import annotations
@@ -42,19 +45,27 @@ from gradio.themes import Soft
 
 from lkstate import (
     AudioInput,
+    VideoInput,
     ConnectionStatus,
     LkstateError,
     Session,
     SessionState,
     TokenSource,
 )
-from lkstate._app_args import CONNECTION_HELP, add_connection_arguments, session_from_args, token_source_from_args
+from lkstate._app_args import (
+    CONNECTION_HELP,
+    add_camera_argument,
+    add_connection_arguments,
+    session_from_args,
+    token_source_from_args,
+)
 
-from ._render import chat_messages, microphone_label, problems_html, status_html, tools_html
+from ._render import camera_label, chat_messages, microphone_label, problems_html, status_html, tools_html
 from ._sessions import DEFAULT_WEB_MAX_RATE, BrowserSessions, SessionLike
 
 __all__ = [
     "CSS",
+    "CameraChoice",
     "DEFAULT_AGENT_NAME",
     "DEFAULT_PORT",
     "GradioDemo",
@@ -73,6 +84,10 @@ DEFAULT_AGENT_NAME = "lkstate-demo"
 MicrophoneChoice: TypeAlias = Literal["default"] | Callable[[], AudioInput] | None
 """``"default"``: the system microphone; a callable: a new :class:`~lkstate.AudioInput`
 for each tab (an input is consumed once); ``None``: no microphone."""
+
+CameraChoice: TypeAlias = Literal["default"] | Callable[[], VideoInput] | None
+"""``"default"``: the system camera; a callable: a new :class:`~lkstate.VideoInput`
+for each tab (``PatternVideoInput`` for colour bars); ``None``: no camera."""
 DEFAULT_PORT = 7860
 
 CSS = """
@@ -86,6 +101,7 @@ CSS = """
 .lk-reasons { margin: 6px 0 0 1.2em; color: var(--lk-color); }
 .lk-early { margin-top: 4px; font-style: italic; }
 .lk-facts { margin-top: 6px; font-size: 0.9em; opacity: 0.8; }
+.lk-camera-error { margin-top: 6px; font-size: 0.9em; color: #b91c1c; }
 .lk-interim { opacity: 0.65; }
 .lk-meta { font-size: 0.8em; opacity: 0.7; }
 .lk-failed { color: #dc2626; opacity: 1; }
@@ -139,6 +155,7 @@ class _Frame:
     connected: bool
     disconnected: bool
     mic_label: str
+    camera_label: str
 
 
 def _frame(state: SessionState) -> _Frame:
@@ -151,13 +168,14 @@ def _frame(state: SessionState) -> _Frame:
         connected=status is ConnectionStatus.CONNECTED,
         disconnected=status is ConnectionStatus.DISCONNECTED,
         mic_label=microphone_label(state.local_media.microphone),
+        camera_label=camera_label(state.local_media.camera),
     )
 
 
 def _updates(previous: _Frame | None, state: SessionState) -> tuple[_Frame, tuple[Any, ...]]:
     """The outputs of one streamed frame: a value for what changed, ``gr.skip()`` for the rest.
 
-    Order: status, chatbot, tools, problems, connect, disconnect, send, microphone.
+    Order: status, chatbot, tools, problems, connect, disconnect, send, microphone, camera.
     """
     frame = _frame(state)
     skip = _skip
@@ -175,6 +193,7 @@ def _updates(previous: _Frame | None, state: SessionState) -> tuple[_Frame, tupl
         gr.Button(interactive=not frame.disconnected) if connection_changed else skip(),
         gr.Button(interactive=frame.connected) if connection_changed else skip(),
         gr.Button(value=frame.mic_label) if changed("mic_label") else skip(),
+        gr.Button(value=frame.camera_label) if changed("camera_label") else skip(),
     )
     return frame, updates
 
@@ -231,6 +250,7 @@ def build_demo(
     max_rate: float | None = DEFAULT_WEB_MAX_RATE,
     auto_connect: bool = False,
     audio_input: MicrophoneChoice = "default",
+    video_input: CameraChoice = "default",
     title: str = "lkstate · voice agent",
 ) -> GradioDemo:
     """The web demo, ready to ``launch()``.
@@ -243,7 +263,9 @@ def build_demo(
     tests do to bring an agent into the same room; by default each tab gets
     a fresh room), ``agent_connect_timeout`` and ``audio_input`` (each tab's
     microphone, see :data:`MicrophoneChoice`: the microphone of the machine
-    running the server; a missing device just shows as such). Or
+    running the server; a missing device just shows as such) and
+    ``video_input`` (each tab's camera, see :data:`CameraChoice`; off until
+    the tab's camera button turns it on). Or
     ``session_factory()`` makes each tab's session itself: a
     :class:`~lkstate.Session` made your way, or a :class:`~lkstate.Replay`
     (which plays when the tab connects and refuses commands in a toast);
@@ -266,6 +288,7 @@ def build_demo(
             room_name=room_name,
             agent_connect_timeout=agent_connect_timeout,
             audio_input=audio_input() if callable(audio_input) else audio_input,
+            video_input=video_input() if callable(video_input) else video_input,
         )
 
     sessions = BrowserSessions[SessionLike](new_session, max_rate=max_rate)
@@ -320,6 +343,14 @@ def build_demo(
         except LkstateError as error:
             _warn(str(error))
 
+    async def on_camera(request: gr.Request) -> None:
+        # Before Connect this is a choice the session acts on when it starts.
+        enable = not sessions.session(request).state.local_media.camera.enabled
+        try:
+            await sessions.run(request, lambda s: s.set_camera_enabled(enable))
+        except LkstateError as error:
+            _warn(str(error))
+
     async def on_dismiss(request: gr.Request) -> None:
         async def dismiss(session: SessionLike) -> None:
             session.dismiss_problems()
@@ -341,6 +372,7 @@ def build_demo(
                 connect_button = gr.Button("Connect", variant="primary", elem_id="lk-connect")
                 disconnect_button = gr.Button("Disconnect", interactive=False, elem_id="lk-disconnect")
                 mic_button = gr.Button(microphone_label(initial.local_media.microphone), elem_id="lk-mic")
+                camera_button = gr.Button(camera_label(initial.local_media.camera), elem_id="lk-camera")
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(
@@ -369,7 +401,9 @@ def build_demo(
                     problems = gr.HTML(problems_html(initial), elem_id="lk-problems", padding=True)
                 dismiss_button = gr.Button("Dismiss problems", size="sm", elem_id="lk-dismiss")
 
-        outputs = [status, chatbot, tools, problems, connect_button, disconnect_button, send_button, mic_button]
+        outputs = [
+            status, chatbot, tools, problems, connect_button, disconnect_button, send_button, mic_button, camera_button,
+        ]
         # Handlers only await the session's loop thread, so none needs a concurrency
         # limit; the page is the only client (no public API).
         quiet: dict[str, Any] = {"show_progress": "hidden", "concurrency_limit": None, "api_visibility": "private"}
@@ -377,6 +411,7 @@ def build_demo(
         connect_button.click(on_connect, **quiet)
         disconnect_button.click(on_disconnect, **quiet)
         mic_button.click(on_microphone, **quiet)
+        camera_button.click(on_camera, **quiet)
         dismiss_button.click(on_dismiss, **quiet)
         send_button.click(on_send, inputs=[text_box], outputs=[text_box], **quiet)
         text_box.submit(on_send, inputs=[text_box], outputs=[text_box], **quiet)
@@ -412,6 +447,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to serve on; 0 picks a free one (default %(default)s)")
     parser.add_argument("--auto-connect", action="store_true", help="connect as soon as a tab opens")
     parser.add_argument("--no-microphone", action="store_true", help="do not capture this machine's microphone")
+    add_camera_argument(parser)
     return parser
 
 

@@ -14,7 +14,9 @@ click and read the page; screenshots go to ``test-artifacts/screenshots/``:
 - gradio-04-agent-unavailable.png: no agent came: red, with the reason;
 - gradio-05-interim-speech-and-a-problem.png: speech still arriving (grey italics),
   early audio sent, the microphone on, a refused message under Problems;
-- gradio-06-replay.png: a recorded session played back (``lkstate replay --ui gradio``).
+- gradio-06-replay.png: a recorded session played back (``lkstate replay --ui gradio``);
+- gradio-07-no-camera.png: the camera button on a machine without a camera: why, in words;
+- gradio-08-camera-on.png: the camera on (a generated pattern), seen by the agent.
 """
 
 from __future__ import annotations
@@ -29,8 +31,22 @@ from typing import Any
 
 import pytest
 
-from lkstate import AudioInput, ConnectionStatus, DevelopmentTokenSource, GeneratorInput, Replay, TokenSource, read_recording
+from livekit import rtc
+
+from lkstate import (
+    PATTERN_COLOURS,
+    AudioInput,
+    ConnectionStatus,
+    DevelopmentTokenSource,
+    GeneratorInput,
+    PatternVideoInput,
+    Replay,
+    TokenSource,
+    read_recording,
+)
+from tests.harness.peer import wait_until
 from tests.harness.server import LiveKitServer
+from tests.integration.test_video_wire import bar_colours, close_to, first_picture, video_of
 
 from lkstate_gradio.app import GradioDemo, build_demo, free_port
 
@@ -223,6 +239,14 @@ async def test_each_tab_is_its_own_session_and_closing_a_tab_ends_its_session(
     first_key, first_session = by_identity[first_identity]
     second_key, second_session = next(v for k, v in by_identity.items() if k != first_identity)
 
+    # This machine has no camera (CI has none): the second tab's camera button says why, in words.
+    await second.get_by_role("button", name="Turn camera on").click()
+    await expect(second.locator("#lk-status .lk-camera")).to_have_text("No camera", timeout=10_000)
+    await expect(second.locator("#lk-status .lk-camera-error")).to_contain_text("Camera: No camera")
+    await expect(second.locator("#lk-status .lk-camera-error")).to_contain_text("PatternVideoInput")
+    await expect(second.get_by_role("button", name="Turn camera on")).to_be_visible()
+    await second.screenshot(path=str(screenshot_path("gradio-07-no-camera.png")))
+
     await first.close(run_before_unload=True)
     await eventually(lambda: first_key not in demo.sessions, timeout=15, what="the closed tab's session released")
     assert first_session.state.connection.status is ConnectionStatus.DISCONNECTED
@@ -246,11 +270,13 @@ def silent_microphone() -> AudioInput:
     return GeneratorInput(silence(), sample_rate=48_000)
 
 
-async def test_the_microphone_toggles_speech_still_arriving_is_set_apart_and_problems_can_be_dismissed(
+async def test_the_microphone_and_camera_toggle_speech_still_arriving_is_set_apart_and_problems_can_be_dismissed(
     serve_demo: ServeDemo, browser: Any, room_name: str, peer_factory: Any
 ) -> None:
     agent = await peer_factory(room_name, "agent-scripted", kind="agent", attributes={"lk.agent.state": "listening"})
-    demo, url = await serve_demo(room_name=room_name, audio_input=silent_microphone)
+    demo, url = await serve_demo(
+        room_name=room_name, audio_input=silent_microphone, video_input=lambda: PatternVideoInput(320, 180)
+    )
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await open_tab(context, url)
     await page.get_by_role("button", name="Connect", exact=True).click()
@@ -291,6 +317,27 @@ async def test_the_microphone_toggles_speech_still_arriving_is_set_apart_and_pro
     await expect(page.locator("#lk-chat .lk-interim")).to_have_count(0)
     await page.get_by_role("button", name="Dismiss problems").click()
     await expect(page.locator("#lk-problems")).to_contain_text("No problems.")
+
+    camera = page.locator("#lk-status .lk-camera")
+    await expect(camera).to_have_text("Camera off")
+    await page.get_by_role("button", name="Turn camera on").click()
+    await expect(camera).to_have_attribute("title", "The room sees your camera (test pattern 320×180 at 15 fps).",
+                                           timeout=10_000)
+    await expect(camera).to_have_text("Camera on")
+    await expect(page.locator("#lk-status .lk-camera-error")).to_have_count(0)
+    publication = await video_of(agent, user, rtc.TrackSource.SOURCE_CAMERA)
+    assert publication.sid == session.state.local_media.camera.track_sid and publication.track is not None
+    assert close_to(bar_colours(await first_picture(publication.track, width=320)), PATTERN_COLOURS, tolerance=48)
+    await page.screenshot(path=str(screenshot_path("gradio-08-camera-on.png")))
+
+    await page.get_by_role("button", name="Turn camera off").click()
+    await expect(camera).to_have_text("Camera off")
+    await wait_until(
+        lambda: (p := agent.remote(user)) is not None
+        and not any(t.source == rtc.TrackSource.SOURCE_CAMERA for t in p.track_publications.values()),
+        timeout=10,
+        message="the camera track to be gone for the agent",
+    )
     await context.close()
 
 

@@ -27,6 +27,7 @@ from lkstate._remote_state import LLMUsage, RemoteSessionState, SessionUsage, To
 from lkstate_gradio import (
     Palette,
     agent_status_words,
+    camera_label,
     chat_message,
     chat_messages,
     microphone_label,
@@ -118,6 +119,30 @@ def test_early_audio_and_the_microphone_are_described() -> None:
     assert ">No microphone</span>" in html, "a few words, not the whole explanation"
     assert 'title="No microphone found: the PortAudio library could not be loaded. Install PortAudio &lt;here&gt;."' in html
     assert microphone_label(broken) == "Turn microphone on"
+
+
+def test_the_camera_is_described_and_why_it_cannot_work_is_spelled_out() -> None:
+    state = with_agent(AgentStatus.LISTENING)
+    html = status_html(state)
+    assert '<span class="lk-camera" title="The camera is off.">Camera off</span>' in html
+    assert "lk-camera-error" not in html
+    assert camera_label(state.local_media.camera) == "Turn camera on"
+
+    on = LocalTrackState(enabled=True, published=True, device="test pattern 640×360 at 15 fps")
+    html = status_html(attrs.evolve(state, local_media=LocalMedia(camera=on)))
+    assert 'title="The room sees your camera (test pattern 640×360 at 15 fps).">Camera on</span>' in html
+    assert camera_label(on) == "Turn camera off"
+
+    broken = LocalTrackState(error="No camera found: OpenCV could not open camera 0. Pass <video_input>.")
+    html = status_html(attrs.evolve(state, local_media=LocalMedia(camera=broken)))
+    assert ">No camera</span>" in html
+    assert (
+        '<div class="lk-camera-error">Camera: No camera found: OpenCV could not open camera 0. '
+        "Pass &lt;video_input&gt;.</div>"
+    ) in html, "the whole reason, in words on the page, escaped"
+    assert camera_label(broken) == "Turn camera on"
+    ended = LocalTrackState(error="The camera input ended.")
+    assert ">Camera failed</span>" in status_html(attrs.evolve(state, local_media=LocalMedia(camera=ended)))
 
 
 def test_interim_speech_is_styled_apart_from_final_text() -> None:
