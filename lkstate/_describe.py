@@ -41,6 +41,7 @@ __all__ = [
     "delivery_words",
     "describe_agent",
     "describe_microphone",
+    "describe_camera",
     "describe_preconnect",
     "describe_problems",
     "describe_usage",
@@ -177,6 +178,21 @@ def describe_microphone(microphone: LocalTrackState) -> Words:
     if microphone.published:
         return Words("Mic on", f"The agent can hear you{device}.", Tone.OK)
     return Words("Mic on", f"The microphone is on{device}; it is sent once connected.", Tone.WAITING)
+
+
+def describe_camera(camera: LocalTrackState) -> Words:
+    """What the camera is doing, in a toggle's few words; the reason in full when it cannot work."""
+    if camera.error:
+        headline = "No camera" if camera.error.startswith("No camera") else "Camera failed"
+        return Words(headline, camera.error, Tone.ERROR)
+    device = f" ({camera.device})" if camera.device else ""
+    if not camera.enabled:
+        return Words("Camera off", "The camera is off.", Tone.NEUTRAL)
+    if camera.muted:
+        return Words("Camera paused", f"The camera is paused{device}.", Tone.NEUTRAL)
+    if camera.published:
+        return Words("Camera on", f"The room sees your camera{device}.", Tone.OK)
+    return Words("Camera on", f"The camera is on{device}; it is sent once connected.", Tone.WAITING)
 
 
 # -- speech kept before the agent was ready ----------------------------------------------

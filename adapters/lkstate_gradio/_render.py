@@ -32,6 +32,7 @@ from lkstate._describe import (
     Tone,
     delivery_words,
     describe_agent,
+    describe_camera,
     describe_microphone,
     describe_preconnect,
     describe_problems,
@@ -125,16 +126,8 @@ def camera_label(camera: LocalTrackState) -> str:
 
 def camera_words(camera: LocalTrackState) -> tuple[str, str]:
     """``(few words, one sentence)`` about the camera: off, on, sent, or why it cannot work."""
-    if camera.error:
-        return ("No camera" if camera.error.startswith("No camera") else "Camera failed"), camera.error
-    device = f" ({camera.device})" if camera.device else ""
-    if not camera.enabled:
-        return "Camera off", "The camera is off."
-    if camera.muted:
-        return "Camera paused", f"The camera is paused{device}."
-    if camera.published:
-        return "Camera on", f"The room sees your camera{device}."
-    return "Camera on", f"The camera is on{device}; it is sent once connected."
+    words = describe_camera(camera)
+    return words.headline, words.detail
 
 
 _USER_STATE_WORDS = {"speaking": "You are speaking", "away": "You seem away"}

@@ -449,38 +449,45 @@ class ChatInput(QFrame):
         self.submitted.emit(text)
 
 
-class MicrophoneToggle(QPushButton):
-    """Shows the microphone as the state has it; a click asks for the opposite.
+class _TrackToggle(QPushButton):
+    """A local track (microphone, camera) as the state has it; a click asks for the opposite.
 
     Emits :attr:`requested` with the wanted setting. The label follows the
-    state, not the click: it says "Mic on" once the session has it on, and
-    "No microphone" (with the reason as tooltip) when there is no device.
+    state, not the click: it changes once the session has done what was asked,
+    and says why when it cannot (the reason in full as the tooltip).
     """
 
     requested = Signal(bool)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Mic off", parent)
-        self.setObjectName("MicrophoneToggle")
+    def __init__(self, name: str, glyph: str, parent: QWidget | None = None) -> None:
+        super().__init__("", parent)
+        self.setObjectName(name)
+        self._glyph = glyph
         self._slice = _Slice()
         self._enabled = False
         self.setCheckable(True)
         self.setMinimumWidth(118)
         self.clicked.connect(self._clicked)
-        self._apply(microphone_words(LocalTrackState()))
+        self._apply(self._words(LocalTrackState()))
+
+    def _track(self, state: SessionState) -> LocalTrackState:
+        raise NotImplementedError
+
+    def _words(self, track: LocalTrackState) -> StatusWords:
+        raise NotImplementedError
 
     def render_state(self, state: SessionState) -> None:
-        microphone = state.local_media.microphone
-        if not self._slice.changed(microphone):
+        track = self._track(state)
+        if not self._slice.changed(track):
             return
-        self._enabled = microphone.enabled
-        self.setChecked(microphone.enabled)
-        self._apply(microphone_words(microphone))
+        self._enabled = track.enabled
+        self.setChecked(track.enabled)
+        self._apply(self._words(track))
 
     def _apply(self, words: StatusWords) -> None:
-        self.setText(f"●  {words.title}")
+        self.setText(f"{self._glyph}  {words.title}")
         self.setToolTip(words.detail)
-        self.setStyleSheet(f"#MicrophoneToggle {{ color: {words.color}; }}")
+        self.setStyleSheet(f"#{self.objectName()} {{ color: {words.color}; }}")
 
     def _clicked(self) -> None:
         # Keep showing the state's value until the state changes.
@@ -488,42 +495,30 @@ class MicrophoneToggle(QPushButton):
         self.requested.emit(not self._enabled)
 
 
-class CameraToggle(QPushButton):
-    """The camera, as the state has it; a click asks for the opposite (checked while it is on).
-
-    Emits :attr:`requested` with the wanted setting. Like the microphone
-    toggle, the label follows the state: "Camera on" once the session has it
-    on, "No camera" when it cannot work (:class:`CameraNotice` says why).
-    """
-
-    requested = Signal(bool)
+class MicrophoneToggle(_TrackToggle):
+    """The microphone: "Mic on" once the session has it on, "No microphone" when there is no device."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Camera off", parent)
-        self.setObjectName("CameraToggle")
-        self._slice = _Slice()
-        self._enabled = False
-        self.setCheckable(True)
-        self.setMinimumWidth(118)
-        self.clicked.connect(self._clicked)
-        self._apply(camera_words(LocalTrackState()))
+        super().__init__("MicrophoneToggle", "●", parent)
 
-    def render_state(self, state: SessionState) -> None:
-        camera = state.local_media.camera
-        if not self._slice.changed(camera):
-            return
-        self._enabled = camera.enabled
-        self.setChecked(camera.enabled)
-        self._apply(camera_words(camera))
+    def _track(self, state: SessionState) -> LocalTrackState:
+        return state.local_media.microphone
 
-    def _apply(self, words: StatusWords) -> None:
-        self.setText(f"■  {words.title}")
-        self.setToolTip(words.detail)
-        self.setStyleSheet(f"#CameraToggle {{ color: {words.color}; }}")
+    def _words(self, track: LocalTrackState) -> StatusWords:
+        return microphone_words(track)
 
-    def _clicked(self) -> None:
-        self.setChecked(self._enabled)
-        self.requested.emit(not self._enabled)
+
+class CameraToggle(_TrackToggle):
+    """The camera, checked while it is on; "No camera" when it cannot work (:class:`CameraNotice` says why)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("CameraToggle", "■", parent)
+
+    def _track(self, state: SessionState) -> LocalTrackState:
+        return state.local_media.camera
+
+    def _words(self, track: LocalTrackState) -> StatusWords:
+        return camera_words(track)
 
 
 class CameraNotice(QLabel):

@@ -20,6 +20,7 @@ from lkstate._describe import (
     Tone,
     delivery_words,
     describe_agent,
+    describe_camera,
     describe_microphone,
     describe_preconnect,
     describe_usage,
@@ -119,17 +120,8 @@ def microphone_words(microphone: LocalTrackState) -> StatusWords:
 
 def camera_words(camera: LocalTrackState) -> StatusWords:
     """The camera toggle's label, its tooltip (the whole reason, when it cannot work) and its colour."""
-    if camera.error:
-        title = "No camera" if camera.error.startswith("No camera") else "Camera failed"
-        return StatusWords(title, camera.error, Palette.RED)
-    device = f" ({camera.device})" if camera.device else ""
-    if not camera.enabled:
-        return StatusWords("Camera off", "The camera is off.", Palette.GREY)
-    if camera.muted:
-        return StatusWords("Camera paused", f"The camera is paused{device}.", Palette.GREY)
-    if camera.published:
-        return StatusWords("Camera on", f"The room sees your camera{device}.", Palette.GREEN)
-    return StatusWords("Camera on", f"The camera is on{device}; it is sent once connected.", Palette.AMBER)
+    words = describe_camera(camera)
+    return StatusWords(words.headline, words.detail, Palette.TONES[words.tone])
 
 
 def _arguments(raw: str) -> str:

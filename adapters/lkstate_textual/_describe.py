@@ -27,6 +27,7 @@ from lkstate._describe import (
     speaker_label,
     tool_arguments,
 )
+from lkstate._describe import describe_camera as _describe_camera
 from lkstate._describe import describe_microphone as _describe_microphone
 
 __all__ = [
@@ -66,17 +67,9 @@ def describe_camera(camera: LocalTrackState) -> Words:
     The error, when there is one, is the whole ``detail``: the camera notice
     shows it in full, because "No camera" alone does not say what to do.
     """
-    if camera.error:
-        headline = "No camera" if camera.error.startswith("No camera") else "Camera failed"
-        return Words(f"✗ {headline}", camera.error, Tone.ERROR)
-    device = f" ({camera.device})" if camera.device else ""
-    if not camera.enabled:
-        return Words("○ Cam off", "The camera is off.", Tone.NEUTRAL)
-    if camera.muted:
-        return Words("○ Cam paused", f"The camera is paused{device}.", Tone.NEUTRAL)
-    if camera.published:
-        return Words("● Cam on", f"The room sees your camera{device}.", Tone.OK)
-    return Words("◌ Cam on", f"The camera is on{device}; it is sent once connected.", Tone.WAITING)
+    words = _describe_camera(camera)
+    headline = words.headline.replace("Camera", "Cam", 1) if words.tone is not Tone.ERROR else words.headline
+    return Words(f"{_MIC_GLYPHS.get(words.tone, '○')} {headline}", words.detail, words.tone)
 
 
 _PRECONNECT_GLYPHS = {

@@ -183,8 +183,25 @@ class PreConnectIndicator(StateWidget[PreConnectState]):
 # -- microphone notice -------------------------------------------------------------
 
 
-class MicrophoneNotice(StateWidget["str | None"]):
-    """One line saying why the microphone does not work (no device, no permission…); hidden otherwise."""
+class _TrackNotice(StateWidget["str | None"]):
+    """One line saying why a local track does not work, in full; hidden otherwise."""
+
+    def select(self, state: SessionState) -> str | None:
+        raise NotImplementedError
+
+    def sentence(self, error: str) -> str:
+        raise NotImplementedError
+
+    def show_slice(self, value: str | None) -> None:
+        self.set_class(bool(value), "-active")
+        super().show_slice(value)
+
+    def render_slice(self, value: str | None) -> str:
+        return self.sentence(value) if value else ""
+
+
+class MicrophoneNotice(_TrackNotice):
+    """Why the microphone does not work (no device, no permission…); hidden otherwise."""
 
     DEFAULT_CSS = """
     MicrophoneNotice {
@@ -199,16 +216,12 @@ class MicrophoneNotice(StateWidget["str | None"]):
     def select(self, state: SessionState) -> str | None:
         return state.local_media.microphone.error
 
-    def show_slice(self, value: str | None) -> None:
-        self.set_class(bool(value), "-active")
-        super().show_slice(value)
-
-    def render_slice(self, value: str | None) -> str:
-        return f"✗ Microphone: {value} You can still type." if value else ""
+    def sentence(self, error: str) -> str:
+        return f"✗ Microphone: {error} You can still type."
 
 
-class CameraNotice(StateWidget["str | None"]):
-    """Why the camera does not work (no camera, OpenCV missing, the input ended…), in full; hidden otherwise."""
+class CameraNotice(_TrackNotice):
+    """Why the camera does not work (no camera, OpenCV missing, the input ended…); hidden otherwise."""
 
     DEFAULT_CSS = """
     CameraNotice {
@@ -223,12 +236,8 @@ class CameraNotice(StateWidget["str | None"]):
     def select(self, state: SessionState) -> str | None:
         return state.local_media.camera.error
 
-    def show_slice(self, value: str | None) -> None:
-        self.set_class(bool(value), "-active")
-        super().show_slice(value)
-
-    def render_slice(self, value: str | None) -> str:
-        return f"✗ Camera: {value}" if value else ""
+    def sentence(self, error: str) -> str:
+        return f"✗ Camera: {error}"
 
 
 # -- transcript ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ arrives, so each test checks what a person on the other side would see.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,46 +26,10 @@ from lkstate import (
     VideoGeneratorInput,
 )
 from tests.harness.peer import Peer, wait_until
+from tests.harness.video import bar_colours, close_to, first_picture, video_of
 from tests.harness.sessions import SessionFactory
 
 WIDTH, HEIGHT = 640, 360
-
-
-async def first_picture(track: rtc.Track, *, width: int, timeout: float = 15.0) -> np.ndarray[Any, Any]:
-    """The first decoded frame of ``track`` at full ``width`` (simulcast may start on a smaller layer), as RGBA."""
-    stream = rtc.VideoStream(track, format=rtc.VideoBufferType.RGBA)
-    try:
-        async with asyncio.timeout(timeout):
-            async for event in stream:
-                frame = event.frame
-                if frame.width == width:
-                    return np.frombuffer(bytes(frame.data), dtype=np.uint8).reshape(frame.height, frame.width, 4)
-    finally:
-        await stream.aclose()
-    raise AssertionError("the video stream ended")
-
-
-def bar_colours(picture: np.ndarray[Any, Any]) -> list[tuple[int, int, int]]:
-    """The colour in the middle of each of the eight bars, in the upper half of the picture."""
-    height, width = picture.shape[:2]
-    centres = [int((i + 0.5) * width / len(PATTERN_COLOURS)) for i in range(len(PATTERN_COLOURS))]
-    return [tuple(int(v) for v in picture[height // 4, x, :3]) for x in centres]  # type: ignore[misc]
-
-
-def close_to(seen: list[tuple[int, int, int]], expected: tuple[tuple[int, int, int], ...], tolerance: int = 40) -> bool:
-    return all(abs(a - b) <= tolerance for s, e in zip(seen, expected, strict=True) for a, b in zip(s, e, strict=True))
-
-
-async def video_of(peer: Peer, identity: str, source: int) -> rtc.RemoteTrackPublication:
-    def find() -> rtc.RemoteTrackPublication | None:
-        participant = peer.remote(identity)
-        if participant is None:
-            return None
-        return next(
-            (p for p in participant.track_publications.values() if p.source == source and p.track is not None), None
-        )
-
-    return await wait_until(find, timeout=15, message=f"a subscribed video track with source {source}")
 
 
 async def test_the_camera_is_published_seen_with_its_colours_and_unpublished_when_turned_off(
@@ -111,7 +76,7 @@ async def test_the_camera_is_published_seen_with_its_colours_and_unpublished_whe
 async def test_the_screen_share_is_a_screen_share_track_of_your_frames(
     make_session: SessionFactory, room_name: str, peer_factory: Any
 ) -> None:
-    async def screen() -> Any:
+    async def screen() -> AsyncIterator[Any]:
         for n in range(100_000):
             picture = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
             picture[:, : WIDTH // 2] = (200, 40, 40)
@@ -244,7 +209,7 @@ async def test_the_camera_survives_a_full_reconnect(
 async def test_a_frame_of_the_wrong_size_stops_the_track_with_words_and_the_session_goes_on(
     make_session: SessionFactory, room_name: str
 ) -> None:
-    async def frames() -> Any:
+    async def frames() -> AsyncIterator[Any]:
         for _ in range(5):
             yield np.zeros((180, 320, 4), dtype=np.uint8)
             await asyncio.sleep(0.05)

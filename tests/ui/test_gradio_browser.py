@@ -46,7 +46,7 @@ from lkstate import (
 )
 from tests.harness.peer import wait_until
 from tests.harness.server import LiveKitServer
-from tests.integration.test_video_wire import bar_colours, close_to, first_picture, video_of
+from tests.harness.video import bar_colours, close_to, first_picture, video_of
 
 from lkstate_gradio.app import GradioDemo, build_demo, free_port
 

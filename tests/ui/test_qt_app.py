@@ -49,7 +49,7 @@ from lkstate_qt import CommandError, SessionBridge
 from lkstate_qt.app import MainWindow, build_parser, main, session_from_args
 from tests.harness.peer import Peer, wait_until
 from tests.harness.server import REPO_ROOT, LiveKitServer
-from tests.integration.test_video_wire import bar_colours, close_to, first_picture, video_of
+from tests.harness.video import bar_colours, close_to, first_picture, video_of
 
 SCREENSHOTS = Path(REPO_ROOT) / "test-artifacts" / "screenshots"
 WAIT_MS = 20_000

@@ -28,7 +28,7 @@ from lkstate_textual.widgets import CameraToggle, ConnectButton, MicrophoneToggl
 from tests.harness.peer import Peer, wait_until
 from tests.harness.server import LiveKitServer
 from tests.harness.sessions import SessionFactory, agent_sees_user
-from tests.integration.test_video_wire import bar_colours, close_to, first_picture, video_of
+from tests.harness.video import bar_colours, close_to, first_picture, video_of
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 SIZE = (120, 36)

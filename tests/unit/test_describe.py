@@ -31,6 +31,7 @@ from lkstate._describe import (
     Tone,
     delivery_words,
     describe_agent,
+    describe_camera,
     describe_microphone,
     describe_preconnect,
     describe_problems,
@@ -181,6 +182,25 @@ def test_the_microphone_says_what_it_does_and_why_it_cannot(
     track: LocalTrackState, label: str, detail: str, tone: Tone
 ) -> None:
     words = describe_microphone(track)
+    assert (words.headline, words.detail, words.tone) == (label, detail, tone)
+
+
+@pytest.mark.parametrize(
+    ("track", "label", "detail", "tone"),
+    [
+        (LocalTrackState(), "Camera off", "The camera is off.", Tone.NEUTRAL),
+        (LocalTrackState(enabled=True, published=True, device="test pattern"), "Camera on",
+         "The room sees your camera (test pattern).", Tone.OK),
+        (LocalTrackState(enabled=True), "Camera on", "The camera is on; it is sent once connected.", Tone.WAITING),
+        (LocalTrackState(error="No camera found: OpenCV could not open camera 0. Connect a camera."), "No camera",
+         "No camera found: OpenCV could not open camera 0. Connect a camera.", Tone.ERROR),
+        (LocalTrackState(error="The camera input ended."), "Camera failed", "The camera input ended.", Tone.ERROR),
+    ],
+)
+def test_the_camera_says_what_it_does_and_why_it_cannot(
+    track: LocalTrackState, label: str, detail: str, tone: Tone
+) -> None:
+    words = describe_camera(track)
     assert (words.headline, words.detail, words.tone) == (label, detail, tone)
 
 
