@@ -482,7 +482,8 @@ async def _headless(
     session.states.subscribe(_Narrator(sys.stdout))
     try:
         progress("connecting")
-        await asyncio.wait_for(session.start(), timeout=timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow Ctrl-C's cancellation
+            await session.start()
         if say:
             await _let_the_agent_finish(session, min(timeout, 10.0))
         for text in say:

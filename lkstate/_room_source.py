@@ -112,8 +112,9 @@ async def _after(previous: asyncio.Future[None] | None, grace: float) -> None:
     """Wait until ``previous`` is done, at most ``grace`` seconds (a stalled stream holds no one up)."""
     if previous is None or previous.done():
         return
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(asyncio.shield(previous), grace)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(grace):
+            await asyncio.shield(previous)
 
 
 def _listener_registrar(room: rtc.Room) -> Callable[[str, Callable[..., None]], object]:
@@ -251,8 +252,9 @@ class RoomSource:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._join_waiters.setdefault(identity, []).append(waiter)
         try:
-            await asyncio.wait_for(waiter, timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
             return False
         finally:
             waiters = self._join_waiters.get(identity, [])

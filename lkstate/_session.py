@@ -229,7 +229,8 @@ class Session:
 
         subscription = self._store.states.subscribe(check)
         try:
-            return await asyncio.wait_for(found, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancellation
+                return await found
         finally:
             subscription.dispose()
 

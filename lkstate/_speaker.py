@@ -770,6 +770,7 @@ class SpeakerController:
 async def _close_stream(stream: rtc.AudioStream) -> None:
     """Close a LiveKit audio stream, bounded: a stream that will not end is given up on."""
     try:
-        await asyncio.wait_for(stream.aclose(), _STREAM_CLOSE_TIMEOUT)
-    except (asyncio.TimeoutError, Exception):
+        async with asyncio.timeout(_STREAM_CLOSE_TIMEOUT):
+            await stream.aclose()
+    except Exception:  # TimeoutError included
         logger.debug("closing the agent's audio stream failed", exc_info=True)

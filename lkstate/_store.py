@@ -121,7 +121,8 @@ class Store:
 
         subscription = self._states.subscribe(check)
         try:
-            return await asyncio.wait_for(found, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancellation
+                return await found
         finally:
             subscription.dispose()
 
