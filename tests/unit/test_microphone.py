@@ -20,6 +20,7 @@ from lkstate import _events as ev
 from lkstate._audio import GeneratorInput
 from lkstate._microphone import (
     DELIVERY_GRACE,
+    HANDOVER_DELAY,
     PROGRESS_INTERVAL,
     SETTLE_WINDOW,
     MicrophoneController,
@@ -92,9 +93,13 @@ class Clocked:
         self.h.published(sid, flagged=flagged, now=self.now)
         return self.collect()
 
-    def subscribe(self, sid: str) -> list[_Effect]:
+    def subscribe(self, sid: str, *, then_wait: bool = True) -> list[_Effect]:
+        """The publication's first subscription; by default also the handover delay that follows it."""
         self.h.subscribed(sid, self.now)
-        return self.collect()
+        effects = self.collect()
+        if then_wait:
+            effects += self.advance(HANDOVER_DELAY)
+        return effects
 
     def sent(self, error: str | None = None) -> list[_Effect]:
         self.h.send_finished(error, self.now)
@@ -256,9 +261,27 @@ def test_a_subscription_reported_before_its_subscriber_was_announced_is_the_agen
     c.advance(0.05)
     c.agent("agent-a")  # announced just after the server reported the subscription
     c.h.subscribed("TR_1", subscribed_at, subscriber="agent-a")
+    assert c.collect() == [], "the handover waits for the agent's stream to open"
 
-    send = only_send(c.collect())
+    send = only_send(c.advance(HANDOVER_DELAY - 0.05))  # counted from the subscription
     assert send.destination == "agent-a"
+
+
+def test_frames_after_the_subscription_still_go_to_the_recording_until_the_handover() -> None:
+    # The agent opens its stream a moment after the server reports the subscription:
+    # frames put on the track in that moment would reach nobody, so they are recorded.
+    c = Clocked()
+    c.speak(1, 2)
+    c.publish("TR_1")
+    c.agent("agent-a")
+    assert c.subscribe("TR_1", then_wait=False) == []
+    during = list(range(3, 3 + round(HANDOVER_DELAY * 100) - 1))  # 10 ms frames, short of the delay
+    assert all(c.speak(*during)), "recorded, not put on the track"
+    later = [100, 101, 102]
+    kept = c.speak(*later)
+    assert kept[-1] is False, "after the handover, frames go to the track"
+    send = only_send(c.effects)
+    assert send.pcm == pcm(1, 2, *during, *[v for v, k in zip(later, kept) if k]), "each frame in one place"
 
 
 def test_a_first_subscription_by_another_participant_falls_back_to_the_grace() -> None:
