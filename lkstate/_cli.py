@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import importlib
 import logging
 import math
@@ -97,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     command: Callable[[argparse.Namespace], int] = args.run
+    _stacks_on_request()
     try:
         with _unwind_on_termination():
             return command(args)
@@ -108,6 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except _Terminated:
         return EXIT_INTERRUPTED
+
+
+def _stacks_on_request() -> None:
+    """``kill -USR1 <pid>`` prints every thread's stack to stderr: how to see where a stuck run is."""
+    if hasattr(signal, "SIGUSR1") and not faulthandler.is_enabled():
+        with contextlib.suppress(ValueError, OSError, RuntimeError):  # not the main thread, or no stderr
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def _complain(error: LkstateError) -> None:

@@ -13,11 +13,13 @@ import os
 import re
 import signal
 import subprocess
+import time
 import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
+from tests.harness.cli import ctrl_c_works, lkstate_command
 
 from lkstate import LkstateError, PatternVideoInput, Session, decode_claims
 from lkstate import _cli
@@ -26,14 +28,6 @@ from lkstate._recording import read_recording
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "recordings" / "demo.jsonl"
-
-
-def lkstate_command() -> list[str]:
-    """The installed `lkstate` script next to this Python, else the same entry point through -c."""
-    script = Path(sys.executable).with_name("lkstate")
-    if script.is_file():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from lkstate._cli import main; sys.exit(main())"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -233,6 +227,7 @@ def test_replay_in_the_gradio_front_end_serves_the_recording_until_interrupted()
     process = subprocess.Popen(
         [*lkstate_command(), "replay", str(EXAMPLE), "--ui", "gradio"], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+        preexec_fn=ctrl_c_works,
     )
     try:
         assert process.stdout is not None
@@ -242,7 +237,14 @@ def test_replay_in_the_gradio_front_end_serves_the_recording_until_interrupted()
         with urllib.request.urlopen(match.group(1), timeout=30) as page:
             assert page.status == 200 and "lkstate · replay of demo.jsonl" in page.read().decode()
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
+        try:
+            _, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)  # the CLI prints every thread's stack: where is it stuck?
+            time.sleep(2)
+            process.kill()
+            _, err = process.communicate()
+            pytest.fail(f"the replay did not stop within 60 s of Ctrl-C; its stacks:\n{err}")
     finally:
         if process.poll() is None:
             process.kill()

@@ -22,6 +22,7 @@ import pytest
 
 from lkstate._recording import read_recording
 from tests.harness.server import LiveKitServer, find_livekit_server
+from tests.harness.cli import ctrl_c_works, lkstate_command
 
 REPO = Path(__file__).resolve().parents[2]
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -40,13 +41,6 @@ def _needs_a_server_binary() -> None:
         if os.environ.get("LKSTATE_ALLOW_SKIP") == "1":
             pytest.skip(message)
         pytest.fail(message, pytrace=False)
-
-
-def lkstate_command() -> list[str]:
-    script = Path(sys.executable).with_name("lkstate")
-    if script.is_file():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from lkstate._cli import main; sys.exit(main())"]
 
 
 def marked_env(marker: str) -> dict[str, str]:
@@ -112,7 +106,7 @@ def test_interrupting_the_demo_while_it_starts_stops_what_it_started(tmp_path: P
     marker = uuid.uuid4().hex
     process = subprocess.Popen(
         [*lkstate_command(), "demo", "--headless"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, cwd=tmp_path, env=marked_env(marker),
+        text=True, cwd=tmp_path, env=marked_env(marker), preexec_fn=ctrl_c_works,
     )
     try:
         assert process.stderr is not None
