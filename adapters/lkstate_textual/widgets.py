@@ -30,6 +30,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, Input, Static
+from textual.widgets.button import ButtonVariant
 
 from lkstate import (
     ConnectionStatus,
@@ -41,7 +42,7 @@ from lkstate import (
     SessionState,
 )
 
-from lkstate._describe import ProblemsWords, describe_problems, describe_usage
+from lkstate._describe import ProblemsWords, Words, describe_problems, describe_usage
 
 from ._binding import StateView, StateWidget
 from ._describe import (
@@ -476,13 +477,7 @@ class MicrophoneToggle(StateView[_MicSlice], Button):
         return _MicSlice(state.local_media.microphone, binding is not None and binding.microphone_supported)
 
     def show_slice(self, value: _MicSlice) -> None:
-        described = describe_microphone(value.microphone, supported=value.supported)
-        self.label = described.headline
-        self.tooltip = described.detail
-        self.variant = {Tone.OK: "success", Tone.ERROR: "warning", Tone.WAITING: "primary"}.get(
-            described.tone, "default"
-        )
-        self.set_class(described.tone is Tone.OK, "-live")
+        _show_toggle(self, describe_microphone(value.microphone, supported=value.supported))
 
     @on(Button.Pressed)
     def _toggle(self, event: Button.Pressed) -> None:
@@ -492,6 +487,17 @@ class MicrophoneToggle(StateView[_MicSlice], Button):
         binding = self.binding
         if binding is not None:
             binding.toggle_microphone()
+
+
+def _show_toggle(button: Button, words: Words) -> None:
+    """A media toggle shows its words: the label, the reason as tooltip, the tone as variant."""
+    button.label = words.headline
+    button.tooltip = words.detail
+    button.variant = _TOGGLE_VARIANTS.get(words.tone, "default")
+    button.set_class(words.tone is Tone.OK, "-live")
+
+
+_TOGGLE_VARIANTS: dict[Tone, ButtonVariant] = {Tone.OK: "success", Tone.ERROR: "warning", Tone.WAITING: "primary"}
 
 
 class CameraToggle(StateView[LocalTrackState], Button):
@@ -513,13 +519,7 @@ class CameraToggle(StateView[LocalTrackState], Button):
         return state.local_media.camera
 
     def show_slice(self, value: LocalTrackState) -> None:
-        described = describe_camera(value)
-        self.label = described.headline
-        self.tooltip = described.detail
-        self.variant = {Tone.OK: "success", Tone.ERROR: "warning", Tone.WAITING: "primary"}.get(
-            described.tone, "default"
-        )
-        self.set_class(described.tone is Tone.OK, "-live")
+        _show_toggle(self, describe_camera(value))
 
     @on(Button.Pressed)
     def _toggle(self, event: Button.Pressed) -> None:
