@@ -333,11 +333,8 @@ def build_demo(
         return ""
 
     async def on_microphone(request: gr.Request) -> None:
-        session = sessions.session(request)
-        if session.state.connection.status is ConnectionStatus.DISCONNECTED:
-            _warn("The microphone starts with the conversation: press Connect.")
-            return
-        enable = not session.state.local_media.microphone.enabled
+        # Before Connect this is a choice the session acts on when it starts (off: start muted).
+        enable = not sessions.session(request).state.local_media.microphone.enabled
         try:
             await sessions.run(request, lambda s: s.set_microphone_enabled(enable))
         except LkstateError as error:

@@ -183,13 +183,20 @@ async def test_a_server_shutting_down_is_reported_in_words_a_half_received_messa
         await agent.disconnect()
     await stopping
 
-    assert state.connection.disconnect_reason == "The LiveKit server shut down."
+    # The server says goodbye (SERVER_SHUTDOWN) before closing; on a loaded machine its socket
+    # has been seen to close first (seen once in CI): the SDK then tries to resume, fails against
+    # the stopped server and reports a lost connection. Both are the truth, in words.
+    said_goodbye = state.connection.disconnect_reason == "The LiveKit server shut down."
+    assert said_goodbye or state.connection.disconnect_reason == "The connection to the server was lost."
     (message,) = state.messages
     assert message.text == before[0].text == "Half of what I", "what arrived is kept"
     assert message.interrupted and not message.final
     # our own disconnect, or the agent's (the server says goodbye to both) came first
     assert message.error in ("The connection was lost.", "The agent left before finishing this message.")
-    assert statuses[1:] == [ConnectionStatus.DISCONNECTED, ConnectionStatus.CONNECTING, ConnectionStatus.CONNECTED], (
+    seen = statuses[1:]
+    if not said_goodbye and seen[:1] == [ConnectionStatus.RECONNECTING]:
+        seen = seen[1:]  # the SDK's attempt to resume
+    assert seen == [ConnectionStatus.DISCONNECTED, ConnectionStatus.CONNECTING, ConnectionStatus.CONNECTED], (
         "the old connection's clean-up does not disturb the new start"
     )
     assert session.state.connection.is_connected and session.state.connection.attempt == 2
