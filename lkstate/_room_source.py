@@ -383,6 +383,10 @@ class RoomSource:
 
     # -- streams ------------------------------------------------------------------
 
+    def _problem(self, source: str, message: str) -> None:
+        """Tell the state what was refused or went wrong, in words."""
+        self._emit(ev.ProblemObserved(at=self._clock(), source=source, message=message))
+
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
@@ -390,39 +394,24 @@ class RoomSource:
 
     def _admit_stream(self, sender: str, topic: str, declared_size: int | None = None) -> bool:
         if declared_size is not None and declared_size > self._limits.max_stream_bytes:
-            self._emit(
-                ev.ProblemObserved(
-                    at=self._clock(),
-                    source=topic,
-                    message=(
-                        f"Refused a stream of {declared_size} bytes from {sender!r} "
-                        f"(limit {self._limits.max_stream_bytes})."
-                    ),
-                )
+            self._problem(
+                topic,
+                f"Refused a stream of {declared_size} bytes from {sender!r} "
+                f"(limit {self._limits.max_stream_bytes}).",
             )
             return False
         if not self._within_rate(sender):
-            self._emit(
-                ev.ProblemObserved(
-                    at=self._clock(),
-                    source=topic,
-                    message=(
-                        f"Refused streams from {sender!r}: more than "
-                        f"{self._limits.max_streams_per_second:g} a second."
-                    ),
-                )
+            self._problem(
+                topic,
+                f"Refused streams from {sender!r}: more than "
+                f"{self._limits.max_streams_per_second:g} a second.",
             )
             return False
         if self._open_streams[sender] >= self._limits.max_open_streams_per_sender:
-            self._emit(
-                ev.ProblemObserved(
-                    at=self._clock(),
-                    source=topic,
-                    message=(
-                        f"Refused a stream from {sender!r}: more than "
-                        f"{self._limits.max_open_streams_per_sender} open at once."
-                    ),
-                )
+            self._problem(
+                topic,
+                f"Refused a stream from {sender!r}: more than "
+                f"{self._limits.max_open_streams_per_sender} open at once.",
             )
             return False
         self._open_streams[sender] += 1
@@ -457,12 +446,9 @@ class RoomSource:
 
         def judge() -> None:
             if self._attached and self._disruptions(sender) == since and self._room.isconnected():
-                self._emit(
-                    ev.ProblemObserved(
-                        at=self._clock(),
-                        source=topic,
-                        message=f"{what} from {sender!r} could not be read ({error}); it was cut off there.",
-                    )
+                self._problem(
+                    topic,
+                    f"{what} from {sender!r} could not be read ({error}); it was cut off there.",
                 )
 
         # The SDK breaks a stream before it reports the departure or the reconnect
@@ -500,12 +486,9 @@ class RoomSource:
     def _admit_transcription(self, reader: rtc.TextStreamReader, sender: str, seq: int) -> None:
         if not self._may_transcribe(sender):
             reader.close()
-            self._emit(
-                ev.ProblemObserved(
-                    at=self._clock(),
-                    source=TOPIC_TRANSCRIPTION,
-                    message=f"Ignored a transcription from {sender!r}: only the agent may send transcriptions.",
-                )
+            self._problem(
+                TOPIC_TRANSCRIPTION,
+                f"Ignored a transcription from {sender!r}: only the agent may send transcriptions.",
             )
             return
         if not self._admit_stream(sender, TOPIC_TRANSCRIPTION, reader.info.size):
@@ -542,15 +525,10 @@ class RoomSource:
                 received += len(chunk.encode("utf-8", "surrogatepass"))
                 if received > self._limits.max_stream_bytes:
                     cut = True
-                    self._emit(
-                        ev.ProblemObserved(
-                            at=self._clock(),
-                            source=TOPIC_TRANSCRIPTION,
-                            message=(
-                                f"A transcription from {sender!r} exceeded "
-                                f"{self._limits.max_stream_bytes} bytes; the rest was dropped."
-                            ),
-                        )
+                    self._problem(
+                        TOPIC_TRANSCRIPTION,
+                        f"A transcription from {sender!r} exceeded "
+                        f"{self._limits.max_stream_bytes} bytes; the rest was dropped.",
                     )
                     continue
                 text.append(chunk)
@@ -644,12 +622,9 @@ class RoomSource:
                 received += len(chunk.encode("utf-8", "surrogatepass"))
                 if received > self._limits.max_stream_bytes:
                     cut = True
-                    self._emit(
-                        ev.ProblemObserved(
-                            at=self._clock(),
-                            source=TOPIC_CHAT,
-                            message=f"A chat message from {sender!r} was too long; the rest was dropped.",
-                        )
+                    self._problem(
+                        TOPIC_CHAT,
+                        f"A chat message from {sender!r} was too long; the rest was dropped.",
                     )
                     continue
                 parts.append(chunk)
