@@ -27,6 +27,7 @@ from livekit.protocol.room import RoomConfiguration
 
 from lkstate._errors import TokenSourceError
 from lkstate._tokens import Credentials, EndpointTokenSource, TokenRequest
+from tests.harness.http import serve
 
 API_KEY = "devkey"
 API_SECRET = "a-development-secret-of-at-least-32-characters"
@@ -117,17 +118,12 @@ async def endpoint() -> AsyncIterator[TokenEndpoint]:
     app = web.Application(middlewares=[record])
     app.router.add_post("/token", token)
     app.router.add_get("/elsewhere", standard_get)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    state.base = f"http://{host}:{port}"
-    try:
-        yield state
-    finally:
-        state.gate.set()
-        await runner.cleanup()
+    async with serve(app) as base:
+        state.base = base
+        try:
+            yield state
+        finally:
+            state.gate.set()
 
 
 async def standard_get(request: web.Request) -> web.StreamResponse:

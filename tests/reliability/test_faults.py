@@ -49,6 +49,7 @@ from lkstate import (
 from lkstate._options import SessionOptions
 from lkstate.demo_agent import ScriptedLLM
 from tests.harness.agent import InProcessAgent, start_agent
+from tests.harness.http import serve
 from tests.harness.server import LiveKitServer, free_port
 from tests.reliability._wire import REPLY, Figures, agent_messages, agent_sees_user, figures_fixture, new_session
 
@@ -341,16 +342,9 @@ async def endpoint(livekit_server: LiveKitServer) -> AsyncIterator[Endpoint]:
     state = Endpoint(livekit_server)
     app = web.Application(middlewares=[state.count])
     app.router.add_post("/token", state.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    state.url = f"http://{host}:{port}/token"
-    try:
+    async with serve(app) as base:
+        state.url = f"{base}/token"
         yield state
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize(

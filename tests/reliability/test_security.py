@@ -36,6 +36,7 @@ from lkstate import (
 )
 from lkstate._recording import record
 from lkstate.demo_agent import ScriptedLLM
+from tests.harness.http import serve
 from tests.harness.server import LiveKitServer, free_port
 from tests.reliability._wire import REPLY, Figures, agent_messages, agent_sees_user, figures_fixture, new_session
 
@@ -76,16 +77,9 @@ async def token_endpoint(livekit_server: LiveKitServer) -> AsyncIterator[TokenEn
     state = TokenEndpoint(livekit_server, "Bearer " + secrets.token_urlsafe(24))
     app = web.Application()
     app.router.add_post("/token", state.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    state.url = f"http://{host}:{port}/token"
-    try:
+    async with serve(app) as base:
+        state.url = f"{base}/token"
         yield state
-    finally:
-        await runner.cleanup()
 
 
 class RememberingDevSource(DevelopmentTokenSource):
