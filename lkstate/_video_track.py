@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Literal
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
 
 import attrs
 from livekit import rtc
@@ -268,11 +268,8 @@ class VideoTrackController:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        async def run() -> None:
-            await coro
-
-        task = asyncio.get_running_loop().create_task(run(), name=f"lkstate-{self._kind.value}-ended")
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"lkstate-{self._kind.value}-ended")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -187,6 +187,16 @@ class PreConnectIndicator(StateWidget[PreConnectState]):
 class _TrackNotice(StateWidget["str | None"]):
     """One line saying why a local track does not work, in full; hidden otherwise."""
 
+    DEFAULT_CSS = """
+    _TrackNotice {
+        height: auto;
+        padding: 0 1;
+        color: $warning;
+        display: none;
+    }
+    _TrackNotice.-active { display: block; }
+    """
+
     def select(self, state: SessionState) -> str | None:
         raise NotImplementedError
 
@@ -204,16 +214,6 @@ class _TrackNotice(StateWidget["str | None"]):
 class MicrophoneNotice(_TrackNotice):
     """Why the microphone does not work (no device, no permission…); hidden otherwise."""
 
-    DEFAULT_CSS = """
-    MicrophoneNotice {
-        height: auto;
-        padding: 0 1;
-        color: $warning;
-        display: none;
-    }
-    MicrophoneNotice.-active { display: block; }
-    """
-
     def select(self, state: SessionState) -> str | None:
         return state.local_media.microphone.error
 
@@ -223,16 +223,6 @@ class MicrophoneNotice(_TrackNotice):
 
 class CameraNotice(_TrackNotice):
     """Why the camera does not work (no camera, OpenCV missing, the input ended…); hidden otherwise."""
-
-    DEFAULT_CSS = """
-    CameraNotice {
-        height: auto;
-        padding: 0 1;
-        color: $warning;
-        display: none;
-    }
-    CameraNotice.-active { display: block; }
-    """
 
     def select(self, state: SessionState) -> str | None:
         return state.local_media.camera.error

@@ -24,7 +24,7 @@ from lkstate._audio import GeneratorInput
 from lkstate_textual import SessionStateChanged, StateWidget
 from lkstate_textual.app import VoiceAgentApp
 from lkstate_textual.testing import save_screenshot, screen_text
-from lkstate_textual.widgets import CameraToggle, ConnectButton, MicrophoneToggle, ToolCallsPanel, UsagePanel
+from lkstate_textual.widgets import CameraNotice, CameraToggle, ConnectButton, MicrophoneToggle, ToolCallsPanel, UsagePanel
 from tests.harness.peer import Peer, wait_until
 from tests.harness.server import LiveKitServer
 from tests.harness.sessions import SessionFactory, agent_sees_user
@@ -262,8 +262,11 @@ async def test_without_a_camera_f5_says_why_in_words_and_the_session_goes_on(
     app = VoiceAgentApp(session)
     async with app.run_test(size=SIZE) as pilot:
         await screen_shows(app, pilot, "Waiting for the agent", "○ Cam off")
+        assert not app.query_one(CameraNotice).display, "no notice while nothing is wrong"
         await pilot.press("f5")
         text = await screen_shows(app, pilot, "✗ No camera", "✗ Camera: No camera")
         assert "PatternVideoInput" in " ".join(text.split()), "the notice says what to do instead"
         assert str(app.query_one(ConnectButton).label) == "Disconnect", "still connected"
+        notice = app.query_one(CameraNotice)
+        assert notice.display and notice.region.height >= 2, "the notice is shown, in full"
         save_screenshot(app, "textual-20-live-no-camera", SCREENSHOTS)

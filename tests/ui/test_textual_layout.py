@@ -26,9 +26,11 @@ from lkstate_textual.app import VoiceAgentApp
 from lkstate_textual.testing import save_screenshot, screen_text
 from lkstate_textual.widgets import (
     AgentStatusIndicator,
+    CameraNotice,
     ChatInput,
     ConnectButton,
     MessageBubble,
+    MicrophoneNotice,
     ProblemsBar,
     TranscriptView,
 )
@@ -394,3 +396,28 @@ async def test_f5_before_connecting_chooses_the_camera_which_goes_out_once_conne
                 break
             await pilot.pause(0.02)
         assert "○ Cam off" in screen_text(app)
+
+
+async def test_a_broken_microphone_and_camera_each_say_why_under_the_status_and_go_when_fixed() -> None:
+    session = offline_session()
+    app = VoiceAgentApp(session, autoconnect=False)
+    mic_error = "No microphone found: this machine has no audio input device."
+    camera_error = "The camera input ended."
+    async with app.run_test(size=(110, 30)) as pilot:
+        feed(session, *connect_events())
+        await show(app, pilot)
+        assert not app.query_one(MicrophoneNotice).display and not app.query_one(CameraNotice).display
+        feed(
+            session,
+            ev.LocalTrackChanged(at=2.0, source=TrackSource.MICROPHONE, track=LocalTrackState(error=mic_error)),
+            ev.LocalTrackChanged(at=2.1, source=TrackSource.CAMERA, track=LocalTrackState(error=camera_error)),
+        )
+        text = " ".join((await show(app, pilot)).split())
+        assert f"✗ Microphone: {mic_error} You can still type." in text
+        assert f"✗ Camera: {camera_error}" in text
+        for notice in (app.query_one(MicrophoneNotice), app.query_one(CameraNotice)):
+            assert notice.display and notice.region.height > 0
+        feed(session, ev.LocalTrackChanged(at=3.0, source=TrackSource.CAMERA, track=LocalTrackState(enabled=True)))
+        await show(app, pilot)
+        assert not app.query_one(CameraNotice).display, "the camera works again: its notice goes"
+        assert app.query_one(MicrophoneNotice).display
