@@ -25,7 +25,7 @@ import attrs  # noqa: E402
 from _common import instrument_modules, seed_first_corpus  # noqa: E402  (this directory is on sys.path)
 
 from lkstate import SessionState, _reducer, _remote_state, reduce  # noqa: E402
-from lkstate import _events as ev  # noqa: E402
+from lkstate._core import events as ev  # noqa: E402
 
 instrument_modules(_remote_state, _reducer)
 

@@ -27,9 +27,9 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import instrument_modules, seed_first_corpus  # noqa: E402
 
-from lkstate import _tokens  # noqa: E402
-from lkstate._errors import TokenSourceError  # noqa: E402
-from lkstate._tokens import TokenClaims, decode_claims  # noqa: E402
+from lkstate._wire import tokens as _tokens  # noqa: E402
+from lkstate._core.errors import TokenSourceError  # noqa: E402
+from lkstate._wire.tokens import TokenClaims, decode_claims  # noqa: E402
 
 instrument_modules(_tokens)
 

@@ -13,12 +13,12 @@ Everything a UI needs is in :class:`SessionState`; it only changes through a
 pure reducer fed by typed events, so sessions can be recorded and replayed.
 """
 
-from ._audio import AudioInput, GeneratorInput, MicrophoneInput, WavFileInput, default_audio_input
-from ._crosscheck import AgentStateCheck, check_agent_state
-from ._preconnect import PreConnectLimits
-from ._recording import Recorder, RecordingHeader, Replay, read_recording, record
-from ._remote_client import AgentInfo, AgentSessionInfo, FrameworkInfo, RemoteSessionClient, RtcStats
-from ._remote_state import (
+from ._media.audio import AudioInput, GeneratorInput, MicrophoneInput, WavFileInput, default_audio_input
+from ._core.crosscheck import AgentStateCheck, check_agent_state
+from ._core.options import PreConnectLimits
+from ._session.recording import Recorder, RecordingHeader, Replay, read_recording, record
+from ._wire.remote_client import AgentInfo, AgentSessionInfo, FrameworkInfo, RemoteSessionClient, RtcStats
+from ._core.remote_state import (
     AgentConfigUpdateItem,
     AgentHandoffItem,
     ConversationItem,
@@ -33,12 +33,12 @@ from ._remote_state import (
     ToolCall,
     TTSUsage,
 )
-from ._speaker import AgentVoice, AudioOutput, SpeakerOutput, WavFileOutput, agent_voice, default_audio_output
-from ._video import PATTERN_COLOURS, CameraInput, PatternVideoInput, VideoGeneratorInput, VideoInput
-from ._timeline import TimelineBuilder, TimelineEntry, timeline
-from ._config import token_source_from_env
-from ._delivery import DEFAULT_MAX_RATE, FrameLimiter, Mailbox, latest_states
-from ._errors import (
+from ._media.speaker import AgentVoice, AudioOutput, SpeakerOutput, WavFileOutput, agent_voice, default_audio_output
+from ._media.video import PATTERN_COLOURS, CameraInput, PatternVideoInput, VideoGeneratorInput, VideoInput
+from ._core.timeline import TimelineBuilder, TimelineEntry, timeline
+from ._wire.tokens_env import token_source_from_env
+from ._core.delivery import DEFAULT_MAX_RATE, FrameLimiter, Mailbox, latest_states
+from ._core.errors import (
     AgentUnavailableError,
     AudioInputError,
     AudioOutputError,
@@ -53,12 +53,12 @@ from ._errors import (
     TokenSourceError,
     VideoInputError,
 )
-from ._loop_thread import LoopThread
-from ._messages import DeliveryStatus, Message, MessageKind, Messages, Role
-from ._options import Limits, SessionOptions
-from ._reducer import reduce
-from ._session import Session
-from ._state import (
+from ._session.loop_thread import LoopThread
+from ._core.messages import DeliveryStatus, Message, MessageKind, Messages, Role
+from ._core.options import Limits, SessionOptions
+from ._core.reducer import reduce
+from ._session.session import Session
+from ._core.state import (
     AgentFailure,
     AgentState,
     AgentStatus,
@@ -74,8 +74,8 @@ from ._state import (
     SessionState,
     TrackSource,
 )
-from ._store import Store
-from ._tokens import (
+from ._core.store import Store
+from ._wire.tokens import (
     Credentials,
     CustomTokenSource,
     DevelopmentTokenSource,

@@ -1,5 +1,5 @@
 """``python -m lkstate``: the same as the ``lkstate`` command."""
 
-from ._cli import main
+from ._tooling.cli import main
 
 raise SystemExit(main())

@@ -28,7 +28,7 @@ from lkstate import (
     Role,
     SessionState,
 )
-from lkstate._describe import (
+from lkstate._core.wording import (
     Tone,
     delivery_words,
     describe_agent,
@@ -42,7 +42,7 @@ from lkstate._describe import (
 )
 
 if TYPE_CHECKING:
-    from lkstate._remote_state import ModelUsage, RemoteSessionState, ToolCall
+    from lkstate._core.remote_state import ModelUsage, RemoteSessionState, ToolCall
 
 __all__ = [
     "Palette",
@@ -103,7 +103,7 @@ def _agent_label(state: SessionState) -> str:
 
 
 def agent_status_words(state: SessionState) -> StatusWords:
-    """How the agent indicator describes the session right now (see :func:`lkstate._describe.describe_agent`)."""
+    """How the agent indicator describes the session right now (see :func:`lkstate._core.wording.describe_agent`)."""
     words = describe_agent(state)
     return StatusWords(words.headline, words.detail, Palette.TONES[words.tone], words.status.value, words.reasons)
 

@@ -49,7 +49,7 @@ from reactivex import operators as ops
 from reactivex.subject import AsyncSubject
 
 from lkstate import DEFAULT_MAX_RATE, LoopThread, SessionState, latest_states
-from lkstate._session_like import SessionLike as CoreSessionLike
+from lkstate._core.session_like import SessionLike as CoreSessionLike
 
 __all__ = ["BrowserSessions", "DEFAULT_WEB_MAX_RATE", "SessionKey", "SessionLike"]
 

@@ -52,7 +52,7 @@ from lkstate import (
     SessionState,
     TokenSource,
 )
-from lkstate._app_args import (
+from lkstate._tooling.app_args import (
     CONNECTION_HELP,
     add_camera_argument,
     add_connection_arguments,

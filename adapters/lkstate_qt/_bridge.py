@@ -47,7 +47,7 @@ from lkstate import (
     Mailbox,
     SessionState,
 )
-from lkstate._session_like import SessionLike
+from lkstate._core.session_like import SessionLike
 
 __all__ = ["CommandError", "SessionBridge", "SessionLike"]
 

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from lkstate import AgentStatus, ConnectionStatus, DeliveryStatus, LocalTrackState, Message, Role, SessionState
 
-from lkstate._describe import describe_problems
+from lkstate._core.wording import describe_problems
 
 from ._words import (
     Palette,

@@ -1,8 +1,8 @@
 """What the widgets say: lkstate's words, in this kit's colours.
 
-The sentences come from :mod:`lkstate._describe`, shared by every front end,
+The sentences come from :mod:`lkstate._core.wording`, shared by every front end,
 so the desktop client reads like the terminal and web ones. What is Qt's own
-is here: the palette each :class:`~lkstate._describe.Tone` gets, the
+is here: the palette each :class:`~lkstate._core.wording.Tone` gets, the
 ``title · detail`` pairs the widgets lay out, the header line above a message,
 and tool calls written as code. Plain functions of the state, no Qt in the way.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from lkstate import DeliveryStatus, LocalTrackState, Message, MessageKind, PreConnectState, Role, SessionState
-from lkstate._describe import (
+from lkstate._core.wording import (
     Tone,
     delivery_words,
     describe_agent,
@@ -30,7 +30,7 @@ from lkstate._describe import (
 )
 
 if TYPE_CHECKING:
-    from lkstate._remote_state import ModelUsage, ToolCall
+    from lkstate._core.remote_state import ModelUsage, ToolCall
 
 __all__ = [
     "Palette",

@@ -61,7 +61,7 @@ from PySide6.QtWidgets import (
 )
 
 from lkstate import DEFAULT_MAX_RATE, LkstateError, SessionState
-from lkstate._app_args import CONNECTION_HELP, add_camera_argument, add_connection_arguments, session_from_args
+from lkstate._tooling.app_args import CONNECTION_HELP, add_camera_argument, add_connection_arguments, session_from_args
 
 from ._bridge import CommandError, SessionBridge, SessionLike
 from ._style import STYLE_SHEET

@@ -51,7 +51,7 @@ from lkstate import (
     Session,
     SessionState,
 )
-from lkstate._session_like import SessionLike
+from lkstate._core.session_like import SessionLike
 
 __all__ = [
     "SessionBinding",

@@ -1,13 +1,13 @@
 """What the widgets say: lkstate's words, dressed for a terminal.
 
-The sentences themselves come from :mod:`lkstate._describe`, shared by every
+The sentences themselves come from :mod:`lkstate._core.wording`, shared by every
 front end, so the TUI reads like the desktop and web clients. What is left
 here is how a terminal shows them: the glyph in front of a label, the one-line
 form of the pre-connect notice, tool arguments as ``key: value`` prose, the
 microphone toggle of a session that cannot capture one, and the camera
 toggle (:func:`describe_camera`).
 
-Each description carries a :class:`~lkstate._describe.Tone`; the widgets turn
+Each description carries a :class:`~lkstate._core.wording.Tone`; the widgets turn
 it into a ``-tone-<name>`` class and a colour, so colour never carries meaning
 on its own: the words always say it too.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 
 from lkstate import LocalTrackState, Message, PreConnectState, PreConnectStatus
-from lkstate._describe import (
+from lkstate._core.wording import (
     AgentWords,
     Words,
     Tone,
@@ -27,8 +27,8 @@ from lkstate._describe import (
     speaker_label,
     tool_arguments,
 )
-from lkstate._describe import describe_camera as _describe_camera
-from lkstate._describe import describe_microphone as _describe_microphone
+from lkstate._core.wording import describe_camera as _describe_camera
+from lkstate._core.wording import describe_microphone as _describe_microphone
 
 __all__ = [
     "AgentDescription",

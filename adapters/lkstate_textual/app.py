@@ -39,7 +39,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header
 
 from lkstate import DEFAULT_MAX_RATE, LkstateError, Session, TokenSource
-from lkstate._app_args import CONNECTION_HELP, add_camera_argument, add_connection_arguments, session_from_args
+from lkstate._tooling.app_args import CONNECTION_HELP, add_camera_argument, add_connection_arguments, session_from_args
 
 from ._binding import SessionBinding, SessionLike, SessionStateChanged
 from .widgets import (

@@ -42,7 +42,7 @@ from lkstate import (
     SessionState,
 )
 
-from lkstate._describe import ProblemsWords, Words, describe_problems, describe_usage
+from lkstate._core.wording import ProblemsWords, Words, describe_problems, describe_usage
 
 from ._binding import StateView, StateWidget
 from ._describe import (

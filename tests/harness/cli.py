@@ -14,7 +14,7 @@ def lkstate_command() -> list[str]:
     script = Path(sys.executable).with_name("lkstate")
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from lkstate._cli import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from lkstate._tooling.cli import main; sys.exit(main())"]
 
 
 def ctrl_c_works() -> None:

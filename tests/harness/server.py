@@ -2,12 +2,12 @@
 
 The wire tests talk to the same server binary users deploy, pinned by
 ``scripts/install-livekit-server``, started exactly as ``lkstate demo`` starts
-it: this module is a thin layer over :class:`lkstate._devserver.DevServer`
+it: this module is a thin layer over :class:`lkstate._tooling.devserver.DevServer`
 (generated config on fresh free loopback ports, its own log file, ready when
 it answers HTTP, graceful stop), adding what only tests need — join tokens of
 any kind and a server API client.
 
-Nothing here reaches beyond 127.0.0.1 (see ``lkstate/_devserver.py``).
+Nothing here reaches beyond 127.0.0.1 (see ``lkstate/_tooling/devserver.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from livekit import api
 
-from lkstate._devserver import PINNED_VERSION, DevServer, DevServerError, find_livekit_server, free_port
+from lkstate._tooling.devserver import PINNED_VERSION, DevServer, DevServerError, find_livekit_server, free_port
 
 __all__ = ["LiveKitServer", "LiveKitServerError", "find_livekit_server", "free_port", "PINNED_VERSION", "REPO_ROOT"]
 
@@ -38,7 +38,7 @@ class LiveKitServer(DevServer):
     >>> server.stop()
 
     Everything but the API key (one of its own, so a test server is told
-    apart from a demo one in logs) is :class:`~lkstate._devserver.DevServer`'s,
+    apart from a demo one in logs) is :class:`~lkstate._tooling.devserver.DevServer`'s,
     which takes the same keyword arguments (``redis_address`` "host:port" for
     multi-node tests, ``workdir``, ``log_level``, ``ice_tcp``, ``extra_config``…)
     and finds the binary itself (``$LIVEKIT_SERVER_BIN``, then PATH,

@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from lkstate._bench import main
+from lkstate._tooling.bench import main
 
 pytestmark = pytest.mark.wire
 

@@ -22,9 +22,9 @@ import pytest
 from tests.harness.cli import ctrl_c_works, lkstate_command
 
 from lkstate import LkstateError, PatternVideoInput, Session, decode_claims
-from lkstate import _cli
-from lkstate._cli import main
-from lkstate._recording import read_recording
+from lkstate._tooling import cli as _cli
+from lkstate._tooling.cli import main
+from lkstate._session.recording import read_recording
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "recordings" / "demo.jsonl"
@@ -194,7 +194,7 @@ def run_cli_without(modules: list[str], *args: str, env: dict[str, str] | None =
     code = (
         "import sys\n"
         f"for name in {modules!r}: sys.modules[name] = None\n"
-        "from lkstate._cli import main\n"
+        "from lkstate._tooling.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60,

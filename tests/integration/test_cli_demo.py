@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from lkstate._recording import read_recording
+from lkstate._session.recording import read_recording
 from tests.harness.server import LiveKitServer, find_livekit_server
 from tests.harness.cli import ctrl_c_works, lkstate_command
 

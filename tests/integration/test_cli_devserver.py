@@ -1,7 +1,7 @@
 """How `lkstate demo` finds, installs and starts livekit-server, and what it says when it cannot.
 
 The real server is exercised by every wire test (the harness runs it through
-:class:`lkstate._devserver.DevServer`). Here the edges are pinned down with
+:class:`lkstate._tooling.devserver.DevServer`). Here the edges are pinned down with
 small stand-in programs: binaries that report a version, a ``go`` that
 "builds" one, a server that dies at start.
 """
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from lkstate._devserver import (
+from lkstate._tooling.devserver import (
     PINNED_VERSION,
     DevServer,
     find_livekit_server,
     install_livekit_server,
     server_version,
 )
-from lkstate._errors import DevServerError, LkstateError
+from lkstate._core.errors import DevServerError, LkstateError
 
 
 def script(path: Path, body: str) -> Path:

@@ -49,8 +49,8 @@ from lkstate import (
     SessionState,
     TokenRequest,
 )
-from lkstate._audio import GeneratorInput
-from lkstate._preconnect import PreConnectLimits
+from lkstate._media.audio import GeneratorInput
+from lkstate._core.options import PreConnectLimits
 from lkstate.demo_agent import room_options
 from tests.harness.audio_compare import (
     RATE,

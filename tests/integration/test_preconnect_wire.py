@@ -22,8 +22,8 @@ import pytest
 from livekit import rtc
 from livekit.rtc._proto.track_pb2 import AudioTrackFeature
 
-from lkstate._audio import GeneratorInput, pump
-from lkstate._preconnect import PRECONNECT_TOPIC, PreConnectBuffer, send_preconnect_audio
+from lkstate._media.audio import GeneratorInput, pump
+from lkstate._media.preconnect import PRECONNECT_TOPIC, PreConnectBuffer, send_preconnect_audio
 
 _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:

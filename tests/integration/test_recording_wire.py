@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from lkstate import Role, SessionState
-from lkstate import _events as ev
-from lkstate._recording import Replay, read_recording, record
+from lkstate._core import events as ev
+from lkstate._session.recording import Replay, read_recording, record
 from tests.harness.server import LiveKitServer
 from tests.harness.sessions import SessionFactory, agent_sees_user
 

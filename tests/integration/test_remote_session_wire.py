@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from livekit.protocol.agent_pb import agent_session as pb
 
-import lkstate._session
+import lkstate._session.session
 from lkstate import (
     RemoteSessionError,
     RequestTimeoutError,
@@ -30,15 +30,15 @@ from lkstate import (
     Session,
     SessionState,
 )
-from lkstate._crosscheck import check_agent_state
-from lkstate._remote_state import (
+from lkstate._core.crosscheck import check_agent_state
+from lkstate._core.remote_state import (
     FunctionCallItem,
     FunctionCallOutputItem,
     LLMUsage,
     MessageItem,
     TTSUsage,
 )
-from lkstate._timeline import timeline
+from lkstate._core.timeline import timeline
 from lkstate.demo_agent import DEFAULT_INSTRUCTIONS, weather_report
 from tests.harness.sessions import SessionFactory, agent_sees_user
 

@@ -28,7 +28,7 @@ from lkstate import (
     SessionState,
     TokenSourceError,
 )
-from lkstate._options import SessionOptions
+from lkstate._core.options import SessionOptions
 from tests.harness.server import LiveKitServer
 from tests.harness.sessions import SessionFactory, agent_sees_user
 

@@ -22,7 +22,7 @@ import pytest
 from livekit import rtc
 
 from lkstate import AgentStatus, DevelopmentTokenSource, Role, Session, SessionState
-from lkstate._speaker import WavFileOutput
+from lkstate._media.speaker import WavFileOutput
 from tests.harness.server import LiveKitServer
 
 SessionFactory = Callable[..., Session]

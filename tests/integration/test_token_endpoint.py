@@ -25,8 +25,8 @@ from livekit.api import AccessToken, VideoGrants
 from livekit.protocol.agent_dispatch import RoomAgentDispatch
 from livekit.protocol.room import RoomConfiguration
 
-from lkstate._errors import TokenSourceError
-from lkstate._tokens import Credentials, EndpointTokenSource, TokenRequest
+from lkstate._core.errors import TokenSourceError
+from lkstate._wire.tokens import Credentials, EndpointTokenSource, TokenRequest
 from tests.harness.http import serve
 
 API_KEY = "devkey"

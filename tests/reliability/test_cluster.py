@@ -5,7 +5,7 @@ on one node, and a participant who connects to another node has its signal
 relayed there (its media goes straight to the room's node). lkstate must not
 notice. The test starts its own ``redis-server`` (Debian's, no persistence,
 on a free loopback port) and two nodes configured by
-:class:`lkstate._devserver.DevServer` — the same keys, the same Redis,
+:class:`lkstate._tooling.devserver.DevServer` — the same keys, the same Redis,
 distinct ports, node IP 127.0.0.1 — then:
 
 - the demo agent's worker registers with node B and is dispatched by the
@@ -40,7 +40,7 @@ import attrs
 import pytest
 
 from lkstate import AgentStatus, DevelopmentTokenSource, Role, Session, SessionState
-from lkstate._remote_state import MessageItem
+from lkstate._core.remote_state import MessageItem
 from lkstate.demo_agent import weather_report
 from tests.harness.agent import WorkerProcess, start_worker
 from tests.harness.server import LiveKitServer, find_livekit_server, free_port

@@ -46,7 +46,7 @@ from lkstate import (
     TokenSourceError,
     latest_states,
 )
-from lkstate._options import SessionOptions
+from lkstate._core.options import SessionOptions
 from lkstate.demo_agent import ScriptedLLM
 from tests.harness.agent import InProcessAgent, start_agent
 from tests.harness.http import serve

@@ -38,11 +38,11 @@ from livekit import api
 from livekit.protocol.agent_pb import agent_session as pb
 
 from lkstate import AgentStatus, Limits, SessionState, reduce
-from lkstate import _events as ev
-from lkstate._errors import TokenSourceError
-from lkstate._remote_state import MAX_ERRORS, MAX_PROBLEMS, MAX_TOOL_PROGRESS, RemoteSessionState
-from lkstate._state import AGENT_WIRE_STATES, READY_WIRE_STATES, attribute, attributes_of
-from lkstate._tokens import decode_claims
+from lkstate._core import events as ev
+from lkstate._core.errors import TokenSourceError
+from lkstate._core.remote_state import MAX_ERRORS, MAX_PROBLEMS, MAX_TOOL_PROGRESS, RemoteSessionState
+from lkstate._core.state import AGENT_WIRE_STATES, READY_WIRE_STATES, attribute, attributes_of
+from lkstate._wire.tokens import decode_claims
 from tests.reliability._payloads import SEEDS, any_payloads, event_payload, random_events
 
 REPO = Path(__file__).resolve().parents[2]

@@ -34,7 +34,7 @@ from lkstate import (
     TokenRequest,
     TokenSourceError,
 )
-from lkstate._recording import record
+from lkstate._session.recording import record
 from lkstate.demo_agent import ScriptedLLM
 from tests.harness.http import serve
 from tests.harness.server import LiveKitServer, free_port

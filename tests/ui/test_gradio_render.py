@@ -22,7 +22,7 @@ from lkstate import (
     Role,
     SessionState,
 )
-from lkstate._remote_state import LLMUsage, RemoteSessionState, SessionUsage, ToolCall, TTSUsage
+from lkstate._core.remote_state import LLMUsage, RemoteSessionState, SessionUsage, ToolCall, TTSUsage
 
 from lkstate_gradio import (
     Palette,

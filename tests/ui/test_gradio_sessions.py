@@ -25,7 +25,7 @@ from lkstate import (
     SessionState,
     read_recording,
 )
-from lkstate import _events as ev
+from lkstate._core import events as ev
 
 from lkstate_gradio import BrowserSessions
 

@@ -23,7 +23,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from lkstate import DevelopmentTokenSource, LoopThread, Session, SessionState
-from lkstate._events import ProblemObserved
+from lkstate._core.events import ProblemObserved
 from lkstate_qt import CommandError, SessionBridge
 
 WAIT_MS = 10_000
@@ -214,8 +214,8 @@ def test_the_installed_pyside_keeps_reference_counts_straight(qtbot: QtBot) -> N
 
 def test_a_replay_plays_in_the_window_and_refuses_commands_in_words(qtbot: QtBot) -> None:
     """``lkstate replay --ui qt`` hands the app a Replay: it plays like a session and cannot be typed into."""
-    from lkstate import _events as ev
-    from lkstate._recording import Replay
+    from lkstate._core import events as ev
+    from lkstate._session.recording import Replay
     from lkstate_qt.app import MainWindow
 
     events = [

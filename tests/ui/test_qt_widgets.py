@@ -39,7 +39,7 @@ from lkstate import (
     Session,
     SessionState,
 )
-from lkstate._remote_state import LLMUsage, RemoteSessionState, SessionUsage, STTUsage, ToolCall, TTSUsage
+from lkstate._core.remote_state import LLMUsage, RemoteSessionState, SessionUsage, STTUsage, ToolCall, TTSUsage
 from lkstate_qt import (
     AgentStateIndicator,
     MicrophoneToggle,

@@ -20,7 +20,7 @@ from textual.message import Message
 from livekit import rtc
 
 from lkstate import AgentStatus, DevelopmentTokenSource, PatternVideoInput, PATTERN_COLOURS, Role, Session, SessionState
-from lkstate._audio import GeneratorInput
+from lkstate._media.audio import GeneratorInput
 from lkstate_textual import SessionStateChanged, StateWidget
 from lkstate_textual.app import VoiceAgentApp
 from lkstate_textual.testing import save_screenshot, screen_text

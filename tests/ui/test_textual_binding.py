@@ -24,7 +24,7 @@ from lkstate import (
     Session,
     SessionState,
 )
-from lkstate import _events as ev
+from lkstate._core import events as ev
 from lkstate_textual import (
     SessionBinding,
     SessionStateChanged,

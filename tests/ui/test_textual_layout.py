@@ -21,7 +21,7 @@ from lkstate import (
     Session,
     TrackSource,
 )
-from lkstate import _events as ev
+from lkstate._core import events as ev
 from lkstate_textual.app import VoiceAgentApp
 from lkstate_textual.testing import save_screenshot, screen_text
 from lkstate_textual.widgets import (
@@ -235,7 +235,7 @@ async def test_a_long_conversation_keeps_only_the_latest_messages_on_screen() ->
 
 
 async def test_a_recorded_session_plays_back_and_commands_are_refused_without_breaking_the_app() -> None:
-    from lkstate._recording import Replay
+    from lkstate._session.recording import Replay
 
     replay = Replay(
         [

@@ -16,7 +16,7 @@ import trio
 
 import lkstate_trio
 from lkstate import DevelopmentTokenSource, LkstateError, LoopThread, Session, SessionState
-from lkstate import _events as ev
+from lkstate._core import events as ev
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from lkstate import DEFAULT_MAX_RATE, DevelopmentTokenSource, EndpointTokenSource, LkstateError, Session
-from lkstate import _app_args
-from lkstate._app_args import add_connection_arguments, session_from_args, token_source_from_args
+from lkstate._tooling import app_args as _app_args
+from lkstate._tooling.app_args import add_connection_arguments, session_from_args, token_source_from_args
 
 SECRET = "a-development-secret-that-is-32-chars-long"
 ENVIRONMENT = ("LKSTATE_TOKEN_ENDPOINT", "LIVEKIT_URL", "LIVEKIT_TOKEN", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET",

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pytest
 from livekit import rtc
 
-from lkstate._audio import (
+from lkstate._media.audio import (
     AudioInput,
     GeneratorInput,
     MicrophoneInput,
@@ -23,9 +23,9 @@ from lkstate._audio import (
     default_audio_input,
     pump,
 )
-from lkstate._errors import AudioInputError
-from lkstate._pacing import Pacer
-from lkstate._preconnect import PreConnectBuffer
+from lkstate._core.errors import AudioInputError
+from lkstate._media.pacing import Pacer
+from lkstate._media.preconnect import PreConnectBuffer
 
 
 def write_wav(path: Path, samples: npt.NDArray[np.int16], *, rate: int = 48000, channels: int = 1) -> Path:
@@ -290,7 +290,7 @@ def test_the_inputs_satisfy_the_audio_input_protocol(tmp_path: Path) -> None:
 
 
 def test_importing_the_audio_module_does_not_load_sounddevice() -> None:
-    probe = "import sys, lkstate._audio; print('sounddevice' in sys.modules)"
+    probe = "import sys, lkstate._media.audio; print('sounddevice' in sys.modules)"
 
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
 

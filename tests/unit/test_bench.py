@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from lkstate._bench import main
+from lkstate._tooling.bench import main
 
 HEADLINE_NUMBERS = (
     "reduce_p50_us",
@@ -123,7 +123,7 @@ def test_every_target_has_a_verdict(result: dict[str, Any]) -> None:
 
 def test_the_module_runs_as_a_script() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "lkstate._bench", "--help"], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "lkstate._tooling.bench", "--help"], capture_output=True, text=True, timeout=60, check=False
     )
     assert completed.returncode == 0, completed.stderr
     assert "--no-server" in completed.stdout and "--quick" in completed.stdout

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from livekit.protocol.agent_pb import agent_session as pb
 
 from lkstate import SessionState, reduce
-from lkstate import _events as ev
-from lkstate._crosscheck import AgentStateCheck, check_agent_state
+from lkstate._core import events as ev
+from lkstate._core.crosscheck import AgentStateCheck, check_agent_state
 
 USER = "user-1"
 AGENT = "agent-1"

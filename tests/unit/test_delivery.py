@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from reactivex.subject import Subject
 
-from lkstate._delivery import FrameLimiter, Mailbox, latest_states
+from lkstate._core.delivery import FrameLimiter, Mailbox, latest_states
 
 
 class FakeTimers:

@@ -26,8 +26,8 @@ from lkstate import (
     TTSUsage,
     reduce,
 )
-from lkstate import _events as ev
-from lkstate._describe import (
+from lkstate._core import events as ev
+from lkstate._core.wording import (
     Tone,
     delivery_words,
     describe_agent,
@@ -40,8 +40,8 @@ from lkstate._describe import (
     tool_arguments,
     tool_call_tone,
 )
-from lkstate._messages import DeliveryStatus
-from lkstate._remote_state import EotUsage, InterruptionUsage
+from lkstate._core.messages import DeliveryStatus
+from lkstate._core.remote_state import EotUsage, InterruptionUsage
 
 AGENT = "agent-AJ_1"
 

@@ -16,7 +16,7 @@ from lkstate import (
     Role,
     SessionState,
 )
-from lkstate._reducer import _evolve  # pyright: ignore[reportPrivateUsage]
+from lkstate._core.reducer import _evolve  # pyright: ignore[reportPrivateUsage]
 
 MESSAGE = Message(
     id="m", role=Role.AGENT, kind=MessageKind.TRANSCRIPT, text="hi", final=False, sender="a",

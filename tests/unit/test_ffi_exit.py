@@ -26,7 +26,7 @@ def test_installed_before_the_sdk_loads_it_waits_after_the_sdks_own_dispose() ->
     lines = run(
         LOGGING
         + """
-from lkstate import _ffi_exit
+from lkstate._wire import ffi_exit as _ffi_exit
 from livekit.rtc._ffi_client import FfiClient
 _ffi_exit.install()
 _ffi_exit.install()  # once per process
@@ -42,7 +42,7 @@ def test_installed_after_the_sdk_loads_it_disposes_first_then_waits() -> None:
     lines = run(
         LOGGING
         + """
-from lkstate import _ffi_exit
+from lkstate._wire import ffi_exit as _ffi_exit
 from livekit.rtc._ffi_client import FfiClient
 FfiClient.instance
 _ffi_exit.install()
@@ -58,7 +58,7 @@ def test_without_the_library_loaded_there_is_nothing_to_wait_for() -> None:
     lines = run(
         LOGGING
         + """
-from lkstate import _ffi_exit
+from lkstate._wire import ffi_exit as _ffi_exit
 _ffi_exit.install()
 print("quiesce:", _ffi_exit.quiesce(linger=0))
 """

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from livekit import rtc
 
-from lkstate import _events as ev
-from lkstate._audio import GeneratorInput
-from lkstate._microphone import (
+from lkstate._core import events as ev
+from lkstate._media.audio import GeneratorInput
+from lkstate._media.microphone import (
     DELIVERY_GRACE,
     HANDOVER_DELAY,
     PROGRESS_INTERVAL,
@@ -31,8 +31,8 @@ from lkstate._microphone import (
     _Republish,
     _Send,
 )
-from lkstate._preconnect import PreConnectLimits
-from lkstate._state import (
+from lkstate._core.options import PreConnectLimits
+from lkstate._core.state import (
     AgentState,
     ConnectionState,
     ConnectionStatus,

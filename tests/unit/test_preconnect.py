@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from livekit import rtc
 
-from lkstate._errors import AudioInputError
-from lkstate._preconnect import PreConnectBuffer, PreConnectLimits, send_preconnect_audio
+from lkstate._core.errors import AudioInputError
+from lkstate._core.options import PreConnectLimits
+from lkstate._media.preconnect import PreConnectBuffer, send_preconnect_audio
 
 
 def frame(value: int, *, rate: int = 48000, channels: int = 1, ms: int = 10) -> rtc.AudioFrame:

@@ -33,10 +33,10 @@ from lkstate import (
     TrackSource,
     reduce,
 )
-from lkstate import _events as ev
-from lkstate._errors import RecordingError, ReplayReadOnlyError
-from lkstate._options import Limits
-from lkstate._recording import (
+from lkstate._core import events as ev
+from lkstate._core.errors import RecordingError, ReplayReadOnlyError
+from lkstate._core.options import Limits
+from lkstate._session.recording import (
     EVENT_TYPES,
     FORMAT,
     VERSION,
@@ -47,7 +47,7 @@ from lkstate._recording import (
     encode_event,
     read_recording,
 )
-from lkstate._tokens import TokenRequest
+from lkstate._wire.tokens import TokenRequest
 
 T0 = 1_700_000_000.0
 ME = "user-1"

@@ -19,8 +19,8 @@ from lkstate import (
     TrackSource,
     reduce,
 )
-from lkstate import _events as ev
-from lkstate._reducer import transcript_message_id
+from lkstate._core import events as ev
+from lkstate._core.reducer import transcript_message_id
 
 USER = "user-1"
 AGENT = "agent-AJ_1"

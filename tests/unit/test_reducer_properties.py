@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lkstate import SessionState, reduce
-from lkstate import _events as ev
+from lkstate._core import events as ev
 
 USER = "me"
 SENDERS = [USER, "agent-1", "agent-2", "bob"]

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from livekit.protocol.agent_pb import agent_session as pb
 
 from lkstate import Limits, SessionState, reduce
-from lkstate import _events as ev
-from lkstate._remote_state import MessageItem
+from lkstate._core import events as ev
+from lkstate._core.remote_state import MessageItem
 
 USER = "user-1"
 AGENT = "agent-AJ_1"

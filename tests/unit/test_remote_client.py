@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from livekit.protocol.agent_pb import agent_session as pb
 
-from lkstate import _errors
-from lkstate._remote_client import RemoteSessionClient
-from lkstate._remote_state import (
+from lkstate._core import errors as _errors
+from lkstate._wire.remote_client import RemoteSessionClient
+from lkstate._core.remote_state import (
     AgentConfigUpdateItem,
     AgentHandoffItem,
     MessageItem,

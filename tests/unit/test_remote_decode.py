@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from livekit.protocol.agent_pb import agent_session as pb
 
-from lkstate._remote_state import (
+from lkstate._core.remote_state import (
     MAX_ERRORS,
     MAX_PROBLEMS,
     MAX_TOOL_PROGRESS,

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from livekit import rtc
 
-from lkstate import _events as ev
-from lkstate._errors import AudioOutputError
-from lkstate._reducer import reduce
-from lkstate._speaker import (
+from lkstate._core import events as ev
+from lkstate._core.errors import AudioOutputError
+from lkstate._core.reducer import reduce
+from lkstate._media.speaker import (
     AgentVoice,
     AudioOutput,
     SpeakerController,
@@ -32,7 +32,7 @@ from lkstate._speaker import (
     agent_voice,
     default_audio_output,
 )
-from lkstate._state import LocalTrackState, SessionState, TrackSource
+from lkstate._core.state import LocalTrackState, SessionState, TrackSource
 
 RATE = 48000
 SAMPLES = RATE // 100

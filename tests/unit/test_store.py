@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from lkstate import SessionState, Store
-from lkstate import _events as ev
+from lkstate._core import events as ev
 
 
 def problem(text: str, at: float = 1.0) -> ev.ProblemObserved:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from reactivex.abc import DisposableBase
 
 from lkstate import SessionState, Store
-from lkstate import _events as ev
+from lkstate._core import events as ev
 
 
 def problem(text: str, at: float = 1.0) -> ev.ProblemObserved:

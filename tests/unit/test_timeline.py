@@ -1,7 +1,7 @@
 """The timeline: the room's messages and the agent's own record, one row per utterance.
 
 Pure functions over hand-built lists; the rule they check is documented in
-``lkstate/_timeline.py``. The hypothesis tests hold the invariants a UI
+``lkstate/_core/timeline.py``. The hypothesis tests hold the invariants a UI
 relies on over arbitrary conversations, and hold the incremental builder to
 the answer of a builder starting from nothing after every kind of change.
 """
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pyrsistent import PVector, pvector
 
 from lkstate import Message, MessageKind, Messages, Role, SessionState
-from lkstate._remote_state import (
+from lkstate._core.remote_state import (
     AgentConfigUpdateItem,
     AgentHandoffItem,
     ConversationItem,
@@ -27,7 +27,7 @@ from lkstate._remote_state import (
     RemoteSessionState,
     ToolCall,
 )
-from lkstate._timeline import LOOKAHEAD, TimelineBuilder, TimelineEntry, normalize_text, timeline, timeline_of
+from lkstate._core.timeline import LOOKAHEAD, TimelineBuilder, TimelineEntry, normalize_text, timeline, timeline_of
 
 USER = "user-1"
 AGENT = "agent-1"

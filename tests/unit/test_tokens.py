@@ -15,8 +15,8 @@ import traceback
 import pytest
 from livekit.api import TokenVerifier
 
-from lkstate._errors import TokenSourceError
-from lkstate._tokens import (
+from lkstate._core.errors import TokenSourceError
+from lkstate._wire.tokens import (
     Credentials,
     CustomTokenSource,
     DevelopmentTokenSource,

@@ -11,7 +11,7 @@ import pytest
 from livekit import rtc
 
 from lkstate import PATTERN_COLOURS, CameraInput, PatternVideoInput, VideoGeneratorInput, VideoInput, VideoInputError
-from lkstate._video import describe_video_input, open_default_camera
+from lkstate._media.video import describe_video_input, open_default_camera
 
 
 async def collect(video: VideoInput, limit: int = 1000) -> list[rtc.VideoFrame]:

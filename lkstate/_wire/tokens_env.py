@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ._errors import LkstateError
-from ._tokens import DevelopmentTokenSource, EndpointTokenSource, LiteralTokenSource, TokenSource
+from .._core.errors import LkstateError
+from .tokens import DevelopmentTokenSource, EndpointTokenSource, LiteralTokenSource, TokenSource
 
 __all__ = ["token_source_from_env"]
 

@@ -17,7 +17,7 @@ three:
   a game, a rendered chart), as ``rtc.VideoFrame`` or ``numpy`` arrays.
 
 Inputs pace themselves: ``frames()`` yields at the input's frame rate, so the
-controller that publishes them (:mod:`lkstate._video_track`) only copies
+controller that publishes them (:mod:`lkstate._media.video_track`) only copies
 frames into the track.
 """
 
@@ -36,8 +36,8 @@ import numpy as np
 import numpy.typing as npt
 from livekit import rtc
 
-from ._errors import VideoInputError
-from ._pacing import Pacer, each
+from .._core.errors import VideoInputError
+from .pacing import Pacer, each
 
 __all__ = [
     "VideoInput",

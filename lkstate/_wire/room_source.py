@@ -1,7 +1,7 @@
 """The room source: ``livekit.rtc.Room`` callbacks and streams, turned into events.
 
 This is the only module that listens to the room. It translates what the SDK
-reports into :mod:`lkstate._events` and hands them to ``emit``; it decides
+reports into :mod:`lkstate._core.events` and hands them to ``emit``; it decides
 nothing about the state. A few rules from the wire shape it:
 
 - Stream handlers are registered *before* ``connect()`` (early transcripts are
@@ -40,9 +40,9 @@ from typing import Any
 
 from livekit import rtc
 
-from . import _events as ev
-from ._options import Limits
-from ._state import TrackSource, attributes_of
+from .._core import events as ev
+from .._core.options import Limits
+from .._core.state import TrackSource, attributes_of
 
 __all__ = ["RoomSource", "TOPIC_TRANSCRIPTION", "TOPIC_CHAT", "TOPIC_AGENT_SESSION", "describe_disconnect"]
 

@@ -3,7 +3,7 @@
 A state layer is only worth having if the UI never lags behind the agent
 because of it. This module measures that claim and prints one JSON object::
 
-    lkstate bench --json            # or: python -m lkstate._bench --json
+    lkstate bench --json            # or: python -m lkstate._tooling.bench --json
     lkstate bench --json --no-server --quick
 
 Every figure is measured in the same run as the baseline it is compared with,
@@ -54,7 +54,7 @@ What is measured, and how:
   ``rtc.Room`` callback in the same process sees it; half the trials with
   our session joined first, half with it joined second, so the server's
   forwarding order favours neither), ``preconnect_send_ms`` (10 s of
-  buffered audio sent with :func:`~lkstate._preconnect.send_preconnect_audio`,
+  buffered audio sent with :func:`~lkstate._media.preconnect.send_preconnect_audio`,
   from the moment the user side sees the agent active until a handler in an
   agent process holds every byte) and ``max_sessions`` (how many sessions
   one process holds, each in its own room with its own agent, while every
@@ -99,16 +99,16 @@ import attrs
 from livekit import api, rtc
 from livekit.protocol.agent_pb import agent_session as pb
 
-from . import _events as ev
-from ._delivery import DEFAULT_MAX_RATE, FrameLimiter, Mailbox
-from ._errors import BenchmarkError, LkstateError
-from ._messages import Message, MessageKind, Messages, Role
-from ._preconnect import PRECONNECT_TOPIC, send_preconnect_audio
-from ._reducer import reduce, transcript_message_id
-from ._session import Session, _is_waiting_for_agent  # pyright: ignore[reportPrivateUsage]
-from ._state import READY_WIRE_STATES, SessionState, TrackSource, attribute
-from ._store import Store
-from ._tokens import LiteralTokenSource
+from .._core import events as ev
+from .._core.delivery import DEFAULT_MAX_RATE, FrameLimiter, Mailbox
+from .._core.errors import BenchmarkError, LkstateError
+from .._core.messages import Message, MessageKind, Messages, Role
+from .._media.preconnect import PRECONNECT_TOPIC, send_preconnect_audio
+from .._core.reducer import reduce, transcript_message_id
+from .._session.session import Session, _is_waiting_for_agent  # pyright: ignore[reportPrivateUsage]
+from .._core.state import READY_WIRE_STATES, SessionState, TrackSource, attribute
+from .._core.store import Store
+from .._wire.tokens import LiteralTokenSource
 
 __all__ = ["main", "run", "Plan", "BenchmarkError", "TARGETS"]
 
@@ -770,7 +770,7 @@ def _start_server() -> _Server:
     module: Any
     factory: Any
     try:
-        module = importlib.import_module("lkstate._devserver")
+        module = importlib.import_module("lkstate._tooling.devserver")
         factory = module.DevServer
     except (ImportError, AttributeError):
         root = Path(__file__).resolve().parent.parent
@@ -1080,7 +1080,7 @@ class _AgentHost:
             "LKSTATE_BENCH_SECRET": server.api_secret,
         }
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lkstate._bench", "--agent-host",
+            sys.executable, "-m", "lkstate._tooling.bench", "--agent-host",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             env=env,
         )

@@ -35,7 +35,7 @@ Rules this module keeps:
   :data:`MAX_TOOL_PROGRESS` progress messages, overlapping speech and false
   interruptions keep a count and the latest one.
 
-Responses to requests are not state: :class:`lkstate._remote_client.RemoteSessionClient`
+Responses to requests are not state: :class:`lkstate._wire.remote_client.RemoteSessionClient`
 matches them to the caller who asked, and this module ignores them.
 """
 

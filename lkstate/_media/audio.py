@@ -83,8 +83,8 @@ import numpy as np
 import numpy.typing as npt
 from livekit import rtc
 
-from ._errors import AudioInputError
-from ._pacing import Pacer, each
+from .._core.errors import AudioInputError
+from .pacing import Pacer, each
 
 __all__ = [
     "AudioInput",
@@ -642,9 +642,9 @@ async def pump(
     ``on_frame`` (if given) sees every frame first; if it returns ``True`` it
     has claimed the frame and the track does not get it, otherwise the frame
     is captured into ``source``. Pass ``buffer.append`` of a
-    :class:`~lkstate._preconnect.PreConnectBuffer` to record the pre-connect
+    :class:`~lkstate._media.preconnect.PreConnectBuffer` to record the pre-connect
     audio: it claims frames while recording and has room, and declines them
-    after :meth:`~lkstate._preconnect.PreConnectBuffer.stop`, so the handover
+    after :meth:`~lkstate._media.preconnect.PreConnectBuffer.stop`, so the handover
     happens between two frames (see the module docstring for why one place,
     not both). A hook that only observes returns ``None``.
 

@@ -29,11 +29,11 @@ from typing import Any, TypeVar
 
 import attrs
 
-from . import _events as ev
-from ._messages import DeliveryStatus, Message, MessageKind, Messages, Role
-from ._options import Limits
-from ._remote_state import RemoteSessionState, apply_remote_payload
-from ._state import (
+from . import events as ev
+from .messages import DeliveryStatus, Message, MessageKind, Messages, Role
+from .options import Limits
+from .remote_state import RemoteSessionState, apply_remote_payload
+from .state import (
     AGENT_WIRE_STATES,
     READY_WIRE_STATES,
     AgentFailure,

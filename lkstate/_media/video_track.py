@@ -9,7 +9,7 @@ into it. Turning it off unpublishes the track and, for a camera lkstate opened
 itself, releases the device: the camera light goes off, as users expect from
 a video call, and the agent stops receiving pictures rather than a frozen one.
 
-Every change is reported as a :class:`~lkstate._events.LocalTrackChanged`
+Every change is reported as a :class:`~lkstate._core.events.LocalTrackChanged`
 carrying the whole new :class:`~lkstate.LocalTrackState`; what went wrong (no
 camera, OpenCV missing, publishing refused, the input ending) is its
 ``error``, in words, and the session keeps running.
@@ -29,11 +29,11 @@ from typing import Any, Literal
 import attrs
 from livekit import rtc
 
-from . import _events as ev
-from ._errors import VideoInputError
-from ._room_listeners import RoomListeners
-from ._state import LocalTrackState, TrackSource
-from ._video import VideoInput, describe_video_input, open_default_camera
+from .._core import events as ev
+from .._core.errors import VideoInputError
+from .._wire.room_listeners import RoomListeners
+from .._core.state import LocalTrackState, TrackSource
+from .video import VideoInput, describe_video_input, open_default_camera
 
 __all__ = ["VideoTrackController"]
 

@@ -53,12 +53,12 @@ from typing import Any, TextIO, TypeVar, cast
 import attrs
 from reactivex import Observable
 
-from . import _events as ev
-from ._errors import LkstateError, RecordingError, ReplayReadOnlyError
-from ._options import Limits, SessionOptions
-from ._reducer import reduce
-from ._state import SessionState
-from ._store import Store
+from .._core import events as ev
+from .._core.errors import LkstateError, RecordingError, ReplayReadOnlyError
+from .._core.options import Limits, SessionOptions
+from .._core.reducer import reduce
+from .._core.state import SessionState
+from .._core.store import Store
 
 __all__ = [
     "FORMAT",

@@ -51,7 +51,7 @@ from livekit.api import AccessToken, VideoGrants
 from livekit.protocol.agent_dispatch import RoomAgentDispatch
 from livekit.protocol.room import RoomConfiguration
 
-from lkstate._errors import TokenSourceError
+from lkstate._core.errors import TokenSourceError
 
 __all__ = [
     "TokenRequest",

@@ -21,11 +21,11 @@ import argparse
 import os
 from typing import Any, Literal
 
-from ._config import token_source_from_env
-from ._delivery import DEFAULT_MAX_RATE
-from ._session import Session
-from ._tokens import TokenSource
-from ._video import PatternVideoInput, VideoInput
+from .._wire.tokens_env import token_source_from_env
+from .._core.delivery import DEFAULT_MAX_RATE
+from .._session.session import Session
+from .._wire.tokens import TokenSource
+from .._media.video import PatternVideoInput, VideoInput
 
 __all__ = [
     "CAMERA_CHOICES",

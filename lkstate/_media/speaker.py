@@ -1,7 +1,7 @@
 """Agent audio playback: the agent's voice, played to a speaker or into a file.
 
 A voice agent is only half heard if the client does not play it. Like the
-microphone (:mod:`lkstate._audio`), the speaker is pluggable, because a laptop,
+microphone (:mod:`lkstate._media.audio`), the speaker is pluggable, because a laptop,
 a headless CI box and a bug report each want something different:
 
 * :class:`SpeakerOutput` — the real speaker, through PortAudio
@@ -19,7 +19,7 @@ agent's subscribed audio track, or its avatar worker's, which speaks for it —
 and plays it through one ``rtc.AudioStream`` (48 kHz mono by default, resampled
 by LiveKit). When the primary agent changes, playback follows; when the room
 goes away, the stream is closed. What it does is reported as
-:class:`~lkstate._events.LocalOutputChanged` events, so
+:class:`~lkstate._core.events.LocalOutputChanged` events, so
 ``state.local_media.speaker`` always says whether the agent can be heard and,
 if not, why — "No speaker found: …" on a machine without one, in words a
 person can act on.
@@ -51,9 +51,9 @@ import attrs
 import numpy as np
 from livekit import rtc
 
-from . import _events as ev
-from ._errors import AudioOutputError
-from ._state import ConnectionStatus, LocalTrackState, SessionState, TrackSource
+from .._core import events as ev
+from .._core.errors import AudioOutputError
+from .._core.state import ConnectionStatus, LocalTrackState, SessionState, TrackSource
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -525,7 +525,7 @@ class SpeakerController:
     """The session's speaker: plays the agent's voice into an :class:`AudioOutput`.
 
     ``audio_output`` is an output, or ``"default"`` (the system speaker, if
-    there is one). ``emit`` receives :class:`~lkstate._events.LocalOutputChanged`
+    there is one). ``emit`` receives :class:`~lkstate._core.events.LocalOutputChanged`
     events stamped with ``clock()``. The session drives it: :meth:`start` when
     it starts (opens the output; never raises), :meth:`attach` once the room
     is connected, :meth:`on_state` with every snapshot (which voice to play),

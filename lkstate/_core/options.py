@@ -10,9 +10,23 @@ from __future__ import annotations
 
 import attrs
 
-from ._preconnect import PreConnectLimits
+__all__ = ["Limits", "PreConnectLimits", "SessionOptions"]
 
-__all__ = ["Limits", "SessionOptions"]
+
+@attrs.frozen
+class PreConnectLimits:
+    """How much to record before the agent arrives, and how long to wait for it.
+
+    The defaults hold 20 s of 48 kHz mono speech (1.92 MB, under the 2 MiB
+    byte cap); a stereo or higher-rate input reaches the byte cap first.
+    ``agent_wait_timeout`` is how long the session keeps recording while no
+    agent is ready — the JS client uses 10 s too; past it the buffer is
+    discarded, since an agent that arrives later will not ask for old audio.
+    """
+
+    max_bytes: int = attrs.field(default=2 * 1024 * 1024, validator=attrs.validators.gt(0))
+    max_seconds: float = attrs.field(default=20.0, validator=attrs.validators.gt(0.0))
+    agent_wait_timeout: float = attrs.field(default=10.0, validator=attrs.validators.gt(0.0))
 
 
 @attrs.frozen

@@ -6,15 +6,15 @@ connecting, :meth:`~MicrophoneController.attach` once the room is connected,
 :meth:`~MicrophoneController.on_state` with every new snapshot, and
 :meth:`~MicrophoneController.detach` / :meth:`~MicrophoneController.aclose` when
 the room goes away — and it reports everything it does as events
-(:class:`~lkstate._events.LocalTrackChanged`,
-:class:`~lkstate._events.PreConnectChanged`), so the state always says where the
+(:class:`~lkstate._core.events.LocalTrackChanged`,
+:class:`~lkstate._core.events.PreConnectChanged`), so the state always says where the
 user's first words went.
 
 When to stop recording, and when to send
 ----------------------------------------
 
 Each captured frame goes to exactly one place: the pre-connect buffer while it
-records, the live track afterwards (:mod:`lkstate._audio` explains why both
+records, the live track afterwards (:mod:`lkstate._media.audio` explains why both
 would double the speech). The agent hears ``buffer + live frames from the
 moment it subscribed``. So the recording must not stop *before* the agent
 subscribed — frames put on the track before that reach nobody — and the buffer
@@ -86,12 +86,13 @@ from typing import Literal, Protocol
 import attrs
 from livekit import rtc
 
-from . import _events as ev
-from ._audio import AudioInput, MicrophoneInput, WavFileInput, pump
-from ._errors import AudioInputError
-from ._preconnect import PreConnectBuffer, PreConnectLimits, send_preconnect_audio
-from ._room_listeners import RoomListeners
-from ._state import (
+from .._core import events as ev
+from .audio import AudioInput, MicrophoneInput, WavFileInput, pump
+from .._core.errors import AudioInputError
+from .._core.options import PreConnectLimits
+from .preconnect import PreConnectBuffer, send_preconnect_audio
+from .._wire.room_listeners import RoomListeners
+from .._core.state import (
     ConnectionStatus,
     LocalTrackState,
     PreConnectState,
@@ -144,7 +145,7 @@ _SAMPLE_WIDTH = 2
 
 
 class PreConnectSender(Protocol):
-    """Sends one pre-connect recording; :func:`~lkstate._preconnect.send_preconnect_audio` is one."""
+    """Sends one pre-connect recording; :func:`~lkstate._media.preconnect.send_preconnect_audio` is one."""
 
     def __call__(
         self,
@@ -654,10 +655,10 @@ def _open_default_microphone() -> tuple[AudioInput | None, str | None]:
 class MicrophoneController:
     """The session's microphone: pre-connect recording, the published track, mute.
 
-    ``audio_input`` is an :class:`~lkstate._audio.AudioInput`, ``"default"``
+    ``audio_input`` is an :class:`~lkstate._media.audio.AudioInput`, ``"default"``
     (the system microphone, if there is one) or ``None`` (no microphone).
-    ``emit`` receives :class:`~lkstate._events.LocalTrackChanged` and
-    :class:`~lkstate._events.PreConnectChanged` events stamped with
+    ``emit`` receives :class:`~lkstate._core.events.LocalTrackChanged` and
+    :class:`~lkstate._core.events.PreConnectChanged` events stamped with
     ``clock()``; timers run on the event loop's clock. With ``preconnect``
     the input is recorded from :meth:`start_capture` until the agent
     listens (see the module docstring for exactly when).
@@ -667,7 +668,7 @@ class MicrophoneController:
     (``"default"``) are closed by :meth:`aclose`; an input you passed in is
     only stopped being read.
 
-    ``sender`` (for tests) replaces :func:`~lkstate._preconnect.send_preconnect_audio`.
+    ``sender`` (for tests) replaces :func:`~lkstate._media.preconnect.send_preconnect_audio`.
     """
 
     def __init__(

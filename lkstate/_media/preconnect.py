@@ -8,7 +8,7 @@ agent plays into its speech-to-text before the live track. This module holds
 the two parts that do not depend on the session: the buffer and the sender.
 When to stop recording and when to send is the session's business; why the
 buffer and the live track must each get a frame exclusively is explained in
-:mod:`lkstate._audio`.
+:mod:`lkstate._media.audio`.
 
 The agent side (``livekit/agents/voice/room_io/_pre_connect_audio.py`` and
 ``_input.py`` in livekit-agents 1.8) is the judge of the format:
@@ -40,16 +40,15 @@ from __future__ import annotations
 
 import logging
 
-import attrs
 from livekit import rtc
 
-from ._errors import AudioInputError
+from .._core.errors import AudioInputError
+from .._core.options import PreConnectLimits
 
 __all__ = [
     "PRECONNECT_TOPIC",
     "AGENT_DEFAULT_WAIT_SECONDS",
     "AGENT_MAX_BUFFER_AGE_SECONDS",
-    "PreConnectLimits",
     "PreConnectBuffer",
     "send_preconnect_audio",
 ]
@@ -69,27 +68,11 @@ _SAMPLE_WIDTH = 2
 _WRITE_CHUNK = 64 * 1024
 
 
-@attrs.frozen
-class PreConnectLimits:
-    """How much to record before the agent arrives, and how long to wait for it.
-
-    The defaults hold 20 s of 48 kHz mono speech (1.92 MB, under the 2 MiB
-    byte cap); a stereo or higher-rate input reaches the byte cap first.
-    ``agent_wait_timeout`` is how long the session keeps recording while no
-    agent is ready — the JS client uses 10 s too; past it the buffer is
-    discarded, since an agent that arrives later will not ask for old audio.
-    """
-
-    max_bytes: int = attrs.field(default=2 * 1024 * 1024, validator=attrs.validators.gt(0))
-    max_seconds: float = attrs.field(default=20.0, validator=attrs.validators.gt(0.0))
-    agent_wait_timeout: float = attrs.field(default=10.0, validator=attrs.validators.gt(0.0))
-
-
 class PreConnectBuffer:
     """The recording made before the agent can listen; owned by one task.
 
     :meth:`append` takes a frame and says whether it kept it, which makes it
-    the ``on_frame`` hook of :func:`lkstate._audio.pump`: a kept frame is
+    the ``on_frame`` hook of :func:`lkstate._media.audio.pump`: a kept frame is
     *not* also sent to the track. It keeps frames while the buffer is
     recording and has room; once a frame would cross ``max_bytes`` or
     ``max_seconds`` the buffer is full for good — later frames are refused

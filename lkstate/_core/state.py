@@ -16,8 +16,8 @@ import enum
 
 import attrs
 
-from ._messages import Messages
-from ._remote_state import RemoteSessionState
+from .messages import Messages
+from .remote_state import RemoteSessionState
 
 __all__ = [
     "ConnectionStatus",

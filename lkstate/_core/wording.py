@@ -20,9 +20,9 @@ from typing import cast
 
 import attrs
 
-from ._messages import DeliveryStatus, Message, Role
-from ._remote_state import ModelUsage, ToolCallStatus
-from ._state import (
+from .messages import DeliveryStatus, Message, Role
+from .remote_state import ModelUsage, ToolCallStatus
+from .state import (
     AgentStatus,
     ConnectionStatus,
     LocalTrackState,

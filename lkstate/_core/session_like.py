@@ -14,7 +14,7 @@ from typing import Protocol
 
 from reactivex import Observable
 
-from ._state import SessionState
+from .state import SessionState
 
 __all__ = ["SessionLike"]
 

@@ -45,7 +45,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
 
-from ._errors import DevServerError
+from .._core.errors import DevServerError
 
 __all__ = [
     "PINNED_VERSION",

@@ -43,23 +43,23 @@ from typing import Any, Literal, TextIO
 
 import attrs
 
-from . import _events as ev
-from ._app_args import (
+from .._core import events as ev
+from .app_args import (
     CONNECTION_HELP,
     add_camera_argument,
     add_connection_arguments,
     token_source_from_args,
     video_input_for,
 )
-from ._devserver import DevServer, dev_environment
-from ._errors import LkstateError, TokenSourceError
-from ._messages import DeliveryStatus, Message, Role
-from ._options import Limits
-from ._recording import Recorder, RecordingHeader, Replay, read_recording, record
-from ._session import Session
-from ._state import SessionState
-from ._tokens import DevelopmentTokenSource, TokenRequest, TokenSource
-from ._video import PatternVideoInput, VideoInput
+from .devserver import DevServer, dev_environment
+from .._core.errors import LkstateError, TokenSourceError
+from .._core.messages import DeliveryStatus, Message, Role
+from .._core.options import Limits
+from .._session.recording import Recorder, RecordingHeader, Replay, read_recording, record
+from .._session.session import Session
+from .._core.state import SessionState
+from .._wire.tokens import DevelopmentTokenSource, TokenRequest, TokenSource
+from .._media.video import PatternVideoInput, VideoInput
 
 __all__ = ["main", "describe_state", "describe_event"]
 
@@ -83,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``lkstate`` command; return its exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["bench"]:
-        # The benchmark owns its flags (--json, --no-server, --quick); see lkstate._bench.
-        from . import _bench
+        # The benchmark owns its flags (--json, --no-server, --quick); see lkstate._tooling.bench.
+        from . import bench as _bench
 
         return _bench.main(arguments[1:])
     parser = _parser()

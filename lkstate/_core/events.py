@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._state import Attributes, LocalTrackState, PreConnectState, TrackSource
+from .state import Attributes, LocalTrackState, PreConnectState, TrackSource
 
 __all__ = [
     "Event",

@@ -40,10 +40,10 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import Disposable
 
-from . import _events as ev
-from ._options import Limits
-from ._reducer import reduce
-from ._state import SessionState
+from . import events as ev
+from .options import Limits
+from .reducer import reduce
+from .state import SessionState
 
 __all__ = ["Store"]
 

@@ -17,8 +17,8 @@ from typing import Literal, TypeAlias
 
 import attrs
 
-from ._remote_state import AgentStateName
-from ._state import SessionState, attribute
+from .remote_state import AgentStateName
+from .state import SessionState, attribute
 
 __all__ = ["AgentStateCheck", "Agreement", "check_agent_state"]
 

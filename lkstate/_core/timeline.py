@@ -20,7 +20,7 @@ The rule
    one ``"message"`` entry, in the order of ``state.messages``. Nothing the
    agent reports ever hides, splits or reorders them.
 2. **A remote message attaches to the transcript it repeats.** A remote
-   :class:`~lkstate._remote_state.MessageItem` of role ``user`` is matched
+   :class:`~lkstate._core.remote_state.MessageItem` of role ``user`` is matched
    against the user's messages, one of role ``assistant`` against the agent's,
    each role in order (a cursor per role that only moves forward). Texts are
    compared *normalized*: angle-bracket markup removed (the agent strips its
@@ -98,15 +98,15 @@ from typing import Literal, TypeAlias, TypeGuard
 
 import attrs
 
-from ._messages import Message, Role
-from ._remote_state import (
+from .messages import Message, Role
+from .remote_state import (
     AgentHandoffItem,
     ConversationItem,
     MessageItem,
     MessageMetrics,
     ToolCall,
 )
-from ._state import SessionState
+from .state import SessionState
 
 __all__ = [
     "LOOKAHEAD",

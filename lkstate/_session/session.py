@@ -33,28 +33,28 @@ from livekit import rtc
 from reactivex import Observable
 from reactivex.abc import DisposableBase
 
-from . import _events as ev
-from . import _ffi_exit
-from ._errors import (
+from .._core import events as ev
+from .._wire import ffi_exit as _ffi_exit
+from .._core.errors import (
     AgentUnavailableError,
     ConnectionFailedError,
     LkstateError,
     SessionClosedError,
     TokenSourceError,
 )
-from ._audio import AudioInput
-from ._messages import Message
-from ._microphone import MicrophoneController
-from ._video import VideoInput
-from ._video_track import VideoTrackController
-from ._options import SessionOptions
-from ._remote_client import RemoteSessionClient
-from ._remote_state import MessageItem
-from ._room_source import TOPIC_AGENT_SESSION, TOPIC_CHAT, RoomSource
-from ._speaker import AudioOutput, SpeakerController
-from ._state import AgentStatus, ConnectionStatus, SessionState, TrackSource
-from ._store import Store
-from ._tokens import TokenRequest, TokenSource
+from .._media.audio import AudioInput
+from .._core.messages import Message
+from .._media.microphone import MicrophoneController
+from .._media.video import VideoInput
+from .._media.video_track import VideoTrackController
+from .._core.options import SessionOptions
+from .._wire.remote_client import RemoteSessionClient
+from .._core.remote_state import MessageItem
+from .._wire.room_source import TOPIC_AGENT_SESSION, TOPIC_CHAT, RoomSource
+from .._media.speaker import AudioOutput, SpeakerController
+from .._core.state import AgentStatus, ConnectionStatus, SessionState, TrackSource
+from .._core.store import Store
+from .._wire.tokens import TokenRequest, TokenSource
 
 __all__ = ["Session"]
 

@@ -34,10 +34,10 @@ from google.protobuf.message import DecodeError
 from livekit.protocol.agent_pb import agent_session as pb
 from pyrsistent import PMap, freeze, pmap
 
-from ._errors import RemoteSessionError, RequestTimeoutError, SessionClosedError
+from .._core.errors import RemoteSessionError, RequestTimeoutError, SessionClosedError
 from google.protobuf.struct_pb2 import Struct
 
-from ._remote_state import (
+from .._core.remote_state import (
     AgentStateName,
     ConversationItem,
     SessionUsage,
