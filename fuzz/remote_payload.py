@@ -24,8 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import attrs  # noqa: E402
 from _common import instrument_modules, seed_first_corpus  # noqa: E402  (this directory is on sys.path)
 
-from lkstate import SessionState, _reducer, _remote_state, reduce  # noqa: E402
+from lkstate import SessionState  # noqa: E402
 from lkstate._core import events as ev  # noqa: E402
+from lkstate._core import reducer as _reducer  # noqa: E402
+from lkstate._core import remote_state as _remote_state  # noqa: E402
+from lkstate.lowlevel import reduce  # noqa: E402
 
 instrument_modules(_remote_state, _reducer)
 

@@ -48,7 +48,8 @@ import reactivex
 from reactivex import operators as ops
 from reactivex.subject import AsyncSubject
 
-from lkstate import DEFAULT_MAX_RATE, LoopThread, SessionState, latest_states
+from lkstate import LoopThread, SessionState
+from lkstate.ui import DEFAULT_MAX_RATE, latest_states
 from lkstate._core.session_like import SessionLike as CoreSessionLike
 
 __all__ = ["BrowserSessions", "DEFAULT_WEB_MAX_RATE", "SessionKey", "SessionLike"]

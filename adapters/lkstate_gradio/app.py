@@ -43,15 +43,9 @@ import gradio as gr
 from gradio.themes import Base as ThemeBase
 from gradio.themes import Soft
 
-from lkstate import (
-    AudioInput,
-    VideoInput,
-    ConnectionStatus,
-    LkstateError,
-    Session,
-    SessionState,
-    TokenSource,
-)
+from lkstate import AudioInput, ConnectionStatus, Session, SessionState, TokenSource
+from lkstate.errors import LkstateError
+from lkstate.media import VideoInput
 from lkstate._tooling.app_args import (
     CONNECTION_HELP,
     add_camera_argument,

@@ -39,14 +39,9 @@ import attrs
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, Slot
 from reactivex.abc import DisposableBase
 
-from lkstate import (
-    DEFAULT_MAX_RATE,
-    FrameLimiter,
-    LkstateError,
-    LoopThread,
-    Mailbox,
-    SessionState,
-)
+from lkstate import LoopThread, SessionState
+from lkstate.errors import LkstateError
+from lkstate.ui import DEFAULT_MAX_RATE, FrameLimiter, Mailbox
 from lkstate._core.session_like import SessionLike
 
 __all__ = ["CommandError", "SessionBridge", "SessionLike"]

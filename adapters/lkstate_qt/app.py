@@ -60,7 +60,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lkstate import DEFAULT_MAX_RATE, LkstateError, SessionState
+from lkstate import SessionState
+from lkstate.errors import LkstateError
+from lkstate.ui import DEFAULT_MAX_RATE
 from lkstate._tooling.app_args import CONNECTION_HELP, add_camera_argument, add_connection_arguments, session_from_args
 
 from ._bridge import CommandError, SessionBridge, SessionLike

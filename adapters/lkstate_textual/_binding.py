@@ -42,15 +42,9 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widget import Widget
 
-from lkstate import (
-    DEFAULT_MAX_RATE,
-    ConnectionStatus,
-    FrameLimiter,
-    LkstateError,
-    Mailbox,
-    Session,
-    SessionState,
-)
+from lkstate import ConnectionStatus, Session, SessionState
+from lkstate.errors import LkstateError
+from lkstate.ui import DEFAULT_MAX_RATE, FrameLimiter, Mailbox
 from lkstate._core.session_like import SessionLike
 
 __all__ = [

@@ -38,7 +38,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header
 
-from lkstate import DEFAULT_MAX_RATE, LkstateError, Session, TokenSource
+from lkstate import Session, TokenSource
+from lkstate.errors import LkstateError
+from lkstate.ui import DEFAULT_MAX_RATE
 from lkstate._tooling.app_args import CONNECTION_HELP, add_camera_argument, add_connection_arguments, session_from_args
 
 from ._binding import SessionBinding, SessionLike, SessionStateChanged

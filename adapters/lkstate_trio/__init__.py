@@ -39,16 +39,9 @@ from typing import Any, TypeVar
 
 import trio
 
-from lkstate import (
-    DEFAULT_MAX_RATE,
-    LkstateError,
-    LoopThread,
-    Mailbox,
-    Message,
-    Session,
-    SessionState,
-    TokenSource,
-)
+from lkstate import LoopThread, Message, Session, SessionState, TokenSource
+from lkstate.errors import LkstateError
+from lkstate.ui import DEFAULT_MAX_RATE, Mailbox
 
 __all__ = ["StateStream", "TrioSession", "open_session", "run", "states"]
 

@@ -831,7 +831,7 @@ class CustomTokenSource:
         if not isinstance(result, Credentials):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TokenSourceError(
                 f"{origin} returned a {type(result).__name__}, not Credentials.",
-                remedy="Return lkstate.Credentials(server_url=..., participant_token=...).",
+                remedy="Return lkstate.tokens.Credentials(server_url=..., participant_token=...).",
             )
         _validated(result, origin, self._clock())
         return result

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from lkstate import PATTERN_COLOURS
+from lkstate.media import PATTERN_COLOURS
 
 from .peer import Peer, wait_until
 

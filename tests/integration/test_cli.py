@@ -21,7 +21,10 @@ from pathlib import Path
 import pytest
 from tests.harness.cli import ctrl_c_works, lkstate_command
 
-from lkstate import LkstateError, PatternVideoInput, Session, decode_claims
+from lkstate import Session
+from lkstate.errors import LkstateError
+from lkstate.media import PatternVideoInput
+from lkstate.tokens import decode_claims
 from lkstate._tooling import cli as _cli
 from lkstate._tooling.cli import main
 from lkstate._session.recording import read_recording

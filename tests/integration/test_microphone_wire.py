@@ -40,15 +40,14 @@ from livekit import rtc
 from lkstate import (
     AgentStatus,
     ConnectionStatus,
-    Credentials,
     CustomTokenSource,
     DevelopmentTokenSource,
     PreConnectStatus,
     Session,
     SessionOptions,
     SessionState,
-    TokenRequest,
 )
+from lkstate.tokens import Credentials, TokenRequest
 from lkstate._media.audio import GeneratorInput
 from lkstate._core.options import PreConnectLimits
 from lkstate.demo_agent import room_options

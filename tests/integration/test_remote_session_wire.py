@@ -23,13 +23,8 @@ import pytest
 from livekit.protocol.agent_pb import agent_session as pb
 
 import lkstate._session.session
-from lkstate import (
-    RemoteSessionError,
-    RequestTimeoutError,
-    Role,
-    Session,
-    SessionState,
-)
+from lkstate import Role, Session, SessionState
+from lkstate.errors import RemoteSessionError, RequestTimeoutError
 from lkstate._core.crosscheck import check_agent_state
 from lkstate._core.remote_state import (
     FunctionCallItem,

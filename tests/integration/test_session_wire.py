@@ -16,8 +16,6 @@ from livekit import rtc
 from lkstate import (
     AgentFailure,
     AgentStatus,
-    AgentUnavailableError,
-    ConnectionFailedError,
     ConnectionStatus,
     CustomTokenSource,
     DeliveryStatus,
@@ -26,8 +24,8 @@ from lkstate import (
     Role,
     Session,
     SessionState,
-    TokenSourceError,
 )
+from lkstate.errors import AgentUnavailableError, ConnectionFailedError, TokenSourceError
 from lkstate._core.options import SessionOptions
 from tests.harness.server import LiveKitServer
 from tests.harness.sessions import SessionFactory, agent_sees_user

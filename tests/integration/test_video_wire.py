@@ -16,15 +16,9 @@ import numpy as np
 import pytest
 from livekit import rtc
 
-from lkstate import (
-    PATTERN_COLOURS,
-    CameraInput,
-    ConnectionStatus,
-    LkstateError,
-    PatternVideoInput,
-    SessionState,
-    VideoGeneratorInput,
-)
+from lkstate import ConnectionStatus, SessionState
+from lkstate.errors import LkstateError
+from lkstate.media import CameraInput, PATTERN_COLOURS, PatternVideoInput, VideoGeneratorInput
 from tests.harness.peer import Peer, wait_until
 from tests.harness.video import bar_colours, close_to, first_picture, video_of
 from tests.harness.sessions import SessionFactory

@@ -33,19 +33,17 @@ from livekit import api, rtc
 from lkstate import (
     AgentFailure,
     AgentStatus,
-    ConnectionFailedError,
     ConnectionStatus,
-    Credentials,
     CustomTokenSource,
     EndpointTokenSource,
     LoopThread,
     Role,
     Session,
     SessionState,
-    TokenRequest,
-    TokenSourceError,
-    latest_states,
 )
+from lkstate.errors import ConnectionFailedError, TokenSourceError
+from lkstate.tokens import Credentials, TokenRequest
+from lkstate.ui import latest_states
 from lkstate._core.options import SessionOptions
 from lkstate.demo_agent import ScriptedLLM
 from tests.harness.agent import InProcessAgent, start_agent

@@ -37,7 +37,8 @@ from hypothesis import strategies as st
 from livekit import api
 from livekit.protocol.agent_pb import agent_session as pb
 
-from lkstate import AgentStatus, Limits, SessionState, reduce
+from lkstate import AgentStatus, Limits, SessionState
+from lkstate.lowlevel import reduce
 from lkstate._core import events as ev
 from lkstate._core.errors import TokenSourceError
 from lkstate._core.remote_state import MAX_ERRORS, MAX_PROBLEMS, MAX_TOOL_PROGRESS, RemoteSessionState

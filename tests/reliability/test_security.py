@@ -24,16 +24,9 @@ import pytest
 from aiohttp import web
 from livekit import api, rtc
 
-from lkstate import (
-    ConnectionFailedError,
-    Credentials,
-    DevelopmentTokenSource,
-    EndpointTokenSource,
-    RemoteSessionError,
-    Session,
-    TokenRequest,
-    TokenSourceError,
-)
+from lkstate import DevelopmentTokenSource, EndpointTokenSource, Session
+from lkstate.errors import ConnectionFailedError, RemoteSessionError, TokenSourceError
+from lkstate.tokens import Credentials, TokenRequest
 from lkstate._session.recording import record
 from lkstate.demo_agent import ScriptedLLM
 from tests.harness.http import serve

@@ -33,17 +33,9 @@ import pytest
 
 from livekit import rtc
 
-from lkstate import (
-    PATTERN_COLOURS,
-    AudioInput,
-    ConnectionStatus,
-    DevelopmentTokenSource,
-    GeneratorInput,
-    PatternVideoInput,
-    Replay,
-    TokenSource,
-    read_recording,
-)
+from lkstate import AudioInput, ConnectionStatus, DevelopmentTokenSource, GeneratorInput, TokenSource
+from lkstate.media import PATTERN_COLOURS, PatternVideoInput
+from lkstate.recording import read_recording, Replay
 from tests.harness.peer import wait_until
 from tests.harness.server import LiveKitServer
 from tests.harness.video import bar_colours, close_to, first_picture, video_of

@@ -16,15 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from lkstate import (
-    DevelopmentTokenSource,
-    Replay,
-    ReplayReadOnlyError,
-    Session,
-    SessionClosedError,
-    SessionState,
-    read_recording,
-)
+from lkstate import DevelopmentTokenSource, Session, SessionState
+from lkstate.errors import ReplayReadOnlyError, SessionClosedError
+from lkstate.recording import read_recording, Replay
 from lkstate._core import events as ev
 
 from lkstate_gradio import BrowserSessions

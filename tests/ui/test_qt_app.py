@@ -35,16 +35,8 @@ from pytestqt.qtbot import QtBot
 
 from livekit import rtc
 
-from lkstate import (
-    PATTERN_COLOURS,
-    AgentStatus,
-    ConnectionStatus,
-    DevelopmentTokenSource,
-    LoopThread,
-    PatternVideoInput,
-    Role,
-    Session,
-)
+from lkstate import AgentStatus, ConnectionStatus, DevelopmentTokenSource, LoopThread, Role, Session
+from lkstate.media import PATTERN_COLOURS, PatternVideoInput
 from lkstate_qt import CommandError, SessionBridge
 from lkstate_qt.app import MainWindow, build_parser, main, session_from_args
 from tests.harness.peer import Peer, wait_until

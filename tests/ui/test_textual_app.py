@@ -19,7 +19,8 @@ from textual.message import Message
 
 from livekit import rtc
 
-from lkstate import AgentStatus, DevelopmentTokenSource, PatternVideoInput, PATTERN_COLOURS, Role, Session, SessionState
+from lkstate import AgentStatus, DevelopmentTokenSource, Role, Session, SessionState
+from lkstate.media import PATTERN_COLOURS, PatternVideoInput
 from lkstate._media.audio import GeneratorInput
 from lkstate_textual import SessionStateChanged, StateWidget
 from lkstate_textual.app import VoiceAgentApp

@@ -15,7 +15,8 @@ import pytest
 import trio
 
 import lkstate_trio
-from lkstate import DevelopmentTokenSource, LkstateError, LoopThread, Session, SessionState
+from lkstate import DevelopmentTokenSource, LoopThread, Session, SessionState
+from lkstate.errors import LkstateError
 from lkstate._core import events as ev
 
 

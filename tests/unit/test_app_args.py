@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from lkstate import DEFAULT_MAX_RATE, DevelopmentTokenSource, EndpointTokenSource, LkstateError, Session
+from lkstate import DevelopmentTokenSource, EndpointTokenSource, Session
+from lkstate.errors import LkstateError
+from lkstate.ui import DEFAULT_MAX_RATE
 from lkstate._tooling import app_args as _app_args
 from lkstate._tooling.app_args import add_connection_arguments, session_from_args, token_source_from_args
 

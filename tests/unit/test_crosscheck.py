@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from livekit.protocol.agent_pb import agent_session as pb
 
-from lkstate import SessionState, reduce
+from lkstate import SessionState
+from lkstate.lowlevel import reduce
 from lkstate._core import events as ev
 from lkstate._core.crosscheck import AgentStateCheck, check_agent_state
 

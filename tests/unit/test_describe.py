@@ -13,19 +13,16 @@ import pytest
 
 from lkstate import (
     AgentStatus,
-    LLMUsage,
     LocalTrackState,
     Message,
     MessageKind,
     PreConnectState,
     PreConnectStatus,
-    RemoteSessionState,
     Role,
     SessionState,
-    STTUsage,
-    TTSUsage,
-    reduce,
 )
+from lkstate.agent_session import LLMUsage, RemoteSessionState, STTUsage, TTSUsage
+from lkstate.lowlevel import reduce
 from lkstate._core import events as ev
 from lkstate._core.wording import (
     Tone,

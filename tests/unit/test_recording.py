@@ -24,15 +24,14 @@ from livekit.protocol.agent_pb import agent_session as pb
 
 from lkstate import (
     DevelopmentTokenSource,
-    LkstateError,
     LocalTrackState,
     PreConnectState,
     PreConnectStatus,
     SessionState,
-    Store,
     TrackSource,
-    reduce,
 )
+from lkstate.errors import LkstateError
+from lkstate.lowlevel import reduce, Store
 from lkstate._core import events as ev
 from lkstate._core.errors import RecordingError, ReplayReadOnlyError
 from lkstate._core.options import Limits

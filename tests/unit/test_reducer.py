@@ -17,8 +17,8 @@ from lkstate import (
     Role,
     SessionState,
     TrackSource,
-    reduce,
 )
+from lkstate.lowlevel import reduce
 from lkstate._core import events as ev
 from lkstate._core.reducer import transcript_message_id
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lkstate import SessionState, reduce
+from lkstate import SessionState
+from lkstate.lowlevel import reduce
 from lkstate._core import events as ev
 
 USER = "me"

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from livekit.protocol.agent_pb import agent_session as pb
 
-from lkstate import Limits, SessionState, reduce
+from lkstate import Limits, SessionState
+from lkstate.lowlevel import reduce
 from lkstate._core import events as ev
 from lkstate._core.remote_state import MessageItem
 

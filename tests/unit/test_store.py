@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from lkstate import SessionState, Store
+from lkstate import SessionState
+from lkstate.lowlevel import Store
 from lkstate._core import events as ev
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from reactivex.abc import DisposableBase
 
-from lkstate import SessionState, Store
+from lkstate import SessionState
+from lkstate.lowlevel import Store
 from lkstate._core import events as ev
 
 

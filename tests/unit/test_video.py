@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from livekit import rtc
 
-from lkstate import PATTERN_COLOURS, CameraInput, PatternVideoInput, VideoGeneratorInput, VideoInput, VideoInputError
+from lkstate.errors import VideoInputError
+from lkstate.media import CameraInput, PATTERN_COLOURS, PatternVideoInput, VideoGeneratorInput, VideoInput
 from lkstate._media.video import describe_video_input, open_default_camera
 
 

@@ -1,0 +1,80 @@
+"""The agent's own account of the session: its ``lk.agent.session`` events, requests and timeline.
+
+A LiveKit Agents agent broadcasts what its ``AgentSession`` does — state
+changes, conversation items, tool calls, usage, interruptions — and answers
+requests. lkstate folds the events into ``state.remote``
+(:class:`RemoteSessionState`) and sends requests through ``session.remote``
+(:class:`RemoteSessionClient`). :func:`timeline` merges transcripts, agent
+items and tool calls into one ordered story; :func:`check_agent_state`
+compares the two reports of the agent's state (attribute and protocol).
+"""
+
+from __future__ import annotations
+
+from ._core.crosscheck import AgentStateCheck, check_agent_state
+from ._core.exports import publish
+from ._core.remote_state import (
+    AgentConfigUpdateItem,
+    AgentHandoffItem,
+    AgentStateName,
+    ChatRoleName,
+    ConversationItem,
+    EotUsage,
+    FalseInterruption,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    InterruptionUsage,
+    LLMUsage,
+    MessageItem,
+    MessageMetrics,
+    ModelUsage,
+    OverlappingSpeech,
+    RemoteSessionState,
+    SessionUsage,
+    STTUsage,
+    ToolCall,
+    ToolCallStatus,
+    ToolReplyStatus,
+    TTSUsage,
+    UserStateName,
+)
+from ._core.timeline import TimelineBuilder, TimelineEntry, timeline
+from ._wire.remote_client import AgentInfo, AgentSessionInfo, FrameworkInfo, RemoteSessionClient, RtcStats
+
+__all__ = [
+    "AgentConfigUpdateItem",
+    "AgentHandoffItem",
+    "AgentInfo",
+    "AgentSessionInfo",
+    "AgentStateCheck",
+    "AgentStateName",
+    "ChatRoleName",
+    "ConversationItem",
+    "EotUsage",
+    "FalseInterruption",
+    "FrameworkInfo",
+    "FunctionCallItem",
+    "FunctionCallOutputItem",
+    "InterruptionUsage",
+    "LLMUsage",
+    "MessageItem",
+    "MessageMetrics",
+    "ModelUsage",
+    "OverlappingSpeech",
+    "RemoteSessionClient",
+    "RemoteSessionState",
+    "RtcStats",
+    "SessionUsage",
+    "STTUsage",
+    "TimelineBuilder",
+    "TimelineEntry",
+    "ToolCall",
+    "ToolCallStatus",
+    "ToolReplyStatus",
+    "TTSUsage",
+    "UserStateName",
+    "check_agent_state",
+    "timeline",
+]
+
+publish(__name__, globals(), __all__)
