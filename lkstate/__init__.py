@@ -21,7 +21,7 @@ This module holds what an app needs. The rest sits in public tiers:
 example apps' flags) and :mod:`lkstate.lowlevel` (store, reducer, events).
 """
 
-from ._core.exports import publish
+from ._core.exports import publish as _publish
 from ._core.messages import DeliveryStatus, Message, MessageKind, Messages, Role
 from ._core.options import Limits, PreConnectLimits, SessionOptions
 from ._core.state import (
@@ -91,4 +91,4 @@ __all__ = [
     "token_source_from_env",
 ]
 
-publish(__name__, globals(), __all__)
+_publish(__name__, globals(), __all__)

@@ -12,7 +12,7 @@ compares the two reports of the agent's state (attribute and protocol).
 from __future__ import annotations
 
 from ._core.crosscheck import AgentStateCheck, check_agent_state
-from ._core.exports import publish
+from ._core.exports import publish as _publish
 from ._core.remote_state import (
     AgentConfigUpdateItem,
     AgentHandoffItem,
@@ -77,4 +77,4 @@ __all__ = [
     "timeline",
 ]
 
-publish(__name__, globals(), __all__)
+_publish(__name__, globals(), __all__)

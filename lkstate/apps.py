@@ -11,7 +11,7 @@ them too::
 
 from __future__ import annotations
 
-from ._core.exports import publish
+from ._core.exports import publish as _publish
 from ._tooling.app_args import (
     CONNECTION_HELP,
     add_camera_argument,
@@ -30,4 +30,4 @@ __all__ = [
     "video_input_for",
 ]
 
-publish(__name__, globals(), __all__)
+_publish(__name__, globals(), __all__)

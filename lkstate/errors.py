@@ -24,7 +24,7 @@ from ._core.errors import (
     TokenSourceError,
     VideoInputError,
 )
-from ._core.exports import publish
+from ._core.exports import publish as _publish
 
 __all__ = [
     "AgentUnavailableError",
@@ -43,4 +43,4 @@ __all__ = [
     "VideoInputError",
 ]
 
-publish(__name__, globals(), __all__)
+_publish(__name__, globals(), __all__)

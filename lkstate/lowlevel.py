@@ -10,11 +10,11 @@ current value and delivers each snapshot once, in order, and :mod:`events`
 from __future__ import annotations
 
 from ._core import events
-from ._core.exports import publish
+from ._core.exports import publish as _publish
 from ._core.reducer import reduce
 from ._core.state import Attributes
 from ._core.store import Store
 
 __all__ = ["Attributes", "Store", "events", "reduce"]
 
-publish(__name__, globals(), ["Store", "reduce"])
+_publish(__name__, globals(), ["Store", "reduce"])

@@ -11,7 +11,7 @@ exception.
 
 from __future__ import annotations
 
-from ._core.exports import publish
+from ._core.exports import publish as _publish
 from ._media.audio import MicrophoneInput, default_audio_input
 from ._media.speaker import AgentVoice, SpeakerOutput, agent_voice, default_audio_output
 from ._media.video import PATTERN_COLOURS, CameraInput, PatternVideoInput, VideoGeneratorInput, VideoInput
@@ -30,4 +30,4 @@ __all__ = [
     "default_audio_output",
 ]
 
-publish(__name__, globals(), __all__)
+_publish(__name__, globals(), __all__)

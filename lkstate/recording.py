@@ -8,9 +8,9 @@ shows it like a live one.
 
 from __future__ import annotations
 
-from ._core.exports import publish
+from ._core.exports import publish as _publish
 from ._session.recording import Recorder, RecordingHeader, Replay, read_recording, record
 
 __all__ = ["Recorder", "RecordingHeader", "Replay", "read_recording", "record"]
 
-publish(__name__, globals(), __all__)
+_publish(__name__, globals(), __all__)

@@ -9,9 +9,9 @@ and the claims read from a token.
 
 from __future__ import annotations
 
-from ._core.exports import publish
+from ._core.exports import publish as _publish
 from ._wire.tokens import Credentials, TokenClaims, TokenRequest, decode_claims
 
 __all__ = ["Credentials", "TokenClaims", "TokenRequest", "decode_claims"]
 
-publish(__name__, globals(), __all__)
+_publish(__name__, globals(), __all__)

@@ -15,7 +15,7 @@ and nothing private, so an adapter for another framework can be too:
 from __future__ import annotations
 
 from ._core.delivery import DEFAULT_MAX_RATE, FrameLimiter, Mailbox, latest_states
-from ._core.exports import publish
+from ._core.exports import publish as _publish
 from ._core.session_like import SessionLike
 from ._core.wording import (
     AgentWords,
@@ -60,4 +60,4 @@ __all__ = [
     "tool_call_tone",
 ]
 
-publish(__name__, globals(), __all__)
+_publish(__name__, globals(), __all__)
