@@ -69,10 +69,8 @@ before it could subscribe; that is why the buffer exists.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
-import sys
 import wave
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from types import ModuleType
@@ -85,6 +83,7 @@ from livekit import rtc
 
 from .._core.errors import AudioInputError
 from .pacing import Pacer, each
+from .sounddevice_probe import SoundDeviceUnavailable, load_sounddevice
 
 __all__ = [
     "AudioInput",
@@ -389,37 +388,14 @@ _NO_DEVICE_REMEDY = (
 )
 
 
-_sounddevice_failure: ImportError | OSError | None = None
-"""Why ``sounddevice`` could not be imported, once it could not.
-
-Remembered because trying again is not free: the module is run anew, and
-looking for PortAudio runs the C compiler and the linker (a tenth of a second,
-and memory that stays), on every start of every session of a machine that
-has no PortAudio, a server's usual case.
-"""
-
-
 def _import_sounddevice() -> ModuleType:
-    global _sounddevice_failure
     try:
-        if _sounddevice_failure is not None and "sounddevice" not in sys.modules:
-            raise _sounddevice_failure.with_traceback(None)
-        return importlib.import_module("sounddevice")
-    except ImportError as e:
-        _sounddevice_failure = e
+        return load_sounddevice()
+    except SoundDeviceUnavailable as e:
         raise AudioInputError(
-            "no microphone found: the `sounddevice` package is not installed.",
-            remedy="Install it with `pip install sounddevice`, or use WavFileInput / GeneratorInput instead.",
-        ) from e
-    except OSError as e:  # sounddevice raises OSError when libportaudio is missing
-        _sounddevice_failure = e
-        raise AudioInputError(
-            f"no microphone found: the PortAudio library could not be loaded ({e}).",
-            remedy=(
-                "Install PortAudio (e.g. `apt-get install libportaudio2`, `brew install portaudio`), "
-                "or use WavFileInput / GeneratorInput instead."
-            ),
-        ) from e
+            f"no microphone found: {e.reason}.",
+            remedy=f"{e.remedy}, or use WavFileInput / GeneratorInput instead.",
+        ) from e.__cause__
 
 
 def _default_input_index(sd: Any) -> int | None:

@@ -36,11 +36,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import struct
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +52,7 @@ from livekit import rtc
 from .._core import events as ev
 from .._core.errors import AudioOutputError
 from .._core.state import ConnectionStatus, LocalTrackState, SessionState, TrackSource
+from .sounddevice_probe import SoundDeviceUnavailable, load_sounddevice
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -237,37 +236,14 @@ _NO_DEVICE_REMEDY = (
 )
 
 
-_sounddevice_failure: ImportError | OSError | None = None
-"""Why ``sounddevice`` could not be imported, once it could not.
-
-Remembered because trying again is not free: the module is run anew, and
-looking for PortAudio runs the C compiler and the linker (a tenth of a second,
-and memory that stays), on every start of every session of a machine that
-has no PortAudio, a server's usual case.
-"""
-
-
 def _import_sounddevice() -> ModuleType:
-    global _sounddevice_failure
     try:
-        if _sounddevice_failure is not None and "sounddevice" not in sys.modules:
-            raise _sounddevice_failure.with_traceback(None)
-        return importlib.import_module("sounddevice")
-    except ImportError as e:
-        _sounddevice_failure = e
+        return load_sounddevice()
+    except SoundDeviceUnavailable as e:
         raise AudioOutputError(
-            "no speaker found: the `sounddevice` package is not installed.",
-            remedy="Install it with `pip install sounddevice`, or play into a file with WavFileOutput('agent.wav').",
-        ) from e
-    except OSError as e:  # sounddevice raises OSError when libportaudio is missing
-        _sounddevice_failure = e
-        raise AudioOutputError(
-            f"no speaker found: the PortAudio library could not be loaded ({e}).",
-            remedy=(
-                "Install PortAudio (e.g. `apt-get install libportaudio2`, `brew install portaudio`), "
-                "or play into a file with WavFileOutput('agent.wav')."
-            ),
-        ) from e
+            f"no speaker found: {e.reason}.",
+            remedy=f"{e.remedy}, or play into a file with WavFileOutput('agent.wav').",
+        ) from e.__cause__
 
 
 def _default_output_index(sd: Any) -> int | None:
