@@ -23,13 +23,12 @@ departure and cleared when an agent shows up or becomes ready.
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-import attrs
+from typing import Any
 
 from . import events as ev
+from .copiers import copier_for as _copier_for
+from .copiers import evolve as _evolve
 from .messages import DeliveryStatus, Message, MessageKind, Messages, Role
 from .options import Limits
 from .remote_state import RemoteSessionState, apply_remote_payload
@@ -54,7 +53,6 @@ from .state import (
 __all__ = ["reduce", "transcript_message_id", "chat_message_id"]
 
 _DEFAULT_LIMITS = Limits()
-_S = TypeVar("_S")
 
 
 def transcript_message_id(sender: str, segment_id: str) -> str:
@@ -82,63 +80,6 @@ def reduce(state: SessionState, event: ev.Event, limits: Limits = _DEFAULT_LIMIT
 
 
 # -- helpers --------------------------------------------------------------------
-
-
-def _evolve(instance: _S, **changes: Any) -> _S:
-    """``attrs.evolve``, about three times faster for the plain frozen classes of the state.
-
-    ``attrs.evolve`` looks up the class's fields and builds keyword arguments
-    on every call; a transcript delta evolves two or three objects, and that
-    was the largest single cost of folding one. The copier made once per class
-    by :func:`_copier_for` sets the slots of a fresh instance directly.
-    """
-    copier = _COPIERS.get(type(instance))
-    if copier is None:
-        copier = _COPIERS[type(instance)] = _copier_for(type(instance))
-    return copier(instance, **changes)
-
-
-_COPIERS: dict[type[Any], Callable[..., Any]] = {}
-_KEEP: Any = object()
-
-
-def _copier_for(cls: type[Any]) -> Callable[..., Any]:
-    """A function ``copy(instance, **changes)`` for ``cls``, equivalent to ``attrs.evolve``.
-
-    It writes each slot with the slot's own descriptor, which is what the
-    frozen ``__init__`` does too, minus the per-field ``object.__setattr__``
-    lookups. Only for classes where skipping ``__init__`` changes nothing: slotted,
-    every field settable by ``__init__`` under its own name, and no validator,
-    converter, post-init hook or cached hash. Any other class gets
-    ``attrs.evolve`` itself.
-    """
-    fields = attrs.fields(cls)
-    plain = (
-        all(
-            f.init and f.validator is None and f.converter is None and getattr(f, "alias", f.name) == f.name
-            for f in fields
-        )
-        and not hasattr(cls, "__attrs_post_init__")
-        and not hasattr(cls, "__attrs_pre_init__")
-        and "__attrs_cached_hash__" not in getattr(cls, "__slots__", ())
-        and all(isinstance(getattr(cls, f.name, None), types.MemberDescriptorType) for f in fields)
-    )
-    if not plain:
-
-        def evolve(instance: Any, **changes: Any) -> Any:
-            return attrs.evolve(instance, **changes)
-
-        return evolve
-    names = [f.name for f in fields]
-    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_KEEP": _KEEP}
-    lines = [f"def copy(_old, *, {', '.join(f'{n}=_KEEP' for n in names)}):", "    _obj = _new(_cls)"]
-    for n in names:
-        scope[f"_set_{n}"] = getattr(cls, n).__set__
-        lines.append(f"    _set_{n}(_obj, _old.{n} if {n} is _KEEP else {n})")
-    lines.append("    return _obj")
-    exec("\n".join(lines), scope)  # noqa: S102 - source built from the class's own field names
-    copier: Callable[..., Any] = scope["copy"]
-    return copier
 
 
 # The transcript path runs for every delta: it calls these two directly.

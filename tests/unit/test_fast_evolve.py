@@ -1,6 +1,9 @@
-"""The reducer's fast copy of frozen state objects is indistinguishable from ``attrs.evolve``."""
+"""The reducer's fast copy of frozen state objects is indistinguishable from ``attrs.evolve``, and readable in a traceback."""
 
 from __future__ import annotations
+
+import inspect
+import traceback
 
 import attrs
 import pytest
@@ -16,7 +19,8 @@ from lkstate import (
     Role,
     SessionState,
 )
-from lkstate._core.reducer import _evolve  # pyright: ignore[reportPrivateUsage]
+from lkstate._core.copiers import copier_for
+from lkstate._core.copiers import evolve as _evolve
 
 MESSAGE = Message(
     id="m", role=Role.AGENT, kind=MessageKind.TRANSCRIPT, text="hi", final=False, sender="a",
@@ -63,3 +67,33 @@ def test_classes_with_validators_are_copied_by_attrs_evolve_itself() -> None:
     assert _evolve(Positive(1), value=2) == Positive(2)
     with pytest.raises(ValueError):
         _evolve(Positive(1), value=-1)
+
+
+def test_a_traceback_through_a_copier_shows_the_generated_line() -> None:
+    copy = copier_for(Message)
+
+    with pytest.raises(AttributeError) as caught:
+        copy(SessionState(), text="x")  # not a Message: reading its ``id`` fails inside the copier
+
+    shown = "".join(traceback.format_exception(caught.value))
+    # Named by the class's public path (``lkstate.Message``).
+    assert f'File "<lkstate copier {Message.__module__}.Message>", line 3, in copy' in shown
+    assert "_set_id(_obj, _old.id if id is _KEEP else id)" in shown
+
+
+def test_the_copiers_source_can_be_read_like_any_functions() -> None:
+    source = inspect.getsource(copier_for(SessionState))
+
+    assert source.startswith("def copy(_old, *, ")
+    assert "_set_messages(_obj, _old.messages if messages is _KEEP else messages)" in source
+
+
+def test_two_classes_of_one_name_each_show_their_own_copier() -> None:
+    def make(field: str) -> type:
+        return attrs.make_class("Twin", {field: attrs.field()}, frozen=True, slots=True)
+
+    first, second = copier_for(make("left")), copier_for(make("right"))
+
+    assert "_old.left" in inspect.getsource(first) and "_old.right" not in inspect.getsource(first)
+    assert "_old.right" in inspect.getsource(second)
+    assert first.__code__.co_filename != second.__code__.co_filename
