@@ -23,11 +23,12 @@ Rules this module keeps:
 * **Unchanged means identical.** When a payload changes nothing (a response,
   a duplicate state change, a debug message), the very same object comes
   back, so the store can skip a snapshot with an ``is`` check.
-* **Cheap for long sessions.** Conversation items and tool calls live in
-  persistent vectors (``pyrsistent.PVector``) with an id → position index, so
-  appending an item or updating a tool call by ``call_id`` costs about the
-  same at 100 items as at 100 000; untouched parts are shared between
-  snapshots.
+* **Cheap for long sessions.** Conversation items and tool calls live in the
+  state's persistent vector (:class:`ConversationItems` and :class:`ToolCalls`,
+  the same structure as the transcript's ``Messages``) with an id → position
+  index, so appending an item or updating a tool call by ``call_id`` costs
+  about the same at 100 items as at 100 000; untouched parts are shared
+  between snapshots.
 * **Bounded.** Conversation items and tool calls are never dropped (they are
   the conversation). Everything that can repeat without limit is capped:
   problems and errors keep the last :data:`MAX_PROBLEMS` / :data:`MAX_ERRORS`
@@ -49,7 +50,8 @@ import attrs
 from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError, Message
 from livekit.protocol.agent_pb import agent_session as pb
-from pyrsistent import PMap, PVector, pmap, pvector
+
+from .vector import Vector
 
 __all__ = [
     "MAX_ERRORS",
@@ -61,6 +63,7 @@ __all__ = [
     "AgentStateName",
     "ChatRoleName",
     "ConversationItem",
+    "ConversationItems",
     "EotUsage",
     "FalseInterruption",
     "FunctionCallItem",
@@ -77,6 +80,7 @@ __all__ = [
     "TTSUsage",
     "ToolCall",
     "ToolCallStatus",
+    "ToolCalls",
     "ToolReplyStatus",
     "UserStateName",
     "agent_state_name",
@@ -389,16 +393,37 @@ class FalseInterruption:
 # --- the state -------------------------------------------------------------------------
 
 
-def _empty_items() -> PVector[ConversationItem]:
-    return pvector()
+class ConversationItems(Vector[ConversationItem]):
+    """The agent's conversation items, oldest first: an immutable sequence, found by id with :meth:`get`.
+
+    Read it like a tuple (index, iterate, ``len``); it hashes and compares by
+    content, equal to the tuple of the same items. Items without an id (the
+    agent always gives one, but the wire is not trusted) are kept and only
+    found by position.
+    """
+
+    __slots__ = ()
+
+    _key_name = "item id"
+
+    @staticmethod
+    def _key_of(value: ConversationItem) -> str | None:
+        return value.id or None
 
 
-def _empty_tool_calls() -> PVector[ToolCall]:
-    return pvector()
+class ToolCalls(Vector[ToolCall]):
+    """The tool calls the agent made, in the order they started, found by ``call_id`` with :meth:`get`.
 
+    Read it like a tuple; it hashes and compares by content.
+    """
 
-def _empty_index() -> PMap[str, int]:
-    return pmap()
+    __slots__ = ()
+
+    _key_name = "call_id"
+
+    @staticmethod
+    def _key_of(value: ToolCall) -> str:
+        return value.call_id
 
 
 @attrs.frozen
@@ -407,8 +432,8 @@ class RemoteSessionState:
 
     Start from ``RemoteSessionState()`` and fold payloads in with
     :func:`apply_remote_payload`. ``items`` and ``tool_calls`` are persistent
-    vectors: read them like tuples (index, iterate, ``len``); they hash and
-    compare by content.
+    vectors (:class:`ConversationItems`, :class:`ToolCalls`): read them like
+    tuples (index, iterate, ``len``); they hash and compare by content.
 
     ``agent_state`` is the agent's own report over this protocol; the
     ``lk.agent.state`` participant attribute says the same thing by another
@@ -421,8 +446,11 @@ class RemoteSessionState:
     user_state: UserStateName | None = None
     agent_state: AgentStateName | None = None
     agent_id: str | None = None
-    items: PVector[ConversationItem] = attrs.field(factory=_empty_items)
-    tool_calls: PVector[ToolCall] = attrs.field(factory=_empty_tool_calls)
+    # A fresh vector per state, not one shared default: snapshots of one
+    # history share the vector's id index, and a module-wide default would keep
+    # the first history's ids alive for good.
+    items: ConversationItems = attrs.field(factory=ConversationItems)
+    tool_calls: ToolCalls = attrs.field(factory=ToolCalls)
     handoffs: tuple[AgentHandoffItem, ...] = ()
     usage: SessionUsage | None = None
     errors: tuple[str, ...] = ()
@@ -435,24 +463,14 @@ class RemoteSessionState:
     problems: tuple[str, ...] = ()
     problem_count: int = 0
     message_count: int = 0
-    # Positions by id, derived from the vectors above: equal vectors imply equal
-    # indexes, so they stay out of equality, hashing and repr.
-    item_index: PMap[str, int] = attrs.field(
-        factory=_empty_index, eq=False, repr=False
-    )
-    tool_index: PMap[str, int] = attrs.field(
-        factory=_empty_index, eq=False, repr=False
-    )
 
     def tool_call(self, call_id: str) -> ToolCall | None:
         """The tool call with this ``call_id``, or ``None``; no scan."""
-        position = self.tool_index.get(call_id)
-        return None if position is None else self.tool_calls[position]
+        return self.tool_calls.get(call_id)
 
     def item(self, item_id: str) -> ConversationItem | None:
         """The conversation item with this id, or ``None``; no scan."""
-        position = self.item_index.get(item_id)
-        return None if position is None else self.items[position]
+        return self.items.get(item_id)
 
 
 # --- decoding helpers -----------------------------------------------------------------
@@ -675,19 +693,14 @@ def _upsert_tool(
     state: RemoteSessionState, call_id: str, update: Callable[[ToolCall], ToolCall]
 ) -> RemoteSessionState:
     """Apply ``update`` to the call with ``call_id`` (a fresh one if unknown)."""
-    position = state.tool_index.get(call_id)
+    position = state.tool_calls.position(call_id)
     if position is None:
-        created = update(ToolCall(call_id=call_id))
-        return attrs.evolve(
-            state,
-            tool_calls=state.tool_calls.append(created),
-            tool_index=state.tool_index.set(call_id, len(state.tool_calls)),
-        )
+        return attrs.evolve(state, tool_calls=state.tool_calls.appended(update(ToolCall(call_id=call_id))))
     old = state.tool_calls[position]
     new = update(old)
     if new == old:
         return state
-    return attrs.evolve(state, tool_calls=state.tool_calls.set(position, new))
+    return attrs.evolve(state, tool_calls=state.tool_calls.replaced(position, new))
 
 
 def _tool_started(
@@ -779,12 +792,12 @@ def _tool_reply(
     call_ids: list[str] = []
     for update_id in update_ids:
         call_id = update_id
-        if call_id not in state.tool_index:
+        if state.tool_calls.position(call_id) is None:
             if update_id.endswith("_final"):
                 call_id = update_id[: -len("_final")]
             elif "_update_" in update_id:
                 call_id = update_id.rsplit("_update_", 1)[0]
-        if call_id in state.tool_index and call_id not in call_ids:
+        if state.tool_calls.position(call_id) is not None and call_id not in call_ids:
             call_ids.append(call_id)
     for call_id in call_ids:
         state = _upsert_tool(state, call_id, lambda call: attrs.evolve(call, reply_status=status))
@@ -793,14 +806,13 @@ def _tool_reply(
 
 def _add_item(state: RemoteSessionState, item: ConversationItem, at: float) -> RemoteSessionState:
     """Append ``item``, or replace the item with the same id if it differs."""
-    position = state.item_index.get(item.id) if item.id else None
+    position = state.items.position(item.id) if item.id else None
     if position is None:
-        index = state.item_index.set(item.id, len(state.items)) if item.id else state.item_index
-        new = attrs.evolve(state, items=state.items.append(item), item_index=index)
+        new = attrs.evolve(state, items=state.items.appended(item))
     elif state.items[position] == item:
         return state
     else:
-        new = attrs.evolve(state, items=state.items.set(position, item))
+        new = attrs.evolve(state, items=state.items.replaced(position, item))
     return _item_side_effects(new, item, at)
 
 
@@ -1092,6 +1104,26 @@ def apply_remote_payload(
         )
 
 
+def _one_per_id(items: Iterable[ConversationItem]) -> list[ConversationItem]:
+    """``items`` with a repeated id kept once: the later version, where the first stood.
+
+    The same rule as live: an item added again under a known id replaces the
+    earlier one. A history the agent sends never repeats an id, but the wire
+    is not trusted, and the state holds one item per id.
+    """
+    kept: list[ConversationItem] = []
+    positions: dict[str, int] = {}
+    for item in items:
+        position = positions.get(item.id) if item.id else None
+        if position is None:
+            if item.id:
+                positions[item.id] = len(kept)
+            kept.append(item)
+        else:
+            kept[position] = item
+    return kept
+
+
 def merge_conversation_items(
     state: RemoteSessionState, items: Iterable[ConversationItem], *, at: float
 ) -> RemoteSessionState:
@@ -1105,19 +1137,14 @@ def merge_conversation_items(
     Costs one pass over both lists; returns ``state`` itself when nothing
     changed.
     """
-    history = list(items)
+    history = _one_per_id(items)
     history_ids = {item.id for item in history if item.id}
     merged: list[ConversationItem] = list(history)
     merged.extend(item for item in state.items if not item.id or item.id not in history_ids)
     if len(merged) == len(state.items) and all(a == b for a, b in zip(merged, state.items)):
         return state
 
-    new = attrs.evolve(
-        state,
-        items=pvector(merged),
-        item_index=pmap({item.id: i for i, item in enumerate(merged) if item.id}),
-        handoffs=(),
-    )
+    new = attrs.evolve(state, items=ConversationItems(merged), handoffs=())
     for item in merged:
         if isinstance(item, AgentHandoffItem):
             new = _item_side_effects(new, item, at)

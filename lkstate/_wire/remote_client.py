@@ -25,14 +25,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, cast
 
 import attrs
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError
 from livekit.protocol.agent_pb import agent_session as pb
-from pyrsistent import PMap, freeze, pmap
 
 from .._core.errors import RemoteSessionError, RequestTimeoutError, SessionClosedError
 from google.protobuf.struct_pb2 import Struct
@@ -94,7 +94,8 @@ class AgentSessionInfo:
     agent_state: AgentStateName | None
     user_state: UserStateName | None
     agent_id: str
-    options: PMap[str, str]
+    options: Mapping[str, str] = attrs.field(hash=False)
+    """Read-only. Left out of the hash (a mapping has none); still compared."""
     started_at: float | None
 
 
@@ -113,8 +114,9 @@ class RtcStats:
     Empty when the agent is not connected to a room.
     """
 
-    publisher: tuple[PMap[str, Any], ...]
-    subscriber: tuple[PMap[str, Any], ...]
+    publisher: tuple[Mapping[str, Any], ...] = attrs.field(hash=False)
+    """Read-only mappings (lists inside are tuples). Left out of the hash; still compared."""
+    subscriber: tuple[Mapping[str, Any], ...] = attrs.field(hash=False)
 
 
 def _items(chat_items: Iterable[pb.ChatContext.ChatItem]) -> tuple[ConversationItem, ...]:
@@ -122,8 +124,18 @@ def _items(chat_items: Iterable[pb.ChatContext.ChatItem]) -> tuple[ConversationI
     return tuple(item for item in decoded if item is not None)
 
 
-def _frozen_stats(structs: Iterable[Struct]) -> tuple[PMap[str, Any], ...]:
-    return tuple(freeze(MessageToDict(s)) for s in structs)
+def _read_only(value: Any) -> Any:
+    """JSON-like ``value`` with every dict made a read-only mapping and every list a tuple."""
+    if isinstance(value, dict):
+        entries = cast(dict[str, Any], value)
+        return MappingProxyType({key: _read_only(inner) for key, inner in entries.items()})
+    if isinstance(value, list):
+        return tuple(_read_only(inner) for inner in cast(list[Any], value))
+    return value
+
+
+def _frozen_stats(structs: Iterable[Struct]) -> tuple[Mapping[str, Any], ...]:
+    return tuple(_read_only(MessageToDict(s)) for s in structs)
 
 
 class RemoteSessionClient:
@@ -299,7 +311,7 @@ class RemoteSessionClient:
             agent_state=agent_state_name(s.agent_state),
             user_state=user_state_name(s.user_state),
             agent_id=s.agent_id,
-            options=pmap({str(k): str(v) for k, v in s.options.items()}),
+            options=MappingProxyType({str(k): str(v) for k, v in s.options.items()}),
             started_at=timestamp_seconds(s, "created_at"),
         )
 

@@ -15,7 +15,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from pathlib import Path
 
 import attrs
-from pyrsistent import pvector
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
@@ -39,7 +38,7 @@ from lkstate import (
     Session,
     SessionState,
 )
-from lkstate._core.remote_state import LLMUsage, RemoteSessionState, SessionUsage, STTUsage, ToolCall, TTSUsage
+from lkstate._core.remote_state import LLMUsage, RemoteSessionState, SessionUsage, STTUsage, ToolCall, ToolCalls, TTSUsage
 from lkstate_qt import (
     AgentStateIndicator,
     MicrophoneToggle,
@@ -187,7 +186,7 @@ def test_the_problems_bar_shows_the_newest_problem_and_asks_to_dismiss(qtbot: Qt
 def test_tool_calls_show_their_progress_outcome_and_the_usage_reported(qtbot: QtBot) -> None:
     panel = ToolCallsPanel()
     qtbot.addWidget(panel)
-    calls = pvector([
+    calls = ToolCalls([
         ToolCall(call_id="c1", name="get_weather", arguments='{"city": "Paris"}', status="done",
                  output="Sunny, 21 degrees."),
         ToolCall(call_id="c2", name="book_table", arguments='{"people": 2}', status="running",
@@ -227,7 +226,7 @@ def test_the_window_shows_early_listening_a_running_tool_and_problems(qtbot: QtB
         local_media=LocalMedia(microphone=LocalTrackState(enabled=True, published=False, device="Built-in Mic")),
         preconnect=PreConnectState(status=PreConnectStatus.RECORDING, seconds=2.4, bytes=76_800),
         messages=Messages([message("m1", Role.USER, "book a table for two tonight", final=False)]),
-        remote=RemoteSessionState(tool_calls=pvector([
+        remote=RemoteSessionState(tool_calls=ToolCalls([
             ToolCall(call_id="c2", name="book_table", arguments='{"people": 2}', status="running",
                      progress=("Calling the restaurant…",))])),
         problems=(Problem(at=1.0, source="lk.transcription", message="Ignored a transcript stream without a segment id."),),

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pyrsistent import PVector, pvector
 
 from lkstate import Message, MessageKind, Messages, Role, SessionState
 from lkstate._core.remote_state import (
+    ConversationItems,
+    ToolCalls,
     AgentConfigUpdateItem,
     AgentHandoffItem,
     ConversationItem,
@@ -86,7 +87,7 @@ def tool(call_id: str, at: float | None, name: str = "get_weather") -> ToolCall:
 def rows(
     messages: Sequence[Message], items: Sequence[ConversationItem] = (), tools: Sequence[ToolCall] = ()
 ) -> tuple[TimelineEntry, ...]:
-    return TimelineBuilder().of(Messages(messages), pvector(items), pvector(tools))
+    return TimelineBuilder().of(Messages(messages), ConversationItems(items), ToolCalls(tools))
 
 
 def shape(entries: Sequence[TimelineEntry]) -> list[str]:
@@ -253,7 +254,7 @@ def test_keys_are_unique_even_for_items_without_ids() -> None:
 
 def test_timeline_reads_the_state_and_gives_the_same_tuple_for_an_unchanged_conversation() -> None:
     messages = Messages([said("Hello!", id="a")])
-    remote = RemoteSessionState(items=pvector([item("Hello!")]))
+    remote = RemoteSessionState(items=ConversationItems([item("Hello!")]))
     state = SessionState(messages=messages, remote=remote)
     first = timeline(state)
     assert shape(first) == ["m:a+item"]
@@ -272,7 +273,7 @@ def test_a_row_without_a_record_has_no_metrics_and_a_row_is_interrupted_by_eithe
 def test_a_reply_arriving_before_its_transcript_is_absorbed_into_it_when_it_comes() -> None:
     builder = TimelineBuilder()
     messages = Messages([heard("hi", id="q")])
-    items: PVector[ConversationItem] = pvector([item("hi", "user", at=1.0), item("Hello there!", at=2.0, id="it")])
+    items = ConversationItems([item("hi", "user", at=1.0), item("Hello there!", at=2.0, id="it")])
     assert shape(builder.of(messages, items)) == ["m:q+item", "i:it"]
     messages = messages.appended(said("Hello", final=False, id="a"))
     assert shape(builder.of(messages, items)) == ["m:q+item", "m:a+item"]
@@ -284,7 +285,7 @@ def test_a_message_changed_deep_in_the_history_is_seen() -> None:
     builder = TimelineBuilder()
     history = [heard(f"question {n}", id=f"q{n}") for n in range(50)]
     messages = Messages(history)
-    items = pvector([item(f"question {n}", "user", at=float(n)) for n in range(50)])
+    items = ConversationItems([item(f"question {n}", "user", at=float(n)) for n in range(50)])
     assert all(e.item is not None for e in builder.of(messages, items))
     messages = messages.replaced(3, heard("something else", id="q3"))
     entries = builder.of(messages, items)
@@ -398,8 +399,8 @@ def test_the_builder_reusing_its_work_agrees_with_one_starting_from_nothing(chan
     """Snapshot after snapshot, as a store makes them: appends and edits anywhere."""
     builder = TimelineBuilder()
     messages = Messages()
-    items: PVector[ConversationItem] = pvector()
-    tools: PVector[ToolCall] = pvector()
+    items = ConversationItems()
+    tools = ToolCalls()
     clock = 0.0
     for n, (what, where, text, flag) in enumerate(changes):
         clock += 1.0
@@ -407,11 +408,11 @@ def test_the_builder_reusing_its_work_agrees_with_one_starting_from_nothing(chan
             role = [Role.USER, Role.AGENT, Role.PARTICIPANT][where % 3]
             messages = messages.appended(said(text, role=role, id=f"m{n}", final=flag))
         elif what == "item":
-            items = items.append(item(text, "user" if flag else "assistant", id=f"i{n}", at=clock))
+            items = items.appended(item(text, "user" if flag else "assistant", id=f"i{n}", at=clock))
         elif what == "handoff":
-            items = items.append(AgentHandoffItem(id=f"h{n}", new_agent_id="x", created_at=clock))
+            items = items.appended(AgentHandoffItem(id=f"h{n}", new_agent_id="x", created_at=clock))
         elif what == "tool":
-            tools = tools.append(tool(f"c{n}", at=clock - where % 5 if flag else None))
+            tools = tools.appended(tool(f"c{n}", at=clock - where % 5 if flag else None))
         elif what == "edit-msg" and len(messages):
             position = where % len(messages)
             old = messages[position]
@@ -420,10 +421,10 @@ def test_the_builder_reusing_its_work_agrees_with_one_starting_from_nothing(chan
             position = where % len(items)
             old_item = items[position]
             if isinstance(old_item, MessageItem):
-                items = items.set(position, attrs.evolve(old_item, text=text, interrupted=flag))
+                items = items.replaced(position, attrs.evolve(old_item, text=text, interrupted=flag))
         elif what == "edit-tool" and tools:
             position = where % len(tools)
-            tools = tools.set(position, attrs.evolve(tools[position], started_at=clock - where % 7))
+            tools = tools.replaced(position, attrs.evolve(tools[position], started_at=clock - where % 7))
         assert builder.of(messages, items, tools) == TimelineBuilder().of(messages, items, tools)
 
 
@@ -449,8 +450,8 @@ def test_a_conversation_growing_at_its_end_keeps_its_rows_in_order(
         now = arrivals[:end]
         entries = builder.of(
             Messages([a for a in now if isinstance(a, Message)]),
-            pvector([a for a in now if isinstance(a, MessageItem)]),
-            pvector([a for a in now if isinstance(a, ToolCall)]),
+            ConversationItems([a for a in now if isinstance(a, MessageItem)]),
+            ToolCalls([a for a in now if isinstance(a, ToolCall)]),
         )
         keys = [e.key for e in entries]
         assert [key for key in keys if key in set(previous)] == previous
