@@ -3,10 +3,14 @@
 The Textual, Qt, Gradio and trio adapters are written against this module
 and nothing private, so an adapter for another framework can be too:
 
-- :class:`SessionLike` — what a front end may call, met by a live
-  :class:`~lkstate.Session` and by a :class:`~lkstate.recording.Replay`;
+- :class:`SessionLike` — everything a front end may call (the read API, the
+  lifecycle and every command), met by a live :class:`~lkstate.Session` and
+  by a :class:`~lkstate.recording.Replay`, so an adapter never asks a session
+  whether it has a command;
 - the words — ``describe_*`` turn a snapshot into sentences with a
-  :class:`Tone`, so every front end says the same thing;
+  :class:`Tone`, so every front end says the same thing, and each tone has
+  one colour (:attr:`Tone.colour`, :data:`PALETTE`), so every front end
+  colours it the same way;
 - delivery — :class:`Mailbox` (hand the latest snapshot across a thread),
   :class:`FrameLimiter` (at most N renders a second, always ending on the
   latest) and :func:`latest_states` (an async iterator for asyncio apps).
@@ -14,22 +18,29 @@ and nothing private, so an adapter for another framework can be too:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._core.delivery import DEFAULT_MAX_RATE, FrameLimiter, Mailbox, latest_states
 from ._core.exports import publish as _publish
 from ._core.session_like import SessionLike
 from ._core.wording import (
+    PALETTE,
     AgentWords,
+    MessageWords,
     ProblemLine,
     ProblemsWords,
     Tone,
+    ToolCallWords,
     UsageLine,
     Words,
     delivery_words,
     describe_agent,
     describe_camera,
+    describe_message,
     describe_microphone,
     describe_preconnect,
     describe_problems,
+    describe_tool_call,
     describe_usage,
     speaker_label,
     tool_arguments,
@@ -41,18 +52,23 @@ __all__ = [
     "DEFAULT_MAX_RATE",
     "FrameLimiter",
     "Mailbox",
+    "MessageWords",
+    "PALETTE",
     "ProblemLine",
     "ProblemsWords",
     "SessionLike",
     "Tone",
+    "ToolCallWords",
     "UsageLine",
     "Words",
     "delivery_words",
     "describe_agent",
     "describe_camera",
+    "describe_message",
     "describe_microphone",
     "describe_preconnect",
     "describe_problems",
+    "describe_tool_call",
     "describe_usage",
     "latest_states",
     "speaker_label",
@@ -61,3 +77,13 @@ __all__ = [
 ]
 
 _publish(__name__, globals(), __all__)
+
+if TYPE_CHECKING:
+    from ._session.recording import Replay
+    from ._session.session import Session
+
+    def _both_are_session_like(  # pyright: ignore[reportUnusedFunction]
+        session: Session, replay: Replay
+    ) -> tuple[SessionLike, SessionLike]:
+        """Pyright checks here that a live session and a replay both keep to :class:`SessionLike`."""
+        return session, replay

@@ -7,6 +7,9 @@ and markup of every situation can be read and tested without a browser.
 Text that came over the wire (transcripts, chat, tool arguments, problem
 messages, participant names) is always HTML-escaped before it is put in
 markup: anyone in the room can send text, and the page must show it, not run it.
+
+The words come from :mod:`lkstate.ui`, shared with the terminal and desktop
+clients, and so do the colours: each :class:`~lkstate.ui.Tone` has one.
 """
 
 from __future__ import annotations
@@ -23,26 +26,25 @@ from lkstate import (
     DeliveryStatus,
     LocalTrackState,
     Message,
-    MessageKind,
     PreConnectState,
     Role,
     SessionState,
 )
-from lkstate._core.wording import (
+from lkstate.ui import (
     Tone,
-    delivery_words,
     describe_agent,
     describe_camera,
+    describe_message,
     describe_microphone,
     describe_preconnect,
     describe_problems,
+    describe_tool_call,
     describe_usage,
     tool_arguments,
-    tool_call_tone,
 )
 
 if TYPE_CHECKING:
-    from lkstate._core.remote_state import ModelUsage, RemoteSessionState, ToolCall
+    from lkstate.agent_session import ModelUsage, RemoteSessionState, ToolCall
 
 __all__ = [
     "Palette",
@@ -60,26 +62,18 @@ __all__ = [
 
 
 class Palette:
-    """Status colours, chosen to read on white and on the dark theme's grey."""
+    """Status colours: lkstate's one colour per tone (:attr:`lkstate.ui.Tone.colour`), as every front end uses them."""
 
-    GREY = "#6b7280"
+    GREY = Tone.NEUTRAL.colour
+    AMBER = Tone.WAITING.colour
+    CYAN = Tone.BUFFERING.colour
+    GREEN = Tone.OK.colour
+    VIOLET = Tone.THINKING.colour
+    BLUE = Tone.SPEAKING.colour
+    RED = Tone.ERROR.colour
     SLATE = "#64748b"
-    AMBER = "#d97706"
-    VIOLET = "#7c3aed"
-    GREEN = "#16a34a"
-    BLUE = "#2563eb"
-    TEAL = "#0d9488"
-    RED = "#dc2626"
 
-    TONES = {
-        Tone.NEUTRAL: GREY,
-        Tone.WAITING: AMBER,
-        Tone.BUFFERING: VIOLET,
-        Tone.OK: GREEN,
-        Tone.THINKING: BLUE,
-        Tone.SPEAKING: TEAL,
-        Tone.ERROR: RED,
-    }
+    TONES = {tone: tone.colour for tone in Tone}
     """The colour of each tone."""
 
 
@@ -103,7 +97,7 @@ def _agent_label(state: SessionState) -> str:
 
 
 def agent_status_words(state: SessionState) -> StatusWords:
-    """How the agent indicator describes the session right now (see :func:`lkstate._core.wording.describe_agent`)."""
+    """How the agent indicator describes the session right now (see :func:`lkstate.ui.describe_agent`)."""
     words = describe_agent(state)
     return StatusWords(words.headline, words.detail, Palette.TONES[words.tone], words.status.value, words.reasons)
 
@@ -174,11 +168,9 @@ def status_html(state: SessionState) -> str:
 # -- the transcript -------------------------------------------------------------
 
 
-def _delivery_note(message: Message) -> str | None:
-    words = delivery_words(message)
-    if words is None:
+def _delivery_note(message: Message, text: str | None, tone: Tone | None) -> str | None:
+    if text is None:
         return None
-    text, tone = words
     if tone is Tone.ERROR:
         return f"⚠ {text}: {message.error}" if message.error else f"⚠ {text}"
     return f"✓ {text}" if tone is Tone.OK else text
@@ -188,8 +180,9 @@ def chat_message(message: Message) -> dict[str, Any]:
     """One message in the ``gr.Chatbot`` messages format.
 
     Interim transcripts (the speaker is still talking) are set in italics with
-    a trailing ellipsis and a muted colour; final ones are plain. Typed chat
-    carries its delivery status underneath; an interrupted message says so.
+    a trailing ellipsis and a muted colour, and say "speaking…"; final ones
+    are plain. Underneath, every message says how it came (typed or spoken);
+    typed chat carries its delivery status; an interrupted message says so.
     """
     text = _e(message.text) if message.text else ""
     if not message.final:
@@ -198,14 +191,13 @@ def chat_message(message: Message) -> dict[str, Any]:
         body = text
     if message.role is Role.PARTICIPANT:
         body = f"<b>{_e(message.sender)}:</b> {body}"
-    notes: list[str] = []
-    if message.kind is MessageKind.TRANSCRIPT and message.role is Role.USER:
-        notes.append("spoken")
-    delivery = _delivery_note(message)
+    words = describe_message(message)
+    notes = [words.how] + ([words.pending] if words.pending else [])
+    delivery = _delivery_note(message, words.delivery, words.delivery_tone)
     if delivery:
         notes.append(delivery)
-    if message.interrupted:
-        notes.append("interrupted")
+    if words.interrupted:
+        notes.append(words.interrupted)
     elif message.error and message.delivery is None:
         notes.append(message.error)
     if notes:
@@ -237,13 +229,12 @@ def _arguments(raw: str) -> str:
 
 
 def tool_call_html(call: ToolCall) -> str:
-    color = Palette.TONES[tool_call_tone(call.status)]
-    result = call.message or call.output or (call.progress[-1] if call.progress else "")
+    words = describe_tool_call(call)
     return (
         f'<li class="lk-tool" data-status="{_e(call.status)}">'
-        f'<code>{_e(call.name or "tool")}({_e(_arguments(call.arguments))})</code> '
-        f'<span class="lk-badge" style="--lk-color: {color}">{_e(call.status)}</span>'
-        + (f'<div class="lk-tool-result">{_e(_short(result))}</div>' if result else "")
+        f'<code>{_e(words.headline)}({_e(_arguments(call.arguments))})</code> '
+        f'<span class="lk-badge" style="--lk-color: {words.tone.colour}">{_e(words.status)}</span>'
+        + (f'<div class="lk-tool-result">{_e(_short(words.detail))}</div>' if words.detail else "")
         + "</li>"
     )
 

@@ -49,29 +49,13 @@ from reactivex import operators as ops
 from reactivex.subject import AsyncSubject
 
 from lkstate import LoopThread, SessionState
-from lkstate.ui import DEFAULT_MAX_RATE, latest_states
-from lkstate._core.session_like import SessionLike as CoreSessionLike
+from lkstate.ui import DEFAULT_MAX_RATE, SessionLike, latest_states
 
 __all__ = ["BrowserSessions", "DEFAULT_WEB_MAX_RATE", "SessionKey", "SessionLike"]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-
-class SessionLike(CoreSessionLike, Protocol):
-    """What a browser tab needs of its session: a :class:`lkstate.Session`, or a recorded ``Replay``.
-
-    Commands a replay refuses raise :class:`~lkstate.LkstateError`, which the
-    page shows as a toast.
-    """
-
-    @property
-    def room(self) -> object | None: ...
-
-    async def set_microphone_enabled(self, enabled: bool) -> object: ...
-
-    async def set_camera_enabled(self, enabled: bool) -> object: ...
 
 
 _S = TypeVar("_S", bound=SessionLike)

@@ -46,7 +46,7 @@ from gradio.themes import Soft
 from lkstate import AudioInput, ConnectionStatus, Session, SessionState, TokenSource
 from lkstate.errors import LkstateError
 from lkstate.media import VideoInput
-from lkstate._tooling.app_args import (
+from lkstate.apps import (
     CONNECTION_HELP,
     add_camera_argument,
     add_connection_arguments,

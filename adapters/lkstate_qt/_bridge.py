@@ -41,8 +41,7 @@ from reactivex.abc import DisposableBase
 
 from lkstate import LoopThread, SessionState
 from lkstate.errors import LkstateError
-from lkstate.ui import DEFAULT_MAX_RATE, FrameLimiter, Mailbox
-from lkstate._core.session_like import SessionLike
+from lkstate.ui import DEFAULT_MAX_RATE, FrameLimiter, Mailbox, SessionLike
 
 __all__ = ["CommandError", "SessionBridge", "SessionLike"]
 
@@ -185,42 +184,19 @@ class SessionBridge(QObject):
 
     def set_microphone_enabled(self, enabled: bool) -> concurrent.futures.Future[Any] | None:
         """Turn the microphone on or off; the outcome shows in ``state.local_media.microphone``."""
-        method: Callable[[bool], Coroutine[Any, Any, Any]] | None = getattr(
-            self._session, "set_microphone_enabled", None
-        )
-        if method is None:
-            self._emit_failure(
-                CommandError(
-                    "set_microphone_enabled",
-                    "This version of lkstate cannot switch the microphone.",
-                    remedy="Update lkstate to a version with Session.set_microphone_enabled.",
-                    error_type="NotImplementedError",
-                )
-            )
-            return None
-        return self._submit("set_microphone_enabled", lambda: method(enabled))
+        return self._submit("set_microphone_enabled", lambda: self._session.set_microphone_enabled(enabled))
+
+    def set_speaker_enabled(self, enabled: bool) -> concurrent.futures.Future[Any] | None:
+        """Play the agent's voice or mute it; the outcome shows in ``state.local_media.speaker``."""
+        return self._submit("set_speaker_enabled", lambda: self._session.set_speaker_enabled(enabled))
 
     def set_camera_enabled(self, enabled: bool) -> concurrent.futures.Future[Any] | None:
         """Turn the camera on or off; the outcome shows in ``state.local_media.camera``."""
-        return self._switch("set_camera_enabled", enabled, "camera")
+        return self._submit("set_camera_enabled", lambda: self._session.set_camera_enabled(enabled))
 
     def set_screen_share_enabled(self, enabled: bool) -> concurrent.futures.Future[Any] | None:
         """Share the screen or stop; the outcome shows in ``state.local_media.screen_share``."""
-        return self._switch("set_screen_share_enabled", enabled, "screen share")
-
-    def _switch(self, name: str, enabled: bool, words: str) -> concurrent.futures.Future[Any] | None:
-        method: Callable[[bool], Coroutine[Any, Any, Any]] | None = getattr(self._session, name, None)
-        if method is None:
-            self._emit_failure(
-                CommandError(
-                    name,
-                    f"This session cannot switch the {words}.",
-                    remedy=f"Use a Session (it has {name}).",
-                    error_type="NotImplementedError",
-                )
-            )
-            return None
-        return self._submit(name, lambda: method(enabled))
+        return self._submit("set_screen_share_enabled", lambda: self._session.set_screen_share_enabled(enabled))
 
     def dismiss_problems(self) -> concurrent.futures.Future[Any] | None:
         """Clear the problems shown in the state."""

@@ -31,8 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from lkstate import AgentStatus, ConnectionStatus, DeliveryStatus, LocalTrackState, Message, Role, SessionState
-
-from lkstate._core.wording import describe_problems
+from lkstate.ui import describe_problems
 
 from ._words import (
     Palette,
@@ -637,7 +636,7 @@ class ToolCallsPanel(QFrame):
         self._usage = QGridLayout()
         self._usage.setHorizontalSpacing(10)
         self._usage.setVerticalSpacing(3)
-        self._no_usage = QLabel("The agent has not reported usage yet.")
+        self._no_usage = QLabel("No usage reported yet.")
         self._no_usage.setWordWrap(True)
         self._no_usage.setStyleSheet(f"color: {Palette.MUTED};")
         layout = QVBoxLayout(self)

@@ -1,8 +1,9 @@
 """What the widgets say: lkstate's words, in this kit's colours.
 
-The sentences come from :mod:`lkstate._core.wording`, shared by every front end,
-so the desktop client reads like the terminal and web ones. What is Qt's own
-is here: the palette each :class:`~lkstate._core.wording.Tone` gets, the
+The sentences come from :mod:`lkstate.ui`, shared by every front end, so the
+desktop client reads like the terminal and web ones, and so do the colours:
+each :class:`~lkstate.ui.Tone` has one (:attr:`~lkstate.ui.Tone.colour`). What
+is Qt's own is here: the kit's other colours (text, borders), the
 ``title · detail`` pairs the widgets lay out, the header line above a message,
 and tool calls written as code. Plain functions of the state, no Qt in the way.
 """
@@ -15,22 +16,21 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from lkstate import DeliveryStatus, LocalTrackState, Message, MessageKind, PreConnectState, Role, SessionState
-from lkstate._core.wording import (
+from lkstate import DeliveryStatus, LocalTrackState, Message, PreConnectState, SessionState
+from lkstate.ui import (
     Tone,
-    delivery_words,
     describe_agent,
     describe_camera,
+    describe_message,
     describe_microphone,
     describe_preconnect,
+    describe_tool_call,
     describe_usage,
-    speaker_label,
     tool_arguments,
-    tool_call_tone,
 )
 
 if TYPE_CHECKING:
-    from lkstate._core.remote_state import ModelUsage, ToolCall
+    from lkstate.agent_session import ModelUsage, ToolCall
 
 __all__ = [
     "Palette",
@@ -46,30 +46,22 @@ __all__ = [
 
 
 class Palette:
-    """The colours of the kit. Status colours are chosen to read on white and on grey."""
+    """The colours of the kit: lkstate's one colour per tone, and the kit's own text and border colours."""
 
-    GREY = "#6b7280"
+    GREY = Tone.NEUTRAL.colour
+    AMBER = Tone.WAITING.colour
+    CYAN = Tone.BUFFERING.colour
+    GREEN = Tone.OK.colour
+    VIOLET = Tone.THINKING.colour
+    BLUE = Tone.SPEAKING.colour
+    RED = Tone.ERROR.colour
     SLATE = "#64748b"
-    AMBER = "#d97706"
-    CYAN = "#0891b2"
-    GREEN = "#16a34a"
-    VIOLET = "#7c3aed"
-    BLUE = "#2563eb"
-    RED = "#dc2626"
     TEXT = "#111827"
     MUTED = "#6b7280"
     BORDER = "#e5e7eb"
 
-    TONES = {
-        Tone.NEUTRAL: GREY,
-        Tone.WAITING: AMBER,
-        Tone.BUFFERING: CYAN,
-        Tone.OK: GREEN,
-        Tone.THINKING: VIOLET,
-        Tone.SPEAKING: BLUE,
-        Tone.ERROR: RED,
-    }
-    """The colour of each tone."""
+    TONES = {tone: tone.colour for tone in Tone}
+    """The colour of each tone (:attr:`lkstate.ui.Tone.colour`, the same in every front end)."""
 
 
 @attrs.frozen
@@ -90,17 +82,15 @@ def agent_status_words(state: SessionState) -> StatusWords:
 
 def message_header(message: Message, agent_name: str | None) -> str:
     """The small line above a message: who, how, when, and for typed chat whether it went out."""
-    parts = [speaker_label(message, agent_name=agent_name)]
-    if message.kind is MessageKind.CHAT:
-        parts.append("typed")
-    elif not message.final:
-        parts.append("speaking…" if message.role is not Role.USER else "talking…")
+    words = describe_message(message, agent_name=agent_name)
+    parts = [words.speaker, words.how]
+    if words.pending:
+        parts.append(words.pending)
     parts.append(time.strftime("%H:%M", time.localtime(message.first_seen)))
-    delivery = delivery_words(message)
-    if delivery is not None:
-        parts.append(delivery[0] + (" ✓" if message.delivery is DeliveryStatus.SENT else ""))
-    if message.interrupted:
-        parts.append("interrupted")
+    if words.delivery:
+        parts.append(words.delivery + (" ✓" if message.delivery is DeliveryStatus.SENT else ""))
+    if words.interrupted:
+        parts.append(words.interrupted)
     return " · ".join(parts)
 
 
@@ -133,12 +123,8 @@ def _arguments(raw: str) -> str:
 
 def tool_call_words(call: ToolCall) -> StatusWords:
     """``title`` is the call as code (``get_weather(city="Paris")``), ``detail`` its outcome."""
-    title = f"{call.name or call.call_id}({_arguments(call.arguments)})"
-    if call.status in ("started", "running"):
-        detail = call.progress[-1] if call.progress else "running…"
-    else:
-        detail = call.output or call.message or call.status
-    return StatusWords(title, detail, Palette.TONES[tool_call_tone(call.status)])
+    words = describe_tool_call(call)
+    return StatusWords(f"{words.headline}({_arguments(call.arguments)})", words.detail, words.tone.colour)
 
 
 def usage_lines(models: tuple[ModelUsage, ...]) -> tuple[tuple[str, str], ...]:

@@ -63,7 +63,7 @@ from PySide6.QtWidgets import (
 from lkstate import SessionState
 from lkstate.errors import LkstateError
 from lkstate.ui import DEFAULT_MAX_RATE
-from lkstate._tooling.app_args import CONNECTION_HELP, add_camera_argument, add_connection_arguments, session_from_args
+from lkstate.apps import CONNECTION_HELP, add_camera_argument, add_connection_arguments, session_from_args
 
 from ._bridge import CommandError, SessionBridge, SessionLike
 from ._style import STYLE_SHEET

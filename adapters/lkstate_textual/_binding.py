@@ -42,10 +42,9 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widget import Widget
 
-from lkstate import ConnectionStatus, Session, SessionState
+from lkstate import ConnectionStatus, SessionState
 from lkstate.errors import LkstateError
-from lkstate.ui import DEFAULT_MAX_RATE, FrameLimiter, Mailbox
-from lkstate._core.session_like import SessionLike
+from lkstate.ui import DEFAULT_MAX_RATE, FrameLimiter, Mailbox, SessionLike
 
 __all__ = [
     "SessionBinding",
@@ -100,7 +99,7 @@ class SessionBinding:
     def __init__(
         self,
         app: App[Any],
-        session: Session | SessionLike,
+        session: SessionLike,
         *,
         max_rate: float | None = DEFAULT_MAX_RATE,
         post_messages: bool = True,
@@ -236,43 +235,31 @@ class SessionBinding:
         """Send typed chat; delivery (sending, sent, failed) shows in the transcript."""
         self.command(lambda: self.session.send_text(text))
 
-    @property
-    def microphone_supported(self) -> bool:
-        return callable(getattr(self.session, "set_microphone_enabled", None))
-
     def set_microphone_enabled(self, enabled: bool) -> None:
-        """Turn the microphone on or off; problems show in the state (``local_media``)."""
-        setter: Callable[[bool], Awaitable[object]] | None = getattr(
-            self.session, "set_microphone_enabled", None
-        )
-        if setter is None:
-            self.app.notify("This version of lkstate cannot capture a microphone.", severity="warning")
-            return
-        self.command(lambda: setter(enabled), group="lkstate-microphone", exclusive=True)
+        """Turn the microphone on or off; problems show in the state (``local_media``).
+
+        A session without a microphone input says so in words (a toast).
+        """
+        self.command(lambda: self.session.set_microphone_enabled(enabled), group="lkstate-microphone", exclusive=True)
 
     def toggle_microphone(self) -> None:
         self.set_microphone_enabled(not self.session.state.local_media.microphone.enabled)
 
     def set_camera_enabled(self, enabled: bool) -> None:
         """Turn the camera on or off; problems show in the state (``local_media.camera``)."""
-        self._switch_video("set_camera_enabled", enabled, "camera")
+        self.command(lambda: self.session.set_camera_enabled(enabled), group="lkstate-camera", exclusive=True)
 
     def toggle_camera(self) -> None:
         self.set_camera_enabled(not self.session.state.local_media.camera.enabled)
 
     def set_screen_share_enabled(self, enabled: bool) -> None:
         """Share the screen or stop; problems show in the state (``local_media.screen_share``)."""
-        self._switch_video("set_screen_share_enabled", enabled, "screen share")
+        self.command(
+            lambda: self.session.set_screen_share_enabled(enabled), group="lkstate-screen-share", exclusive=True
+        )
 
     def toggle_screen_share(self) -> None:
         self.set_screen_share_enabled(not self.session.state.local_media.screen_share.enabled)
-
-    def _switch_video(self, name: str, enabled: bool, words: str) -> None:
-        setter: Callable[[bool], Awaitable[object]] | None = getattr(self.session, name, None)
-        if setter is None:
-            self.app.notify(f"This session cannot switch the {words}.", severity="warning")
-            return
-        self.command(lambda: setter(enabled), group=f"lkstate-{name}", exclusive=True)
 
     def dismiss_problems(self) -> None:
         try:

@@ -1,15 +1,14 @@
 """What the widgets say: lkstate's words, dressed for a terminal.
 
-The sentences themselves come from :mod:`lkstate._core.wording`, shared by every
-front end, so the TUI reads like the desktop and web clients. What is left
-here is how a terminal shows them: the glyph in front of a label, the one-line
-form of the pre-connect notice, tool arguments as ``key: value`` prose, the
-microphone toggle of a session that cannot capture one, and the camera
-toggle (:func:`describe_camera`).
+The sentences themselves come from :mod:`lkstate.ui`, shared by every front
+end, so the TUI reads like the desktop and web clients. What is left here is
+how a terminal shows them: the glyph in front of a label, the one-line form of
+the pre-connect notice, and tool arguments as ``key: value`` prose.
 
-Each description carries a :class:`~lkstate._core.wording.Tone`; the widgets turn
-it into a ``-tone-<name>`` class and a colour, so colour never carries meaning
-on its own: the words always say it too.
+Each description carries a :class:`~lkstate.ui.Tone`; the widgets turn it into
+a ``-tone-<name>`` class and the tone's one colour (:attr:`~lkstate.ui.Tone.colour`,
+the same as on the desktop and the web), so colour never carries meaning on
+its own: the words always say it too.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from __future__ import annotations
 import json
 
 from lkstate import LocalTrackState, Message, PreConnectState, PreConnectStatus
-from lkstate._core.wording import (
+from lkstate.ui import (
     AgentWords,
     Words,
     Tone,
@@ -27,8 +26,8 @@ from lkstate._core.wording import (
     speaker_label,
     tool_arguments,
 )
-from lkstate._core.wording import describe_camera as _describe_camera
-from lkstate._core.wording import describe_microphone as _describe_microphone
+from lkstate.ui import describe_camera as _describe_camera
+from lkstate.ui import describe_microphone as _describe_microphone
 
 __all__ = [
     "AgentDescription",
@@ -52,10 +51,8 @@ message_label = speaker_label
 _MIC_GLYPHS = {Tone.OK: "●", Tone.WAITING: "◌", Tone.NEUTRAL: "○", Tone.ERROR: "✗"}
 
 
-def describe_microphone(mic: LocalTrackState, *, supported: bool = True) -> Words:
+def describe_microphone(mic: LocalTrackState) -> Words:
     """The microphone toggle's label (with a glyph: ● live, ◌ waiting, ○ off, ✗ broken) and tooltip."""
-    if not supported:
-        return Words("Mic n/a", "This lkstate version cannot capture a microphone.", Tone.NEUTRAL)
     words = _describe_microphone(mic)
     glyph = _MIC_GLYPHS.get(words.tone, "○")
     return Words(f"{glyph} {words.headline}", words.detail, words.tone)
@@ -68,8 +65,7 @@ def describe_camera(camera: LocalTrackState) -> Words:
     shows it in full, because "No camera" alone does not say what to do.
     """
     words = _describe_camera(camera)
-    headline = words.headline.replace("Camera", "Cam", 1) if words.tone is not Tone.ERROR else words.headline
-    return Words(f"{_MIC_GLYPHS.get(words.tone, '○')} {headline}", words.detail, words.tone)
+    return Words(f"{_MIC_GLYPHS.get(words.tone, '○')} {words.headline}", words.detail, words.tone)
 
 
 _PRECONNECT_GLYPHS = {

@@ -41,7 +41,7 @@ from textual.widgets import Footer, Header
 from lkstate import Session, TokenSource
 from lkstate.errors import LkstateError
 from lkstate.ui import DEFAULT_MAX_RATE
-from lkstate._tooling.app_args import CONNECTION_HELP, add_camera_argument, add_connection_arguments, session_from_args
+from lkstate.apps import CONNECTION_HELP, add_camera_argument, add_connection_arguments, session_from_args
 
 from ._binding import SessionBinding, SessionLike, SessionStateChanged
 from .widgets import (
@@ -124,7 +124,7 @@ class VoiceAgentApp(App[None]):
 
     def __init__(
         self,
-        session: Session | SessionLike,
+        session: SessionLike,
         *,
         autoconnect: bool = True,
         max_rate: float | None = DEFAULT_MAX_RATE,

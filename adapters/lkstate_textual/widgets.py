@@ -41,8 +41,14 @@ from lkstate import (
     Role,
     SessionState,
 )
-
-from lkstate._core.wording import ProblemsWords, Words, describe_problems, describe_usage
+from lkstate.ui import (
+    ProblemsWords,
+    Words,
+    describe_message,
+    describe_problems,
+    describe_tool_call,
+    describe_usage,
+)
 
 from ._binding import StateView, StateWidget
 from ._describe import (
@@ -53,7 +59,6 @@ from ._describe import (
     describe_camera,
     describe_microphone,
     describe_tool_arguments,
-    message_label,
     preconnect_line,
 )
 
@@ -73,6 +78,18 @@ __all__ = [
     "TranscriptView",
     "UsagePanel",
 ]
+
+
+def _tone_rules(selector: str, declaration: str) -> str:
+    """One CSS rule per tone: ``selector.-tone-<tone> { declaration }`` in the tone's colour.
+
+    The colours are lkstate's (:attr:`~lkstate.ui.Tone.colour`), the same as the
+    desktop and web clients', not the theme's: a tone looks alike everywhere.
+    """
+    return "\n".join(
+        f"{selector}.-tone-{tone.value} {{ {declaration.format(colour=tone.colour)} }}" for tone in Tone
+    )
+
 
 def _set_tone(widget: Any, tone: Tone | None) -> None:
     """Give ``widget`` the class ``-tone-<tone>`` (and none of the other tones')."""
@@ -98,24 +115,10 @@ class AgentStatusIndicator(StateWidget[AgentDescription]):
         border: round $panel-lighten-2;
         border-title-color: $text-muted;
     }
-    AgentStatusIndicator.-tone-ok { border: round $success; }
-    AgentStatusIndicator.-tone-waiting { border: round $warning; }
-    AgentStatusIndicator.-tone-buffering { border: round $warning; }
-    AgentStatusIndicator.-tone-thinking { border: round $accent; }
-    AgentStatusIndicator.-tone-speaking { border: round $primary; }
-    AgentStatusIndicator.-tone-error { border: round $error; }
-    """
+    """ + _tone_rules("AgentStatusIndicator", "border: round {colour};")
 
     PLACEHOLDER = "…"
-    _TONE_STYLES: ClassVar[dict[Tone, str]] = {
-        Tone.OK: "bold $success",
-        Tone.WAITING: "bold $warning",
-        Tone.BUFFERING: "bold $warning",
-        Tone.THINKING: "bold $accent",
-        Tone.SPEAKING: "bold $primary",
-        Tone.ERROR: "bold $error",
-        Tone.NEUTRAL: "bold $text-muted",
-    }
+    _TONE_STYLES: ClassVar[dict[Tone, str]] = {tone: f"bold {tone.colour}" for tone in Tone}
     _DOTS: ClassVar[dict[Tone, str]] = {
         Tone.OK: "●",
         Tone.WAITING: "◌",
@@ -145,7 +148,7 @@ class AgentStatusIndicator(StateWidget[AgentDescription]):
             parts += ["   ", (value.name, "$text-muted")]
         parts += ["\n", (value.detail, "$text")]
         for reason in value.reasons:
-            parts += ["\n", ("• " + reason, "$error")]
+            parts += ["\n", ("• " + reason, Tone.ERROR.colour)]
         return Content.assemble(*parts)
 
 
@@ -162,10 +165,7 @@ class PreConnectIndicator(StateWidget[PreConnectState]):
         display: none;
     }
     PreConnectIndicator.-active { display: block; }
-    PreConnectIndicator.-tone-buffering, PreConnectIndicator.-tone-waiting { color: $warning; }
-    PreConnectIndicator.-tone-ok { color: $success; }
-    PreConnectIndicator.-tone-error { color: $error; }
-    """
+    """ + _tone_rules("PreConnectIndicator", "color: {colour};")
 
     def select(self, state: SessionState) -> PreConnectState:
         return state.preconnect
@@ -187,14 +187,14 @@ class PreConnectIndicator(StateWidget[PreConnectState]):
 class _TrackNotice(StateWidget["str | None"]):
     """One line saying why a local track does not work, in full; hidden otherwise."""
 
-    DEFAULT_CSS = """
-    _TrackNotice {
+    DEFAULT_CSS = f"""
+    _TrackNotice {{
         height: auto;
         padding: 0 1;
-        color: $warning;
+        color: {Tone.ERROR.colour};
         display: none;
-    }
-    _TrackNotice.-active { display: block; }
+    }}
+    _TrackNotice.-active {{ display: block; }}
     """
 
     def select(self, state: SessionState) -> str | None:
@@ -284,20 +284,19 @@ class MessageBubble(Static):
             Role.AGENT: "bold $primary",
             Role.PARTICIPANT: "bold $warning",
         }[message.role]
-        how = "typed" if message.kind == "chat" else "spoke"
+        words = describe_message(message, agent_name=agent_name)
         parts: list[str | tuple[str, str]] = [
-            (message_label(message, agent_name=agent_name), name_style),
-            (f" · {how}", "$text-muted"),
+            (words.speaker, name_style),
+            (f" · {words.how}", "$text-muted"),
         ]
         delivery = delivery_label(message)
         if delivery is not None:
-            words, tone = delivery
-            parts.append(("  " + words, {Tone.OK: "$success", Tone.ERROR: "bold $error"}.get(tone, "$warning")))
-        if not message.final:
-            still = "speaking…" if message.role is Role.AGENT else "hearing…"
-            parts.append((f"  ({still})", "italic $text-muted"))
-        if message.interrupted:
-            parts.append(("  (interrupted)", "italic $warning"))
+            label, tone = delivery
+            parts.append(("  " + label, f"bold {tone.colour}" if tone is Tone.ERROR else tone.colour))
+        if words.pending:
+            parts.append((f"  ({words.pending})", "italic $text-muted"))
+        if words.interrupted:
+            parts.append((f"  ({words.interrupted})", f"italic {Tone.WAITING.colour}"))
         parts.append("\n")
         if message.final:
             parts.append((message.text, "$text"))
@@ -446,13 +445,7 @@ class ChatInput(StateView[ConnectionStatus], Input):
         binding.send_text(text)
 
 
-@attrs.frozen
-class _MicSlice:
-    microphone: LocalTrackState
-    supported: bool
-
-
-class MicrophoneToggle(StateView[_MicSlice], Button):
+class MicrophoneToggle(StateView[LocalTrackState], Button):
     """Turns the microphone on and off; says when there is no device."""
 
     DEFAULT_CSS = """
@@ -462,12 +455,11 @@ class MicrophoneToggle(StateView[_MicSlice], Button):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__("○ Mic off", id=id, classes=classes)
 
-    def select(self, state: SessionState) -> _MicSlice:
-        binding = self.binding
-        return _MicSlice(state.local_media.microphone, binding is not None and binding.microphone_supported)
+    def select(self, state: SessionState) -> LocalTrackState:
+        return state.local_media.microphone
 
-    def show_slice(self, value: _MicSlice) -> None:
-        _show_toggle(self, describe_microphone(value.microphone, supported=value.supported))
+    def show_slice(self, value: LocalTrackState) -> None:
+        _show_toggle(self, describe_microphone(value))
 
     @on(Button.Pressed)
     def _toggle(self, event: Button.Pressed) -> None:
@@ -582,13 +574,7 @@ class ToolCallsPanel(StateWidget[Any]):
     def select(self, state: SessionState) -> Any:
         return state.remote.tool_calls
 
-    _STATUS: ClassVar[dict[str, tuple[str, str]]] = {
-        "started": ("◌", "$warning"),
-        "running": ("◌", "$warning"),
-        "done": ("✓", "$success"),
-        "error": ("✗", "$error"),
-        "cancelled": ("⊘", "$text-muted"),
-    }
+    _ICONS: ClassVar[dict[str, str]] = {"started": "◌", "running": "◌", "done": "✓", "error": "✗", "cancelled": "⊘"}
 
     def render_slice(self, value: Any) -> Content:
         calls = list(value)
@@ -597,18 +583,18 @@ class ToolCallsPanel(StateWidget[Any]):
         parts: list[str | tuple[str, str]] = []
         shown = calls[-self.limit :][::-1]
         for index, call in enumerate(shown):
-            icon, style = self._STATUS.get(call.status, ("?", "$text"))
+            words = describe_tool_call(call)
+            icon, style = self._ICONS.get(call.status, "?"), words.tone.colour
             if index:
                 parts.append("\n")
-            parts += [(f"{icon} ", style), (call.name or call.call_id, "bold"), (f"  {call.status}", style)]
+            parts += [(f"{icon} ", style), (words.headline, "bold"), (f"  {words.status}", style)]
             arguments = describe_tool_arguments(call.arguments)
             if arguments:
                 parts += ["\n", ("  " + arguments, "$text-muted")]
-            if call.progress and call.status in ("started", "running"):
-                parts += ["\n", ("  … " + call.progress[-1], "italic $text-muted")]
-            result = call.message if call.message is not None else call.output
-            if result:
-                parts += ["\n", ("  → " + _clip(result, 120), "$error" if call.is_error else "$text")]
+            if words.detail and call.status in ("started", "running"):
+                parts += ["\n", ("  … " + words.detail, "italic $text-muted")]
+            elif words.detail:
+                parts += ["\n", ("  → " + _clip(words.detail, 120), Tone.ERROR.colour if call.is_error else "$text")]
         if len(calls) > self.limit:
             parts += ["\n", (f"… and {len(calls) - self.limit} earlier", "$text-muted")]
         return Content.assemble(*parts)
@@ -695,7 +681,7 @@ class ProblemsBar(StateWidget[ProblemsWords]):
         if not value:
             return Content("")
         parts: list[str | tuple[str, str]] = [
-            (f"⚠ {value.headline}", "bold $error"),
+            (f"⚠ {value.headline}", f"bold {Tone.ERROR.colour}"),
             ("  (F4 dismisses)", "$text-muted"),
         ]
         for line in value.lines[-self.limit :]:

@@ -265,16 +265,16 @@ class TrioSession:
         return await self.run(self.session.send_text(text))
 
     async def set_microphone_enabled(self, enabled: bool) -> None:
-        setter: Callable[[bool], Coroutine[Any, Any, object]] = getattr(self.session, "set_microphone_enabled")
-        await self.run(setter(enabled))
+        await self.run(self.session.set_microphone_enabled(enabled))
+
+    async def set_speaker_enabled(self, enabled: bool) -> None:
+        await self.run(self.session.set_speaker_enabled(enabled))
 
     async def set_camera_enabled(self, enabled: bool) -> None:
-        setter: Callable[[bool], Coroutine[Any, Any, object]] = getattr(self.session, "set_camera_enabled")
-        await self.run(setter(enabled))
+        await self.run(self.session.set_camera_enabled(enabled))
 
     async def set_screen_share_enabled(self, enabled: bool) -> None:
-        setter: Callable[[bool], Coroutine[Any, Any, object]] = getattr(self.session, "set_screen_share_enabled")
-        await self.run(setter(enabled))
+        await self.run(self.session.set_screen_share_enabled(enabled))
 
     async def dismiss_problems(self) -> None:
         async def dismiss() -> None:

@@ -5,23 +5,26 @@ is doing, the microphone, speech kept before the agent was ready, whether a
 typed message went out, what went wrong — and a person switching between them
 should read the same sentences. So the sentences live here, as pure functions
 of the snapshot with no UI framework in sight, and each adapter only decides
-how they look: markup, icons, fonts, and which colour each :class:`Tone` gets.
+how they look: markup, icons, fonts, layout.
 
 Every description carries a :class:`Tone` so that colour never has to carry
-meaning on its own: the words always say it too, and the tone only lets a
-front end repeat it in its own palette.
+meaning on its own: the words always say it too, and the tone only repeats
+it. Each tone has one colour (:attr:`Tone.colour`), the same in the terminal,
+on the desktop and in the browser, so "buffering" is the same cyan everywhere.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import cast
 
 import attrs
 
-from .messages import DeliveryStatus, Message, Role
-from .remote_state import ModelUsage, ToolCallStatus
+from .messages import DeliveryStatus, Message, MessageKind, Role
+from .remote_state import ModelUsage, ToolCall, ToolCallStatus
 from .state import (
     AgentStatus,
     ConnectionStatus,
@@ -33,6 +36,9 @@ from .state import (
 
 __all__ = [
     "AgentWords",
+    "MessageWords",
+    "PALETTE",
+    "ToolCallWords",
     "ProblemLine",
     "ProblemsWords",
     "Tone",
@@ -42,8 +48,10 @@ __all__ = [
     "describe_agent",
     "describe_microphone",
     "describe_camera",
+    "describe_message",
     "describe_preconnect",
     "describe_problems",
+    "describe_tool_call",
     "describe_usage",
     "speaker_label",
     "tool_arguments",
@@ -73,6 +81,29 @@ class Tone(enum.StrEnum):
     """The agent is replying."""
     ERROR = "error"
     """Something failed; the words say what."""
+
+    @property
+    def colour(self) -> str:
+        """This tone's colour (``"#0891b2"``), the same in every front end; see :data:`PALETTE`."""
+        return PALETTE[self]
+
+
+PALETTE: Mapping[Tone, str] = MappingProxyType(
+    {
+        Tone.NEUTRAL: "#6b7280",  # grey
+        Tone.WAITING: "#d97706",  # amber
+        Tone.BUFFERING: "#0891b2",  # cyan
+        Tone.OK: "#16a34a",  # green
+        Tone.THINKING: "#7c3aed",  # violet
+        Tone.SPEAKING: "#2563eb",  # blue
+        Tone.ERROR: "#dc2626",  # red
+    }
+)
+"""One colour per tone, for every front end: a terminal, a desktop window and a web page.
+
+Mid-tone colours, chosen to read on white, on light grey and on a dark
+terminal; each differs from the others in hue, so no two tones look alike.
+"""
 
 
 @attrs.frozen
@@ -244,6 +275,43 @@ def delivery_words(message: Message) -> tuple[str, Tone] | None:
             return None
 
 
+@attrs.frozen
+class MessageWords:
+    """What the line above a message says: who, how, whether still spoken, delivery, interruption.
+
+    ``notes`` lists the words after the speaker in the order every front end
+    shows them (``("typed", "sent")``, ``("spoken", "speaking…")``,
+    ``("spoken", "interrupted")``); ``delivery_tone`` is the delivery's tone.
+    """
+
+    speaker: str
+    how: str
+    """``"typed"`` for chat, ``"spoken"`` for a transcript."""
+    pending: str | None
+    """``"speaking…"`` while the words are still being recognised (an interim transcript)."""
+    delivery: str | None
+    delivery_tone: Tone | None
+    interrupted: str | None
+    """``"interrupted"`` when the speech was cut off."""
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return tuple(note for note in (self.how, self.pending, self.delivery, self.interrupted) if note)
+
+
+def describe_message(message: Message, *, agent_name: str | None = None) -> MessageWords:
+    """The words around one message (its text is shown as it came)."""
+    delivery = delivery_words(message)
+    return MessageWords(
+        speaker=speaker_label(message, agent_name=agent_name),
+        how="typed" if message.kind is MessageKind.CHAT else "spoken",
+        pending=None if message.final else "speaking…",
+        delivery=delivery[0] if delivery else None,
+        delivery_tone=delivery[1] if delivery else None,
+        interrupted="interrupted" if message.interrupted else None,
+    )
+
+
 # -- problems ------------------------------------------------------------------------------
 
 
@@ -325,6 +393,29 @@ _TOOL_TONES: dict[str, Tone] = {
 def tool_call_tone(status: ToolCallStatus | str) -> Tone:
     """The tone of a tool call's status: waiting while it runs, ok or error once it ended."""
     return _TOOL_TONES.get(status, Tone.NEUTRAL)
+
+
+@attrs.frozen
+class ToolCallWords(Words):
+    """A tool call: its name (``headline``), what came of it (``detail``), a tone, and the status word.
+
+    ``detail`` is the latest progress while it runs, then its result or error
+    message (empty when there is none yet). ``status`` is the call's status as
+    the agent reported it (``"running"``, ``"done"``, ``"error"``…); front ends
+    show it as a badge. Arguments are formatted by each front end from
+    :func:`tool_arguments`.
+    """
+
+    status: str
+
+
+def describe_tool_call(call: ToolCall) -> ToolCallWords:
+    """One tool call in words."""
+    if call.status in ("started", "running"):
+        detail = call.progress[-1] if call.progress else ""
+    else:
+        detail = call.message if call.message is not None else (call.output or "")
+    return ToolCallWords(call.name or call.call_id, detail, tool_call_tone(call.status), call.status)
 
 
 @attrs.frozen

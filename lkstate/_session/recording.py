@@ -1026,6 +1026,10 @@ class Replay:
         del enabled
         raise self._read_only("turn the microphone on or off")
 
+    async def set_speaker_enabled(self, enabled: bool) -> typing.NoReturn:
+        del enabled
+        raise self._read_only("turn the speaker on or off")
+
     async def set_camera_enabled(self, enabled: bool) -> typing.NoReturn:
         del enabled
         raise self._read_only("turn the camera on or off")

@@ -56,12 +56,12 @@ def message(**fields: object) -> Message:
     ("status", "title", "color"),
     [
         (AgentStatus.CONNECTING, "Waiting for the agent…", Palette.AMBER),
-        (AgentStatus.PRE_CONNECT_BUFFERING, "Listening (buffering)", Palette.VIOLET),
+        (AgentStatus.PRE_CONNECT_BUFFERING, "Listening (buffering)", Palette.CYAN),
         (AgentStatus.INITIALIZING, "Agent starting…", Palette.AMBER),
         (AgentStatus.IDLE, "Agent idle", Palette.AMBER),
         (AgentStatus.LISTENING, "Listening", Palette.GREEN),
-        (AgentStatus.THINKING, "Thinking…", Palette.BLUE),
-        (AgentStatus.SPEAKING, "Speaking", Palette.TEAL),
+        (AgentStatus.THINKING, "Thinking…", Palette.VIOLET),
+        (AgentStatus.SPEAKING, "Speaking", Palette.BLUE),
     ],
 )
 def test_each_agent_state_has_its_own_words_and_colour(status: AgentStatus, title: str, color: str) -> None:
@@ -149,8 +149,9 @@ def test_interim_speech_is_styled_apart_from_final_text() -> None:
     interim = chat_message(message(text="it is sun", final=False))
     final = chat_message(message(text="it is sunny", final=True))
     assert interim["role"] == "assistant"
-    assert 'class="lk-interim"' in interim["content"] and "…" in interim["content"]
-    assert final["content"] == "it is sunny"
+    assert 'class="lk-interim"' in interim["content"] and "speaking…" in interim["content"]
+    assert final["content"] == 'it is sunny<br><span class="lk-meta">spoken</span>'
+    assert "speaking…" not in final["content"] and "lk-interim" not in final["content"]
 
 
 def test_typed_chat_shows_its_delivery_and_spoken_words_say_so() -> None:
@@ -184,7 +185,8 @@ def test_the_transcript_keeps_order_and_skips_empty_final_messages() -> None:
     ))
     rendered = chat_messages(messages)
     assert [m["role"] for m in rendered] == ["assistant", "assistant", "user"]
-    assert rendered[0]["content"] == "first"
+    assert rendered[0]["content"].startswith("first<br>")
+    assert "third" in rendered[2]["content"] and "typed · ✓ sent" in rendered[2]["content"]
 
 
 def test_tool_calls_show_name_arguments_status_and_result_newest_first() -> None:

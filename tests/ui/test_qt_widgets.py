@@ -83,7 +83,7 @@ def test_interim_speech_is_styled_apart_from_final_text_until_it_is_final(qtbot:
     assert view.bubble_texts() == (("agent", "Hello! How can I help?", False), ("user", "what is the wea", True))
     bubble = view._bubbles[1]  # pyright: ignore[reportPrivateUsage]
     assert "italic" in bubble.styleSheet() and "dashed" in bubble.styleSheet()
-    assert "talking…" in view.header_texts()[1]
+    assert view.header_texts()[1].startswith("You · spoken · speaking… · ")
 
     final = connected(messages=Messages([
         message("m1", Role.AGENT, "Hello! How can I help?"),

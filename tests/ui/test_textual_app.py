@@ -228,13 +228,13 @@ async def test_f5_turns_the_camera_on_for_the_room_to_see_and_off_again(
     session = make_session(video_input=PatternVideoInput(320, 180), agent_connect_timeout=None)
     app = VoiceAgentApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await screen_shows(app, pilot, "Waiting for the agent", "○ Cam off")
+        await screen_shows(app, pilot, "Waiting for the agent", "○ Camera off")
         viewer: Peer = await peer_factory(room_name)
         identity = session.state.connection.local_identity
         assert identity is not None
 
         await pilot.press("f5")
-        text = await screen_shows(app, pilot, "● Cam on")
+        text = await screen_shows(app, pilot, "● Camera on")
         camera = session.state.local_media.camera
         assert camera.enabled and camera.published and camera.error is None
         assert "Camera:" not in text, "no camera complaint when it works"
@@ -245,7 +245,7 @@ async def test_f5_turns_the_camera_on_for_the_room_to_see_and_off_again(
         save_screenshot(app, "textual-19-live-camera-on", SCREENSHOTS)
 
         await pilot.click("#camera")  # the button does what the key does
-        await screen_shows(app, pilot, "○ Cam off")
+        await screen_shows(app, pilot, "○ Camera off")
         assert not session.state.local_media.camera.published
         await wait_until(
             lambda: (p := viewer.remote(identity)) is not None
@@ -262,7 +262,7 @@ async def test_without_a_camera_f5_says_why_in_words_and_the_session_goes_on(
     session = make_session(agent_connect_timeout=None)
     app = VoiceAgentApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await screen_shows(app, pilot, "Waiting for the agent", "○ Cam off")
+        await screen_shows(app, pilot, "Waiting for the agent", "○ Camera off")
         assert not app.query_one(CameraNotice).display, "no notice while nothing is wrong"
         await pilot.press("f5")
         text = await screen_shows(app, pilot, "✗ No camera", "✗ Camera: No camera")

@@ -313,4 +313,3 @@ def test_the_microphone_toggle_names_each_state() -> None:
     assert describe_microphone(LocalTrackState(enabled=True)).headline == "◌ Mic on", "on, not sent yet"
     no_device = describe_microphone(LocalTrackState(enabled=True, error="No microphone was found."))
     assert no_device.headline == "✗ No microphone" and no_device.detail == "No microphone was found."
-    assert describe_microphone(LocalTrackState(), supported=False).headline == "Mic n/a"

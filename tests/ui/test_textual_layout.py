@@ -321,20 +321,29 @@ async def test_f2_turns_the_microphone_on_and_off_and_the_toggle_says_so() -> No
         assert toggle.tooltip == "No microphone was found on this computer."
 
 
-async def test_without_microphone_support_the_toggle_says_so_and_f2_does_no_harm() -> None:
-    from lkstate_textual.widgets import MicrophoneToggle
-
-    session = offline_session()
-    if callable(getattr(session, "set_microphone_enabled", None)):
-        # This lkstate captures microphones: pretend an older one.
-        session.set_microphone_enabled = None  # type: ignore[method-assign,assignment]
+async def test_a_session_without_a_microphone_input_says_so_when_f2_asks_for_one() -> None:
+    session = Session(
+        DevelopmentTokenSource("ws://127.0.0.1:9", "devkey", "secret"), agent_name="lkstate-demo", audio_input=None
+    )
     app = VoiceAgentApp(session, autoconnect=False)
+    told: list[str] = []
+    original_notify = app.notify
+
+    def notify(message: str, **kwargs: Any) -> None:
+        told.append(message)
+        original_notify(message, **kwargs)
+
+    app.notify = notify  # type: ignore[method-assign]
     async with app.run_test(size=(110, 30)) as pilot:
         await show(app, pilot)
-        assert str(app.query_one(MicrophoneToggle).label) == "Mic n/a"
         await pilot.press("f2")
-        await pilot.pause()
-        assert app.is_running
+        for _ in range(100):
+            if told:
+                break
+            await pilot.pause(0.02)
+        assert len(told) == 1 and told[0].startswith("This session has no microphone input.")
+        assert 'audio_input="default"' in told[0], "the toast says what to do"
+        assert app.is_running and not session.state.local_media.microphone.enabled
 
 
 class EndingSession(Session):
@@ -381,21 +390,21 @@ async def test_f5_before_connecting_chooses_the_camera_which_goes_out_once_conne
     app = VoiceAgentApp(offline_session(), autoconnect=False)
     async with app.run_test(size=(110, 30)) as pilot:
         text = await show(app, pilot)
-        assert "○ Cam off" in text and "f5" in text, "the camera button and its key are on screen"
+        assert "○ Camera off" in text and "f5" in text, "the camera button and its key are on screen"
         await pilot.press("f5")
         for _ in range(100):
-            if "◌ Cam on" in screen_text(app):
+            if "◌ Camera on" in screen_text(app):
                 break
             await pilot.pause(0.02)
-        assert "◌ Cam on" in screen_text(app)
+        assert "◌ Camera on" in screen_text(app)
         assert app.session.state.local_media.camera.enabled and not app.session.state.local_media.camera.published
         assert str(app.query_one("#camera").tooltip) == "The camera is on; it is sent once connected."  # type: ignore[attr-defined]
         await pilot.press("f5")
         for _ in range(100):
-            if "○ Cam off" in screen_text(app):
+            if "○ Camera off" in screen_text(app):
                 break
             await pilot.pause(0.02)
-        assert "○ Cam off" in screen_text(app)
+        assert "○ Camera off" in screen_text(app)
 
 
 async def test_a_broken_microphone_and_camera_each_say_why_under_the_status_and_go_when_fixed() -> None:
