@@ -685,6 +685,7 @@ class ToolCallsPanel(QFrame):
             title.setWordWrap(True)
             title.setStyleSheet("font-family: monospace; font-weight: bold;")
             status = QLabel(call.status)
+            status.setObjectName("ToolCallStatus")
             status.setStyleSheet(f"color: {words.color}; font-size: 11px; font-weight: bold;")
             detail = QLabel(words.detail)
             detail.setObjectName("ToolCallDetail")

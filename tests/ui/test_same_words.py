@@ -1,0 +1,327 @@
+"""The terminal, the desktop and the web page say the same words, in the same colour, about the same state.
+
+``lkstate.ui`` promises one wording for every front end: what the agent is
+doing, why it failed, what went wrong, what a tool call did, how a message
+came and whether it went out. Each tone (connecting, buffering, listening,
+thinking, speaking, failed…) has one colour. Here the same handful of
+snapshots is drawn by the Textual widgets (in a running app, read off the
+screen), the Qt widgets (offscreen, read off their labels) and the Gradio
+render functions (the HTML the page shows), and each must show the words
+``lkstate.ui`` chose, with the tone's colour on the agent's headline and on a
+tool call's status. A front end that words something its own way, or paints a
+tone its own colour, fails here.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import attrs
+import pytest
+from pyrsistent import pvector
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from pytestqt.qtbot import QtBot
+from rich.console import Console
+from textual.app import App, ComposeResult
+from textual.widget import Widget
+
+from lkstate import (
+    AgentState,
+    AgentStatus,
+    ConnectionState,
+    ConnectionStatus,
+    DeliveryStatus,
+    Message,
+    MessageKind,
+    Messages,
+    Problem,
+    Role,
+    SessionState,
+)
+from lkstate.agent_session import RemoteSessionState, ToolCall
+from lkstate.ui import Tone, describe_agent, describe_message, describe_problems, describe_tool_call
+from lkstate_gradio import _render as gradio
+from lkstate_qt import AgentStateIndicator, ProblemsBar, ToolCallsPanel, TranscriptView
+from lkstate_textual import StateView
+from lkstate_textual.testing import save_screenshot, screen_text
+from lkstate_textual.widgets import AgentStatusIndicator
+from lkstate_textual.widgets import ProblemsBar as TextualProblemsBar
+from lkstate_textual.widgets import ToolCallsPanel as TextualToolCallsPanel
+from lkstate_textual.widgets import TranscriptView as TextualTranscriptView
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+SCREENSHOT_STATES = {"failed with reasons": "failed", "speaking": "speaking"}
+
+# -- the states ---------------------------------------------------------------------------
+
+CONNECTED = ConnectionState(
+    status=ConnectionStatus.CONNECTED, room_name="demo-room", local_identity="ada", server_url="ws://127.0.0.1:7880"
+)
+
+
+def _agent(status: AgentStatus, **fields: Any) -> SessionState:
+    agent = AgentState(status=status, identity="agent-1", name="lkstate-demo", **fields)
+    return SessionState(connection=CONNECTED, agent=agent)
+
+
+def _message(id: str, role: Role, text: str, **fields: Any) -> Message:
+    base: dict[str, Any] = dict(
+        id=id, role=role, kind=MessageKind.TRANSCRIPT, text=text, final=True,
+        sender="ada" if role is Role.USER else "agent-1", first_seen=10.0, updated=10.0,
+    )
+    base.update(fields)
+    return Message(**base)
+
+
+LISTENING = _agent(AgentStatus.LISTENING)
+
+STATES: dict[str, tuple[SessionState, str, str]] = {
+    # name: (snapshot, the agent's headline, its colour) — the headline and colour
+    # are spelled out so the shared wording cannot drift unnoticed either.
+    "not connected": (SessionState(), "Not connected", "#6b7280"),
+    "connecting": (
+        SessionState(connection=ConnectionState(status=ConnectionStatus.CONNECTING, room_name="demo-room")),
+        "Connecting…",
+        "#d97706",
+    ),
+    "buffering": (_agent(AgentStatus.PRE_CONNECT_BUFFERING), "Listening (buffering)", "#0891b2"),
+    "listening": (LISTENING, "Listening", "#16a34a"),
+    "thinking": (
+        attrs.evolve(
+            _agent(AgentStatus.THINKING),
+            messages=Messages([_message("u1", Role.USER, "what is the weather in Paris")]),
+        ),
+        "Thinking…",
+        "#7c3aed",
+    ),
+    "speaking": (
+        attrs.evolve(
+            _agent(AgentStatus.SPEAKING),
+            messages=Messages([
+                _message("c1", Role.USER, "hello there", kind=MessageKind.CHAT, delivery=DeliveryStatus.SENT),
+                _message("a1", Role.AGENT, "It is sunny in Par", final=False),
+            ]),
+        ),
+        "Speaking",
+        "#2563eb",
+    ),
+    "failed with reasons": (
+        _agent(
+            AgentStatus.FAILED,
+            failure_reasons=("The agent did not join within 20 s.", "Check that the agent worker is running."),
+        ),
+        "Agent unavailable",
+        "#dc2626",
+    ),
+    "a problem": (
+        attrs.evolve(
+            LISTENING,
+            problems=(Problem(at=11.0, source="lk.chat", message="A message of 70000 bytes was refused."),),
+        ),
+        "Listening",
+        "#16a34a",
+    ),
+    "a tool call": (
+        attrs.evolve(
+            LISTENING,
+            remote=RemoteSessionState(tool_calls=pvector([
+                ToolCall(call_id="call-1", name="get_weather", arguments='{"city": "Paris"}', status="done",
+                         output="Sunny, 21 degrees"),
+                ToolCall(call_id="call-2", name="book_table", arguments="{}", status="running",
+                         progress=("Calling the restaurant",)),
+            ])),
+        ),
+        "Listening",
+        "#16a34a",
+    ),
+}
+
+
+@attrs.frozen
+class Expected:
+    """What every front end must show for one snapshot, from ``lkstate.ui``."""
+
+    words: tuple[str, ...]
+    agent_headline: str
+    agent_colour: str
+    tool_colours: dict[str, str]
+    """Tool call status word -> its colour."""
+
+
+def expected(state: SessionState) -> Expected:
+    agent = describe_agent(state)
+    words: list[str] = [agent.headline, agent.detail, *agent.reasons]
+    for line in describe_problems(state).lines:
+        words += [line.source, line.message]
+    tool_colours: dict[str, str] = {}
+    for call in state.remote.tool_calls:
+        tool = describe_tool_call(call)
+        words += [tool.headline, tool.status] + ([tool.detail] if tool.detail else [])
+        tool_colours[tool.status] = tool.tone.colour
+    for message in state.messages:
+        words += [message.text, *describe_message(message).notes]
+    return Expected(tuple(words), agent.headline, agent.tone.colour, tool_colours)
+
+
+def test_the_states_cover_every_tone_an_agent_headline_can_have() -> None:
+    tones = {describe_agent(state).tone for state, _, _ in STATES.values()}
+    assert tones == set(Tone), "one snapshot per tone"
+    for name, (state, headline, colour) in STATES.items():
+        words = expected(state)
+        assert (words.agent_headline, words.agent_colour) == (headline, colour), name
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _missing(words: tuple[str, ...], shown: str) -> list[str]:
+    flat = _flat(shown)
+    return [word for word in words if _flat(word) not in flat]
+
+
+# -- Textual: a running app, read off the screen -------------------------------------------
+
+
+class Board(App[None]):
+    """The Textual kit's widgets that speak about these states, fed snapshots by hand."""
+
+    CSS = "Screen { layout: vertical; } TranscriptView { height: 8; }"
+
+    def compose(self) -> ComposeResult:
+        yield AgentStatusIndicator()
+        yield TextualProblemsBar()
+        yield TextualToolCallsPanel()
+        yield TextualTranscriptView()
+
+    def show(self, state: SessionState) -> None:
+        for widget in self.query(Widget):
+            if isinstance(widget, StateView):
+                widget.lkstate_offer(state)
+
+
+def _textual_segments(app: App[Any]) -> Iterator[tuple[str, str | None]]:
+    """``(text, foreground colour)`` of each run of text on the screen."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor", legacy_windows=False, safe_box=False)
+    update = app.screen._compositor.render_update(  # pyright: ignore[reportPrivateUsage]
+        full=True, screen_stack=app._background_screens  # pyright: ignore[reportPrivateUsage]
+    )
+    assert update is not None
+    for segment in console.render(update):
+        colour = segment.style.color if segment.style is not None else None
+        yield segment.text, (colour.get_truecolor().hex if colour is not None else None)
+
+
+def _textual_colour(app: App[Any], text: str) -> str | None:
+    for run, colour in _textual_segments(app):
+        if text in run:
+            return colour
+    raise AssertionError(f"{text!r} is not on the screen")
+
+
+@pytest.mark.parametrize("name", list(STATES))
+async def test_textual_shows_the_shared_words_and_colours(name: str) -> None:
+    state = STATES[name][0]
+    want = expected(state)
+    app = Board()
+    async with app.run_test(size=(150, 48)) as pilot:
+        app.show(state)
+        await pilot.pause()
+        await pilot.pause()
+        shown = screen_text(app)
+        assert _missing(want.words, shown) == [], shown
+        assert _textual_colour(app, want.agent_headline) == want.agent_colour
+        for status, colour in want.tool_colours.items():
+            assert _textual_colour(app, f"  {status}") == colour, status
+        if name in SCREENSHOT_STATES:
+            save_screenshot(app, f"same-words-textual-{SCREENSHOT_STATES[name]}", SCREENSHOTS)
+
+
+# -- Qt: offscreen widgets, read off their labels --------------------------------------------
+
+
+class QtBoard(QWidget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.agent = AgentStateIndicator()
+        self.problems = ProblemsBar()
+        self.tools = ToolCallsPanel()
+        self.transcript = TranscriptView()
+        column = QVBoxLayout(self)
+        for widget in (self.agent, self.problems, self.tools, self.transcript):
+            column.addWidget(widget)
+        self.resize(640, 720)
+
+    def show_state(self, state: SessionState) -> None:
+        for widget in (self.agent, self.problems, self.tools, self.transcript):
+            widget.render_state(state)
+
+    def text(self) -> str:
+        labels = [label for label in self.findChildren(QLabel) if label.isVisibleTo(self)]
+        rich = " ".join([label.text() for label in labels] + [self.problems.toolTip()])
+        return html.unescape(re.sub(r"<[^>]+>", " ", rich))
+
+
+@pytest.mark.parametrize("name", list(STATES))
+def test_qt_shows_the_shared_words_and_colours(qtbot: QtBot, name: str) -> None:
+    state = STATES[name][0]
+    want = expected(state)
+    board = QtBoard()
+    qtbot.addWidget(board)
+    board.show()
+    board.show_state(state)
+
+    def drawn(name: str, count: int) -> bool:
+        return sum(label.isVisible() for label in board.findChildren(QLabel, name)) == count
+
+    # Cards and bubbles are laid out (and shown) once the event loop runs.
+    qtbot.waitUntil(lambda: drawn("ToolCallStatus", len(state.remote.tool_calls)) and drawn(
+        "MessageHeader", len(state.messages)
+    ))
+    shown = board.text()
+    assert _missing(want.words, shown) == [], shown
+    assert board.agent.title.text() == want.agent_headline
+    assert board.agent.dot.color == want.agent_colour
+    assert want.agent_colour in board.agent.title.styleSheet()
+    statuses = {label.text(): label.styleSheet() for label in board.tools.findChildren(QLabel, "ToolCallStatus")}
+    assert set(statuses) == set(want.tool_colours)
+    for status, colour in want.tool_colours.items():
+        assert f"color: {colour};" in statuses[status], status
+    if name in SCREENSHOT_STATES:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        assert board.grab().save(str(SCREENSHOTS / f"same-words-qt-{SCREENSHOT_STATES[name]}.png"))
+
+
+# -- Gradio: the HTML the page shows ------------------------------------------------------------
+
+
+def _gradio_page(state: SessionState) -> str:
+    chat = " ".join(m["content"] for m in gradio.chat_messages(state.messages))
+    return " ".join((gradio.status_html(state), gradio.problems_html(state), gradio.tools_html(state.remote), chat))
+
+
+@pytest.mark.parametrize("name", list(STATES))
+def test_gradio_shows_the_shared_words_and_colours(name: str) -> None:
+    state = STATES[name][0]
+    want = expected(state)
+    page = _gradio_page(state)
+    shown = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    assert _missing(want.words, shown) == [], shown
+    status = gradio.status_html(state)
+    assert f'<span class="lk-title">{html.escape(want.agent_headline)}</span>' in status
+    assert f"--lk-color: {want.agent_colour}" in status
+    badges = dict(
+        (text, colour)
+        for colour, text in re.findall(r'class="lk-badge" style="--lk-color: (#[0-9a-f]{6})">([^<]+)<', page)
+    )
+    assert badges == want.tool_colours
