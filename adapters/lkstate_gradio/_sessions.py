@@ -27,7 +27,7 @@ running sessions there would work. They run on a dedicated, shared
 
 Commands are submitted to that loop and awaited from the handler's loop with
 :func:`asyncio.wrap_future`. Snapshots go the other way through
-:func:`lkstate.latest_states`: the store emits on the loop thread, the
+:func:`lkstate.ui.latest_states`: the store emits on the loop thread, the
 iterator hands the newest snapshot to the handler's loop at most
 ``max_rate`` times a second and always ends on the latest. Nothing the web
 side does can block the session: putting a snapshot in the mailbox never

@@ -261,7 +261,7 @@ def build_demo(
     ``video_input`` (each tab's camera, see :data:`CameraChoice`; off until
     the tab's camera button turns it on). Or
     ``session_factory()`` makes each tab's session itself: a
-    :class:`~lkstate.Session` made your way, or a :class:`~lkstate.Replay`
+    :class:`~lkstate.Session` made your way, or a :class:`~lkstate.recording.Replay`
     (which plays when the tab connects and refuses commands in a toast);
     the session options above are then not used.
 

@@ -8,7 +8,7 @@ the GUI thread only ever sees snapshots and sends commands.
 Two hops cross the thread boundary, one each way:
 
 - **Snapshots, session → GUI.** The store calls us on the loop thread for every
-  change. We put the snapshot in a :class:`~lkstate.Mailbox` (one slot, newest
+  change. We put the snapshot in a :class:`~lkstate.ui.Mailbox` (one slot, newest
   wins) whose wake-up is a *queued* signal, so Qt runs the drain on the GUI
   thread, once per batch however many snapshots arrived meanwhile. On the GUI
   side a :class:`~lkstate.FrameLimiter` paced by ``QTimer.singleShot`` caps the

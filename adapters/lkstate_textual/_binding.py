@@ -8,7 +8,7 @@ terminal shows perhaps thirty frames a second, and re-laying out a transcript
 for every chunk would make the UI lag behind the agent. So:
 
 - the binding subscribes to ``session.states`` through a
-  :class:`~lkstate.Mailbox` (latest wins, the consumer is woken once per
+  :class:`~lkstate.ui.Mailbox` (latest wins, the consumer is woken once per
   batch), and paces deliveries with a :class:`~lkstate.FrameLimiter` driven by
   the app's own timers (``App.set_timer``): at most ``max_rate`` deliveries a
   second, and always the newest snapshot last;
@@ -186,7 +186,7 @@ class SessionBinding:
     ) -> None:
         """Run a session command in a Textual worker.
 
-        Failures a session reports as :class:`~lkstate.LkstateError` are
+        Failures a session reports as :class:`~lkstate.errors.LkstateError` are
         already in the state (or, for "not connected", need only a word): they
         are logged and, with ``notify_command_errors``, shown as a toast. The
         app keeps running either way.

@@ -30,7 +30,6 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, Input, Static
-from textual.widgets.button import ButtonVariant
 
 from lkstate import (
     ConnectionStatus,
@@ -450,7 +449,7 @@ class MicrophoneToggle(StateView[LocalTrackState], Button):
 
     DEFAULT_CSS = """
     MicrophoneToggle { min-width: 14; }
-    """
+    """ + _tone_rules("MicrophoneToggle", "color: {colour}; text-style: bold;")
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__("○ Mic off", id=id, classes=classes)
@@ -472,14 +471,11 @@ class MicrophoneToggle(StateView[LocalTrackState], Button):
 
 
 def _show_toggle(button: Button, words: Words) -> None:
-    """A media toggle shows its words: the label, the reason as tooltip, the tone as variant."""
+    """A media toggle shows its words: the label, the reason as tooltip, the tone as the label's colour."""
     button.label = words.headline
     button.tooltip = words.detail
-    button.variant = _TOGGLE_VARIANTS.get(words.tone, "default")
+    _set_tone(button, words.tone)
     button.set_class(words.tone is Tone.OK, "-live")
-
-
-_TOGGLE_VARIANTS: dict[Tone, ButtonVariant] = {Tone.OK: "success", Tone.ERROR: "warning", Tone.WAITING: "primary"}
 
 
 class CameraToggle(StateView[LocalTrackState], Button):
@@ -492,7 +488,7 @@ class CameraToggle(StateView[LocalTrackState], Button):
 
     DEFAULT_CSS = """
     CameraToggle { min-width: 14; }
-    """
+    """ + _tone_rules("CameraToggle", "color: {colour}; text-style: bold;")
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(describe_camera(LocalTrackState()).headline, id=id, classes=classes)

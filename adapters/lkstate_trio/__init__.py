@@ -8,7 +8,7 @@ module is the bridge, in both directions:
   the trio side: latest wins (a slow consumer sees fewer, newer snapshots,
   never a backlog), at most ``max_rate`` per second, and the last snapshot it
   sees once the session goes quiet is always the newest. It is built on
-  :class:`lkstate.Mailbox`; the wake-up crosses threads with
+  :class:`lkstate.ui.Mailbox`; the wake-up crosses threads with
   ``TrioToken.run_sync_soon`` into a one-slot memory channel.
 - :func:`run` awaits a session coroutine on the loop thread from trio. It
   follows trio's rules: if the trio side is cancelled, the asyncio task is
@@ -24,7 +24,7 @@ module is the bridge, in both directions:
             async for state in states:
                 print(state.agent.state, len(state.messages))
 
-For asyncio programs the same delivery is :func:`lkstate.latest_states`.
+For asyncio programs the same delivery is :func:`lkstate.ui.latest_states`.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ What is measured, and how:
   part of the snapshot identical (``is``) and retains only a few hundred
   bytes more than the previous snapshot (``update_retained_bytes``).
 - ``ui_updates_per_s_at_1000_deltas_per_s``: a thread pushing 1 000 deltas a
-  second through a store into the :class:`~lkstate.Mailbox` and
+  second through a store into the :class:`~lkstate.ui.Mailbox` and
   :class:`~lkstate.FrameLimiter` pair every adapter uses, consumed on an
   asyncio loop; it must stay at or under the cap and end on the latest
   snapshot.

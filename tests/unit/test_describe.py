@@ -24,14 +24,18 @@ from lkstate import (
 from lkstate.agent_session import LLMUsage, RemoteSessionState, STTUsage, TTSUsage
 from lkstate.lowlevel import reduce
 from lkstate._core import events as ev
+from lkstate.agent_session import ToolCall
 from lkstate._core.wording import (
+    PALETTE,
     Tone,
     delivery_words,
     describe_agent,
     describe_camera,
+    describe_message,
     describe_microphone,
     describe_preconnect,
     describe_problems,
+    describe_tool_call,
     describe_usage,
     speaker_label,
     tool_arguments,
@@ -246,6 +250,18 @@ def test_typed_chat_says_whether_it_went_out_and_speech_says_nothing() -> None:
     assert delivery_words(message(kind=MessageKind.TRANSCRIPT)) is None
 
 
+def test_the_words_around_a_message_say_who_how_whether_still_spoken_delivery_and_interruption() -> None:
+    typed = describe_message(message(delivery=DeliveryStatus.SENT))
+    assert (typed.speaker, typed.notes, typed.delivery_tone) == ("You", ("typed", "sent"), Tone.OK)
+    interim = describe_message(message(role=Role.AGENT, kind=MessageKind.TRANSCRIPT, final=False, sender=AGENT),
+                               agent_name="helper")
+    assert (interim.speaker, interim.notes) == ("helper", ("spoken", "speaking…"))
+    you_still = describe_message(message(kind=MessageKind.TRANSCRIPT, final=False))
+    assert you_still.pending == "speaking…", "you and the agent are still speaking in the same words"
+    cut = describe_message(message(role=Role.AGENT, kind=MessageKind.TRANSCRIPT, interrupted=True))
+    assert cut.notes == ("spoken", "interrupted") and cut.delivery is None
+
+
 # -- problems -----------------------------------------------------------------------------------------
 
 
@@ -289,6 +305,26 @@ def test_a_tool_call_waits_while_it_runs_and_ends_ok_or_in_error() -> None:
     assert [tool_call_tone(s) for s in ("started", "running", "done", "error", "cancelled", "??")] == [
         Tone.WAITING, Tone.WAITING, Tone.OK, Tone.ERROR, Tone.NEUTRAL, Tone.NEUTRAL
     ]
+
+
+def test_a_tool_call_reads_as_its_name_its_status_and_what_came_of_it() -> None:
+    running = describe_tool_call(ToolCall(call_id="c1", name="get_weather", status="running", progress=("Asking",)))
+    assert (running.headline, running.status, running.detail, running.tone) == (
+        "get_weather", "running", "Asking", Tone.WAITING
+    )
+    started = describe_tool_call(ToolCall(call_id="c2", status="started"))
+    assert (started.headline, started.detail) == ("c2", ""), "no name: the call id; nothing yet: no detail"
+    done = describe_tool_call(ToolCall(call_id="c3", name="f", status="done", message="It is sunny.", output="sunny"))
+    assert (done.detail, done.tone) == ("It is sunny.", Tone.OK), "what the agent said beats the raw output"
+    failed = describe_tool_call(ToolCall(call_id="c4", name="f", status="error", output="boom", is_error=True))
+    assert (failed.detail, failed.tone) == ("boom", Tone.ERROR)
+
+
+def test_each_tone_has_one_colour_of_its_own() -> None:
+    assert {tone: tone.colour for tone in Tone} == dict(PALETTE)
+    assert set(PALETTE) == set(Tone)
+    assert len(set(PALETTE.values())) == len(Tone), "no two tones look alike"
+    assert (Tone.BUFFERING.colour, Tone.THINKING.colour, Tone.SPEAKING.colour) == ("#0891b2", "#7c3aed", "#2563eb")
 
 
 def test_usage_reads_as_one_line_per_model_in_the_agents_order() -> None:
