@@ -26,7 +26,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import attrs
 import pytest
-from pyrsistent import pvector
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from pytestqt.qtbot import QtBot
 from rich.console import Console
@@ -46,7 +45,7 @@ from lkstate import (
     Role,
     SessionState,
 )
-from lkstate.agent_session import RemoteSessionState, ToolCall
+from lkstate.agent_session import RemoteSessionState, ToolCall, ToolCalls
 from lkstate.ui import Tone, describe_agent, describe_message, describe_problems, describe_tool_call
 from lkstate_gradio import _render as gradio
 from lkstate_qt import AgentStateIndicator, ProblemsBar, ToolCallsPanel, TranscriptView
@@ -132,7 +131,7 @@ STATES: dict[str, tuple[SessionState, str, str]] = {
     "a tool call": (
         attrs.evolve(
             LISTENING,
-            remote=RemoteSessionState(tool_calls=pvector([
+            remote=RemoteSessionState(tool_calls=ToolCalls([
                 ToolCall(call_id="call-1", name="get_weather", arguments='{"city": "Paris"}', status="done",
                          output="Sunny, 21 degrees"),
                 ToolCall(call_id="call-2", name="book_table", arguments="{}", status="running",
