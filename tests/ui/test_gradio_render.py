@@ -193,10 +193,10 @@ def test_tool_calls_show_name_arguments_status_and_result_newest_first() -> None
     remote = RemoteSessionState()
     remote = attrs.evolve(
         remote,
-        tool_calls=remote.tool_calls.append(
+        tool_calls=remote.tool_calls.appended(
             ToolCall(call_id="1", name="get_weather", arguments='{"city": "Paris"}', status="done",
                      output="sunny and 21 degrees")
-        ).append(ToolCall(call_id="2", name="book", arguments="not json <x>", status="error", message="no seats")),
+        ).appended(ToolCall(call_id="2", name="book", arguments="not json <x>", status="error", message="no seats")),
         usage=SessionUsage(models=(
             LLMUsage(provider="lkstate", model="scripted", input_tokens=42, output_tokens=10),
             TTSUsage(provider="lkstate", model="tone", characters_count=45, audio_duration=2.8),
