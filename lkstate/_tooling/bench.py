@@ -1021,7 +1021,7 @@ async def _preconnect_once(
             sending.append(
                 loop.create_task(
                     send_preconnect_audio(
-                        user.local_participant, agent_identity=_AGENT, track_sid=publication[0].sid, pcm=pcm,
+                        user.local_participant, agent_identity=_AGENT, track_sid=publication[0].sid, audio=pcm,
                         sample_rate=sample_rate, num_channels=1,
                     )
                 )
