@@ -5,7 +5,9 @@ dispatched and subscribe takes a second or several. People start talking as
 soon as they press the button, so the client records the microphone from the
 start and, once the agent is there, sends that recording as a byte stream the
 agent plays into its speech-to-text before the live track. This module holds
-the two parts that do not depend on the session: the buffer and the sender.
+the parts that do not depend on the session: the buffer, the Opus encoder it
+feeds while recording (so the hand-over sends a sixteenth of the bytes, already
+encoded), and the sender.
 When to stop recording and when to send is the session's business; why the
 buffer and the live track must each get a frame exclusively is explained in
 :mod:`lkstate._media.audio`.
