@@ -221,6 +221,8 @@ class OpusEncoder:
     def finish(self) -> bytes:
         """Flush the encoder and close the stream; the Ogg/Opus file, whole. Idempotent."""
         if self._data is None:
+            if self._closed:
+                raise ValueError("the Opus stream was dropped; there is nothing to finish")
             self._closed = True
             if self._resampler is not None:
                 for coded in self._resampler.resample(None):

@@ -349,3 +349,27 @@ def test_clearing_drops_the_encoded_stream_too() -> None:
 
     assert (buffer.num_bytes, buffer.encoded_bytes, buffer.seconds) == (0, 0, 0.0)
     assert buffer.audio().data == b""
+
+
+class BrokenStream:
+    """Stands in for the encoder's PyAV stream once libopus starts failing."""
+
+    def encode(self, frame: object) -> list[object]:
+        raise RuntimeError("libopus: internal error")
+
+
+def test_an_encoder_that_fails_mid_recording_leaves_the_whole_recording_to_go_as_pcm() -> None:
+    buffer = PreConnectBuffer()
+    first = rtc.AudioFrame(np.arange(480, dtype=np.int16).tobytes(), 48000, 1, 480)
+    assert buffer.append(first) and buffer.codec == "opus"
+    encoder = buffer._encoder  # pyright: ignore[reportPrivateUsage]
+    assert encoder is not None
+    encoder._stream = BrokenStream()  # pyright: ignore[reportPrivateUsage]
+
+    kept = [buffer.append(frame(v)) for v in (1, 2)]
+
+    assert kept == [True, True], "the frames are kept though the encoder failed"
+    assert buffer.codec == "pcm" and buffer.codec_note == "the Opus encoder failed (libopus: internal error)"
+    audio = buffer.audio()
+    assert (audio.codec, audio.data) == ("pcm", first.data.cast("B").tobytes() + frame(1).data.cast("B").tobytes()
+                                         + frame(2).data.cast("B").tobytes())
