@@ -65,7 +65,9 @@ What is measured, and how:
   coding can save), ``preconnect_stt_ms`` (a
   real :class:`~lkstate.Session` records 10 s of 24 kHz audio, a real
   livekit-agents ``AgentSession`` joins: from its subscription to the
-  microphone until its STT has been given the whole buffer, including the
+  microphone — as first heard of by either side, usually the user's room,
+  whose notice starts the hand-over — until its STT has been given the whole
+  buffer (both clocks are ``time.monotonic``, system-wide), including the
   deliberate :data:`~lkstate._media.microphone.HANDOVER_DELAY`, whose share is
   ``preconnect_handover_delay_share``; ``preconnect_stt_pcm_ms`` with PCM;
   ``None`` without livekit-agents) and ``max_sessions`` (how many sessions
@@ -1131,8 +1133,18 @@ async def _preconnect_stt_once(server: _Server, host: _AgentHost, codec: PreConn
         # that can take longer than the default 10 s wait, which is not what is measured here.
         options=SessionOptions(preconnect_limits=PreConnectLimits(codec=codec, agent_wait_timeout=60.0)),
     )
+    subscribed: list[float] = []
+
+    def on_subscribed(track: rtc.Track) -> None:
+        del track
+        subscribed.append(time.monotonic())
+
     try:
         await session.start(wait_for_agent=False)
+        room = session.room
+        if room is None:
+            raise BenchmarkError("The session has no room after start().")
+        _on(room, "local_track_subscribed", on_subscribed)
         await session.wait_until(lambda s: s.preconnect.seconds >= seconds, timeout=30.0)
         await host.ask({"op": "agent_session", "room": room_name, "user": "bench-user"}, 60.0)
         sent = await session.wait_until(
@@ -1141,7 +1153,10 @@ async def _preconnect_stt_once(server: _Server, host: _AgentHost, codec: PreConn
         if sent.preconnect.status is not PreConnectStatus.SENT:
             raise BenchmarkError(f"The pre-connect buffer was not sent: {sent.preconnect.detail}")
         reply = await host.ask({"op": "agent_session_result", "seconds": sent.preconnect.seconds}, 60.0)
-        return {"ms": float(reply["ms"]), "bytes": sent.preconnect.bytes, "seconds": sent.preconnect.seconds}
+        # The subscription is first known to whichever side hears of it first: usually the user's
+        # room (the server's notice, which starts the hand-over delay), sometimes the agent's.
+        began = min([float(reply["subscribed_at"]), *subscribed[:1]])
+        return {"ms": (float(reply["full_at"]) - began) * 1000, "bytes": sent.preconnect.bytes}
     finally:
         await session.end()
 
@@ -1318,10 +1333,10 @@ async def _agent_host() -> None:
                 elif command["op"] == "agent_session_result":
                     bench_agent = agent_sessions.pop()
                     try:
-                        ms = await bench_agent.measured(float(command["seconds"]), 50.0)
+                        subscribed_at, full_at = await bench_agent.measured(float(command["seconds"]), 50.0)
                     finally:
                         await bench_agent.aclose()
-                    reply({"ok": True, "ms": ms})
+                    reply({"ok": True, "subscribed_at": subscribed_at, "full_at": full_at})
                 else:
                     reply({"ok": True})
                     return
@@ -1384,15 +1399,15 @@ class _BenchAgent:
             await agent.session.start(agent=DemoAgent(), room=room, room_options=room_options())  # pyright: ignore[reportUnknownMemberType]
         return agent
 
-    async def measured(self, seconds: float, timeout: float) -> float:
-        """Milliseconds from the subscription to the STT holding ``seconds`` of audio."""
+    async def measured(self, seconds: float, timeout: float) -> tuple[float, float]:
+        """When this agent's room subscribed to the microphone, and when its STT held ``seconds`` of audio."""
         deadline = time.monotonic() + timeout
         while not self.heard or self.heard[-1][0] < seconds - 1e-6:
             if time.monotonic() > deadline:
                 raise BenchmarkError(f"the agent's STT never held {seconds} s of pre-connect audio")
             await asyncio.sleep(0.01)
         at = next(when for total, when in self.heard if total >= seconds - 1e-6)
-        return (at - await asyncio.wait_for(self.subscribed, timeout)) * 1000
+        return await asyncio.wait_for(self.subscribed, timeout), at
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
