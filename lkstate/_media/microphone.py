@@ -89,8 +89,8 @@ from livekit import rtc
 from .._core import events as ev
 from .audio import AudioInput, MicrophoneInput, WavFileInput, pump
 from .._core.errors import AudioInputError
-from .._core.options import PreConnectLimits
-from .preconnect import PreConnectBuffer, send_preconnect_audio
+from .._core.options import PreConnectCodec, PreConnectLimits
+from .preconnect import PreConnectAudio, PreConnectBuffer, send_preconnect_audio
 from .._wire.room_listeners import RoomListeners
 from .._core.state import (
     ConnectionStatus,
@@ -153,9 +153,10 @@ class PreConnectSender(Protocol):
         *,
         agent_identity: str,
         track_sid: str,
-        pcm: bytes,
+        audio: bytes,
         sample_rate: int,
         num_channels: int,
+        codec: PreConnectCodec,
     ) -> Awaitable[None]: ...
 
 
@@ -173,18 +174,31 @@ class _Report:
 
 @attrs.frozen
 class _Send:
-    """Effect: send ``pcm`` to ``destination`` for the publication ``track_sid``.
+    """Effect: send ``audio`` to ``destination`` for the publication ``track_sid``.
 
+    The recording was encoded while it was recorded; this carries the bytes
+    to send (``audio.data``) and the PCM they hold (:attr:`pcm`).
     ``release`` sends are empty buffers that only end an agent's wait; their
     outcome is not reported back.
     """
 
     destination: str
     track_sid: str
-    pcm: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
-    sample_rate: int
-    num_channels: int
+    audio: PreConnectAudio
     release: bool = False
+
+    @property
+    def pcm(self) -> bytes:
+        """The recording this send carries, as PCM (whatever it is coded as)."""
+        return self.audio.pcm
+
+    @property
+    def sample_rate(self) -> int:
+        return self.audio.sample_rate
+
+    @property
+    def num_channels(self) -> int:
+        return self.audio.num_channels
 
 
 @attrs.frozen
@@ -215,7 +229,15 @@ class _Phase(enum.Enum):
 class _Delivery:
     destination: str
     track_sid: str
-    pcm: bytes
+    audio: PreConnectAudio
+
+    @property
+    def amount(self) -> tuple[int, float]:
+        return len(self.audio.data), self.audio.seconds
+
+
+_NOTHING = (0, 0.0)
+"""No audio: (bytes, seconds)."""
 
 
 def _fmt_seconds(value: float) -> str:
@@ -248,8 +270,6 @@ class _Handover:
         self._phase = _Phase.IDLE
         self._format: tuple[int, int] = (48000, 1)
         self._buffer: PreConnectBuffer | None = None
-        self._carry = b""
-        """Audio kept from an attempt whose agent left; sent before the buffer's."""
         self._tail = bytearray()
         """Frames that went to the track since the handover, kept until the send is settled."""
         self._delivery: _Delivery | None = None
@@ -317,10 +337,10 @@ class _Handover:
             self._buffer = PreConnectBuffer(self._limits)
             self._wait_deadline = now + self._limits.agent_wait_timeout
             self._last_progress = now
-            self._report(PreConnectStatus.RECORDING, 0, force=True)
+            self._report(PreConnectStatus.RECORDING, _NOTHING, force=True)
         else:
             self._phase = _Phase.IDLE
-            self._report(PreConnectStatus.IDLE, 0, detail=idle_detail, force=True)
+            self._report(PreConnectStatus.IDLE, _NOTHING, detail=idle_detail, force=True)
 
     def frame(self, frame: rtc.AudioFrame, now: float) -> bool:
         """Route one frame: ``True`` if the recording took it, ``False`` if it goes to the track."""
@@ -328,7 +348,7 @@ class _Handover:
             assert self._buffer is not None
             kept = self._buffer.append(frame)
             if not kept and self._buffer.overflowed and self._overflow_note is None:
-                seconds = self._seconds(len(self._carry)) + self._buffer.seconds
+                seconds = self._buffer.seconds
                 self._overflow_note = (
                     f"The pre-connect buffer is full after {seconds:.1f} s; "
                     "later speech is not kept until the agent listens."
@@ -341,7 +361,7 @@ class _Handover:
             return kept
         if self._phase in (_Phase.SENDING, _Phase.SETTLING) and self._delivery is not None:
             data = frame.data.cast("B")[: frame.samples_per_channel * frame.num_channels * _SAMPLE_WIDTH]
-            if len(self._delivery.pcm) + len(self._tail) + len(data) <= self._limits.max_bytes:
+            if len(self._delivery.audio.pcm) + len(self._tail) + len(data) <= self._limits.max_bytes:
                 self._tail += data
         return False
 
@@ -392,7 +412,7 @@ class _Handover:
             self._finish()
             self._report(
                 PreConnectStatus.FAILED,
-                len(delivery.pcm),
+                delivery.amount,
                 destination=delivery.destination,
                 detail=f"Could not send the buffered audio to {delivery.destination}: {error}",
             )
@@ -400,7 +420,7 @@ class _Handover:
             self._phase = _Phase.SETTLING
             self._settle_deadline = now + self._settle
             self._report(
-                PreConnectStatus.SENT, len(delivery.pcm), destination=delivery.destination, detail=self._overflow_note
+                PreConnectStatus.SENT, delivery.amount, destination=delivery.destination, detail=self._overflow_note
             )
         self._evaluate(now)
 
@@ -441,7 +461,7 @@ class _Handover:
         """The microphone could not be published: the recording cannot be paired with a track."""
         del now
         if self._phase is _Phase.RECORDING:
-            size = self._recorded_bytes()
+            size = self._recorded()
             self._finish()
             self._report(
                 PreConnectStatus.FAILED,
@@ -453,7 +473,7 @@ class _Handover:
         """Capture stops for good (the session ended or the connection was lost)."""
         del now
         if self._phase is _Phase.RECORDING:
-            size = self._recorded_bytes()
+            size = self._recorded()
             self._finish()
             status = PreConnectStatus.FAILED if failed else PreConnectStatus.IDLE
             self._report(status, size, detail=f"{detail}; the buffered audio was discarded.")
@@ -463,7 +483,7 @@ class _Handover:
             self._finish()
             self._report(
                 PreConnectStatus.FAILED,
-                len(delivery.pcm),
+                delivery.amount,
                 destination=delivery.destination,
                 detail=f"{detail} while the buffered audio was being sent to {delivery.destination}.",
             )
@@ -494,44 +514,37 @@ class _Handover:
         elif self._phase in (_Phase.SETTLING, _Phase.DONE) and self._flagged and (agent, sid) not in self._served:
             self._served.add((agent, sid))
             rate, channels = self._format
-            self._outbox.append(_Send(agent, sid, b"", rate, channels, release=True))
+            self._outbox.append(_Send(agent, sid, PreConnectAudio.raw(b"", rate, channels), release=True))
 
     def _deliver(self, agent: str, sid: str) -> None:
         assert self._buffer is not None
-        self._buffer.stop()
         if self._buffer.sample_rate is not None and self._buffer.num_channels is not None:
             self._format = (self._buffer.sample_rate, self._buffer.num_channels)
-        pcm = self._carry + self._buffer.data() if self._carry else self._buffer.data()
-        self._buffer, self._carry = None, b""
+        rate, channels = self._format
+        audio = self._buffer.audio(rate, channels)  # stops recording; Opus: flushes the last frame
+        self._buffer = None
         self._tail = bytearray()
         self._left = None
-        self._delivery = _Delivery(agent, sid, pcm)
+        self._delivery = _Delivery(agent, sid, audio)
         self._served.add((agent, sid))
         self._phase = _Phase.SENDING
         self._departed_during_send = False
         self._suspect = False
         self._wait_deadline = self._grace_deadline = self._handover_deadline = None
-        rate, channels = self._format
-        self._outbox.append(_Send(agent, sid, pcm, rate, channels))
-        self._report(PreConnectStatus.SENDING, len(pcm), destination=agent, detail=self._overflow_note)
+        self._outbox.append(_Send(agent, sid, audio))
+        self._report(PreConnectStatus.SENDING, self._delivery.amount, destination=agent, detail=self._overflow_note)
 
     def _retry(self, left: str, now: float) -> None:
         """The destination left: keep what it was sent plus the tail, and record for the next agent."""
         assert self._delivery is not None
-        kept = self._delivery.pcm + bytes(self._tail)
+        kept = self._delivery.audio.pcm + bytes(self._tail)
         rate, channels = self._format
         frame_bytes = _SAMPLE_WIDTH * channels
         kept = kept[: len(kept) - len(kept) % frame_bytes]
-        room_bytes = self._limits.max_bytes - len(kept)
-        room_seconds = self._limits.max_seconds - self._seconds(len(kept))
-        self._buffer = PreConnectBuffer(
-            PreConnectLimits(
-                max_bytes=max(1, room_bytes),
-                max_seconds=max(1.0 / rate, room_seconds),
-                agent_wait_timeout=self._limits.agent_wait_timeout,
-            )
-        )
-        self._carry = kept
+        # The next agent hears it all from the start: the recording begins with what was kept
+        # (encoded again here, in one go, if it is sent as Opus).
+        self._buffer = PreConnectBuffer(self._limits)
+        self._buffer.prefill(kept, rate, channels)
         self._tail = bytearray()
         self._delivery = None
         self._departed_during_send = self._suspect = False
@@ -545,7 +558,7 @@ class _Handover:
         self._report_recording()
 
     def _expire(self) -> None:
-        size = self._recorded_bytes()
+        size = self._recorded()
         left = self._left
         present = self._agent if self._connected and self._sid is not None else None
         timeout = _fmt_seconds(self._limits.agent_wait_timeout)
@@ -583,7 +596,6 @@ class _Handover:
             self._buffer.stop()
             self._buffer.clear()
         self._buffer = None
-        self._carry = b""
         self._tail = bytearray()
         self._delivery = None
         self._phase = _Phase.DONE
@@ -593,24 +605,23 @@ class _Handover:
 
     # -- reporting ---------------------------------------------------------------------
 
-    def _seconds(self, size: int) -> float:
-        rate, channels = self._format
-        return size / (_SAMPLE_WIDTH * channels * rate)
-
-    def _recorded_bytes(self) -> int:
-        return len(self._carry) + (self._buffer.num_bytes if self._buffer is not None else 0)
+    def _recorded(self) -> tuple[int, float]:
+        """(bytes that would be sent, seconds) of what is recorded now."""
+        if self._buffer is None:
+            return _NOTHING
+        return self._buffer.encoded_bytes, self._buffer.seconds
 
     def _report_recording(self) -> None:
         detail = self._overflow_note
         if self._left is not None:
             kept = "keeping the audio for the next agent"
             detail = f"The agent {self._left} left before it could use the buffered audio; {kept}."
-        self._report(PreConnectStatus.RECORDING, self._recorded_bytes(), detail=detail)
+        self._report(PreConnectStatus.RECORDING, self._recorded(), detail=detail)
 
     def _report(
         self,
         status: PreConnectStatus,
-        size: int,
+        amount: tuple[int, float],
         *,
         destination: str | None = None,
         detail: str | None = None,
@@ -618,8 +629,8 @@ class _Handover:
     ) -> None:
         state = PreConnectState(
             status=status,
-            seconds=round(self._seconds(size), 3),
-            bytes=size,
+            seconds=round(amount[1], 3),
+            bytes=amount[0],
             destination=destination,
             detail=detail,
         )
@@ -1086,9 +1097,10 @@ class MicrophoneController:
                 room.local_participant,
                 agent_identity=send.destination,
                 track_sid=send.track_sid,
-                pcm=send.pcm,
-                sample_rate=send.sample_rate,
-                num_channels=send.num_channels,
+                audio=send.audio.data,
+                sample_rate=send.audio.sample_rate,
+                num_channels=send.audio.num_channels,
+                codec=send.audio.codec,
             )
         except Exception as failure:
             logger.warning("sending pre-connect audio to %s failed", send.destination, exc_info=True)

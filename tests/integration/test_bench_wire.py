@@ -24,10 +24,15 @@ LIVE_NUMBERS = (
     "e2e_transcript_ms",
     "e2e_transcript_raw_ms",
     "preconnect_send_ms",
+    "preconnect_send_pcm_ms",
+    "preconnect_send_floor_ms",
+    "preconnect_stt_ms",
+    "preconnect_stt_pcm_ms",
+    "preconnect_handover_delay_share",
     "max_sessions",
 )
 
-TARGETED = ("e2e_attribute_ratio", "e2e_transcript_ratio", "preconnect_send_ms", "max_sessions")
+TARGETED = ("e2e_attribute_ratio", "e2e_transcript_ratio", "preconnect_send_ms", "preconnect_stt_ms", "max_sessions")
 
 
 def test_the_smallest_run_with_a_server_reports_every_live_figure() -> None:
@@ -43,3 +48,17 @@ def test_the_smallest_run_with_a_server_reports_every_live_figure() -> None:
         assert isinstance(result["targets"][key]["met"], bool), key
     assert result["e2e_attribute_samples"] > 0 and result["e2e_transcript_samples"] > 0
     assert isinstance(result["max_sessions_stopped"], str)
+    # Opus is what is sent by default; PCM is the baseline measured alongside it.
+    assert 0 < result["preconnect_bytes"] < result["preconnect_pcm_bytes"] / 10
+
+
+def test_only_the_preconnect_part_runs_alone() -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["--quick", "--json", "--only", "preconnect"])
+    assert code == 0
+    result = json.loads(out.getvalue())
+    assert result["only"] == "preconnect" and "e2e_attribute_ratio" not in result
+    assert set(result["targets"]) == {"preconnect_send_ms", "preconnect_stt_ms"}
+    for key in ("preconnect_send_ms", "preconnect_send_pcm_ms", "preconnect_stt_ms", "preconnect_stt_pcm_ms"):
+        assert result[key] > 0, key

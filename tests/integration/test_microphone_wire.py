@@ -11,8 +11,9 @@ agent would see it:
   bytes, destination, detail in words), ``state.local_media.microphone``;
 * **what the agent's speech-to-text heard** — ``ScriptedSTT`` keeps every PCM
   byte it is given; ``tests/harness/audio_compare.py`` says exactly how that
-  is compared with what was spoken (the buffer sample for sample, the live
-  part by windowed cross-correlation);
+  is compared with what was spoken (the buffer sample for sample when it is
+  sent as PCM, window by window in place when it is sent as Opus — the
+  default —, the live part by windowed cross-correlation);
 * **what the agent framework says** — its pre-connect handler logs every
   buffer it receives (``trackId``, duration) and complains when it waits for
   one in vain or finds it too old; :class:`AgentLog` collects those records.
@@ -49,7 +50,7 @@ from lkstate import (
 )
 from lkstate.tokens import Credentials, TokenRequest
 from lkstate._media.audio import GeneratorInput
-from lkstate._core.options import PreConnectLimits
+from lkstate._core.options import PreConnectCodec, PreConnectLimits
 from lkstate.demo_agent import room_options
 from tests.harness.audio_compare import (
     RATE,
@@ -279,11 +280,23 @@ def is_ready(state: SessionState) -> bool:
 # ------------------------------------------------------------------------ the main path
 
 
+def buffer_pcm_bytes(state: SessionState) -> int:
+    """The length of the recording as PCM at :data:`RATE` (``bytes`` counts what was sent, Opus or PCM)."""
+    return round(state.preconnect.seconds * RATE) * 2
+
+
+def heard_whole_and_once(heard: bytes, speaker: Speaker, sent: SessionState, *, codec: str = "opus") -> Any:
+    verdict = judge(heard, speaker.samples, buffer_pcm_bytes(sent), coded=codec == "opus")
+    assert_whole_and_once(verdict, speaker.seconds)
+    return verdict
+
+
+@pytest.mark.parametrize("codec", ["opus", "pcm"])
 async def test_speech_before_connect_reaches_the_agents_stt_first_whole_and_once(
-    make_session: MakeSession, room_name: str, agent_factory: Any, agent_log: AgentLog
+    make_session: MakeSession, room_name: str, agent_factory: Any, agent_log: AgentLog, codec: PreConnectCodec
 ) -> None:
     speaker = Speaker(5.0)
-    user = make_session(audio_input=speaker.input, connect_delay=1.0)
+    user = make_session(audio_input=speaker.input, connect_delay=1.0, limits=PreConnectLimits(codec=codec))
 
     await user.session.start(wait_for_agent=False)
     # The user talked while the app was still connecting, and the state showed it.
@@ -291,7 +304,10 @@ async def test_speech_before_connect_reaches_the_agents_stt_first_whole_and_once
     assert early.connection.status is ConnectionStatus.CONNECTING
     assert early.agent.status is AgentStatus.PRE_CONNECT_BUFFERING
     assert early.preconnect.status is PreConnectStatus.RECORDING
-    assert early.preconnect.bytes == round(early.preconnect.seconds * RATE) * 2
+    if codec == "pcm":
+        assert early.preconnect.bytes == round(early.preconnect.seconds * RATE) * 2
+    else:  # encoded as it is recorded: the Ogg/Opus written so far, 48 kb/s plus the pages
+        assert 0 < early.preconnect.bytes <= early.preconnect.seconds * 7000 + 1000
     tap = TrackTap(microphone_publication(user.session).track)  # pyright: ignore[reportArgumentType]
     agent = await agent_factory(room_name)
     sent = await user.wait(is_sent)
@@ -304,10 +320,15 @@ async def test_speech_before_connect_reaches_the_agents_stt_first_whole_and_once
         PreConnectStatus.IDLE, PreConnectStatus.RECORDING, PreConnectStatus.SENDING, PreConnectStatus.SENT
     ]
     _, sending = user.first(lambda s: s.preconnect.status is PreConnectStatus.SENDING)
-    size = sent.preconnect.bytes
+    size = buffer_pcm_bytes(sent)
     assert sending.preconnect == attrs.evolve(sent.preconnect, status=PreConnectStatus.SENDING)
     assert sent.preconnect.destination == agent.identity
-    assert sent.preconnect.seconds == round(size / 2 / RATE, 3) and sent.preconnect.seconds > 1.0
+    assert sent.preconnect.seconds > 1.0
+    # The state's bytes are what went on the wire: the PCM itself, or about a seventh of it in Opus.
+    if codec == "pcm":
+        assert sent.preconnect.bytes == size
+    else:
+        assert 0 < sent.preconnect.bytes <= sent.preconnect.seconds * 7000 + 1000 < size / 6
     recorded = [s.preconnect.seconds for _, s in user.history if s.preconnect.status is PreConnectStatus.RECORDING]
     assert recorded == sorted(recorded) and len(set(recorded)) > 3, "the seconds grew while it recorded"
     # While it recorded and no agent was ready, the agent showed as pre-connect-buffering.
@@ -322,16 +343,16 @@ async def test_speech_before_connect_reaches_the_agents_stt_first_whole_and_once
     assert [(r.sender, r.track_id, r.seconds) for r in agent_log.received] == [("user", sid, sent.preconnect.seconds)]
     assert agent_log.complaints == []
     # The client: every captured sample took exactly one path — the buffer or the track — in order.
-    assert speaker.pcm == heard[:size] + without_silence(on_track)
-    # The agent's STT: the buffer first, sample for sample, then the live track, whole and once.
-    verdict = judge(heard, speaker.samples, size)
-    assert_whole_and_once(verdict, speaker.seconds)
+    assert without_silence(on_track) == speaker.pcm[size:]
+    # The agent's STT: the buffer first (sample for sample, or every window alike in place), then the
+    # live track, whole and once.
+    verdict = heard_whole_and_once(heard, speaker, sent, codec=codec)
 
     present_at, _ = user.first(lambda s: s.agent.identity == agent.identity)
     ready_at, _ = user.first(is_ready)
     sent_at, _ = user.first(is_sent)
     print(
-        f"\n[measure] buffer {size} bytes ({size / 2 / RATE:.2f} s at {RATE} Hz mono); "
+        f"\n[measure] {codec}: buffer {sent.preconnect.bytes} bytes sent ({size / 2 / RATE:.2f} s at {RATE} Hz mono); "
         f"agent present -> state sent {(sent_at - present_at) * 1000:.0f} ms, "
         f"agent ready -> state sent {(sent_at - ready_at) * 1000:+.0f} ms, "
         f"agent present -> agent had the buffer {(agent_log.received[0].at - present_at) * 1000:.0f} ms; {verdict}"
@@ -386,7 +407,7 @@ async def test_an_agent_ready_before_the_microphone_is_published_gets_the_buffer
     assert sid and sent.preconnect.destination == agent.identity
     assert [(r.track_id, r.seconds) for r in agent_log.received] == [(sid, sent.preconnect.seconds)]
     assert agent_log.complaints == []
-    assert_whole_and_once(judge(agent.stt.received_pcm(), speaker.samples, sent.preconnect.bytes), speaker.seconds)
+    heard_whole_and_once(agent.stt.received_pcm(), speaker, sent)
 
 
 async def test_an_agent_that_leaves_before_the_send_leaves_the_whole_recording_for_the_next_agent(
@@ -414,7 +435,7 @@ async def test_an_agent_that_leaves_before_the_send_leaves_the_whole_recording_f
     assert first.byte_streams == []
     assert sent.preconnect.destination == agent.identity
     assert [(r.sender, r.seconds) for r in agent_log.received] == [("user", sent.preconnect.seconds)]
-    assert_whole_and_once(judge(agent.stt.received_pcm(), speaker.samples, sent.preconnect.bytes), speaker.seconds)
+    heard_whole_and_once(agent.stt.received_pcm(), speaker, sent)
 
 
 def leaves_when_sent_to(user: Watched, peer: Peer) -> None:
@@ -462,7 +483,7 @@ async def test_an_agent_that_leaves_during_the_send_has_it_all_resent_to_the_nex
         ("user", second_sid, sent.preconnect.seconds)
     ]
     assert agent_log.complaints == []
-    assert_whole_and_once(judge(agent.stt.received_pcm(), speaker.samples, sent.preconnect.bytes), speaker.seconds)
+    heard_whole_and_once(agent.stt.received_pcm(), speaker, sent)
 
 
 async def test_an_agent_that_leaves_during_the_send_with_no_successor_is_reported_in_words(
@@ -519,7 +540,8 @@ async def test_a_full_reconnect_sends_no_audio_twice_and_does_not_keep_the_agent
     make_session: MakeSession, room_name: str, agent_factory: Any, agent_log: AgentLog
 ) -> None:
     speaker = Speaker(6.0)
-    user = make_session(audio_input=speaker.input, connect_delay=0.5)
+    # Sent as PCM, so "heard once" can be checked byte for byte; the rule does not depend on the codec.
+    user = make_session(audio_input=speaker.input, connect_delay=0.5, limits=PreConnectLimits(codec="pcm"))
     # A full reconnect looks to the agent like the user leaving and coming back;
     # by default AgentSession closes on that, so this agent is told to stay.
     agent = await agent_factory(room_name, options=room_options(close_on_disconnect=False))

@@ -22,6 +22,7 @@ import pytest
 from livekit import rtc
 from livekit.rtc._proto.track_pb2 import AudioTrackFeature
 
+from lkstate._core.options import PreConnectCodec, PreConnectLimits
 from lkstate._media.audio import GeneratorInput, pump
 from lkstate._media.preconnect import PRECONNECT_TOPIC, PreConnectBuffer, send_preconnect_audio
 
@@ -90,6 +91,16 @@ def speech(seconds: float) -> npt.NDArray[np.int16]:
     return (np.arange(int(48000 * seconds)) % 30011).astype(np.int16)
 
 
+def voice(seconds: float) -> npt.NDArray[np.int16]:
+    """Band-limited noise (300–3400 Hz) at 48 kHz: what a lossy codec can be judged on, window by window."""
+    n = int(48000 * seconds)
+    spectrum = np.fft.rfft(np.random.default_rng(11).standard_normal(n))
+    frequencies = np.fft.rfftfreq(n, 1 / 48000)
+    spectrum[(frequencies < 300) | (frequencies > 3400)] = 0
+    x = np.fft.irfft(spectrum, n)
+    return (x / np.std(x) * 5000).clip(-32000, 32000).astype(np.int16)
+
+
 @pytest.fixture
 async def rooms() -> AsyncIterator[list[rtc.Room]]:
     opened: list[rtc.Room] = []
@@ -99,7 +110,11 @@ async def rooms() -> AsyncIterator[list[rtc.Room]]:
 
 
 async def record_then_hand_over(
-    server: LiveKitServer, room_name: str, buffer: PreConnectBuffer, rooms: list[rtc.Room]
+    server: LiveKitServer,
+    room_name: str,
+    buffer: PreConnectBuffer,
+    rooms: list[rtc.Room],
+    spoken: npt.NDArray[np.int16] | None = None,
 ) -> tuple[rtc.Room, rtc.LocalTrackPublication, asyncio.Task[object]]:
     """The user's side: record before connecting, publish, stop recording when subscribed.
 
@@ -107,7 +122,7 @@ async def record_then_hand_over(
     (which keeps feeding the live track after the handover).
     """
     source = rtc.AudioSource(48000, 1)
-    mic = GeneratorInput([speech(3.0)], sample_rate=48000, realtime=True)
+    mic = GeneratorInput([speech(3.0) if spoken is None else spoken], sample_rate=48000, realtime=True)
     pumping: asyncio.Task[object] = asyncio.create_task(pump(mic, source, on_frame=buffer.append))
 
     user = rtc.Room()
@@ -149,14 +164,14 @@ async def test_the_recording_reaches_the_agent_alone_with_exact_bytes_and_attrib
         server.url, server.token(room_name, "bystander"), rtc.RoomOptions(auto_subscribe=False)
     )
 
-    buffer = PreConnectBuffer()
+    buffer = PreConnectBuffer(PreConnectLimits(codec="pcm"))
     user, publication, pumping = await record_then_hand_over(server, room_name, buffer, rooms)
     pcm = buffer.data()
     await send_preconnect_audio(
         user.local_participant,
         agent_identity="agent-1",
         track_sid=publication.sid,
-        pcm=pcm,
+        audio=pcm,
         sample_rate=48000,
         num_channels=1,
     )
@@ -180,35 +195,48 @@ async def test_the_recording_reaches_the_agent_alone_with_exact_bytes_and_attrib
     assert bystander_inbox.streams.empty()
 
 
+@pytest.mark.parametrize("codec", ["opus", "pcm"])
 async def test_the_agent_frameworks_own_handler_accepts_the_recording(
-    server: LiveKitServer, rooms: list[rtc.Room]
+    server: LiveKitServer, rooms: list[rtc.Room], codec: PreConnectCodec
 ) -> None:
     from livekit.agents.voice.room_io._pre_connect_audio import PreConnectAudioHandler
 
-    room_name = "preconnect-agent"
+    room_name = f"preconnect-agent-{codec}"
     agent = rtc.Room()
     rooms.append(agent)
     handler = PreConnectAudioHandler(agent, timeout=10.0)
     handler.register()  # before connect, as RoomIO does
     await agent.connect(server.url, server.token(room_name, "agent-1", kind="agent"))
 
-    buffer = PreConnectBuffer()
-    user, publication, pumping = await record_then_hand_over(server, room_name, buffer, rooms)
+    buffer = PreConnectBuffer(PreConnectLimits(codec=codec))
+    user, publication, pumping = await record_then_hand_over(server, room_name, buffer, rooms, voice(3.0))
+    audio = buffer.audio()
     # The agent asks for the buffer as soon as it subscribes; the user sends it on learning of that.
     waiting = asyncio.create_task(handler.wait_for_data(publication.sid))
     await send_preconnect_audio(
         user.local_participant,
         agent_identity="agent-1",
         track_sid=publication.sid,
-        pcm=buffer.data(),
-        sample_rate=48000,
-        num_channels=1,
+        audio=audio.data,
+        sample_rate=audio.sample_rate,
+        num_channels=audio.num_channels,
+        codec=audio.codec,
     )
     frames = await asyncio.wait_for(waiting, 10)
     await stop(pumping)
     await handler.aclose()
 
     assert frames, "the agent's handler dropped the buffer"
+    assert audio.codec == codec
     assert all((f.sample_rate, f.num_channels) == (48000, 1) for f in frames)
     heard = np.concatenate([np.frombuffer(f.data.cast("B"), dtype=np.int16) for f in frames])
-    assert np.array_equal(heard, np.frombuffer(buffer.data(), dtype=np.int16))
+    recorded = np.frombuffer(buffer.data(), dtype=np.int16)
+    if codec == "pcm":
+        assert np.array_equal(heard, recorded)
+    else:
+        # Decoded by the agent framework: as long as the recording, and alike from its first sample.
+        assert len(audio.data) < len(audio.pcm) / 10
+        assert len(heard) == len(recorded)
+        for start in range(0, len(recorded) - 960, 480):  # 20 ms windows, 10 ms hop
+            a, b = heard[start : start + 960].astype(np.float64), recorded[start : start + 960].astype(np.float64)
+            assert np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)) >= 0.9, f"window at {start / 48000} s"

@@ -57,8 +57,40 @@ def test_the_judge_catches_audio_heard_twice_later_on() -> None:
 
 def test_the_judge_catches_a_buffer_that_is_not_the_start_of_the_speech() -> None:
     shifted = SPOKEN[1 : CUT + 1].tobytes()
-    with pytest.raises(AssertionError, match="sample for sample"):
+    with pytest.raises(AssertionError, match="whole and in place"):
         assert_whole_and_once(heard(SPOKEN[CUT:], buffer=shifted), 2.0)
+
+
+# An Opus-coded buffer is not equal to the input, only alike, window by window and in place.
+
+NOISY = (SPOKEN[:CUT] + np.random.default_rng(3).normal(0, 800, CUT)).astype(np.int16)
+"""The buffer as a lossy codec might return it: about 0.99 correlation with what was said."""
+
+
+def coded(buffer: npt.NDArray[np.int16], live: npt.NDArray[np.int16] = SPOKEN[CUT:]) -> Verdict:
+    return judge(buffer.tobytes() + np.concatenate([SILENCE, live]).tobytes(), SPOKEN, CUT * 2, coded=True)
+
+
+def test_the_judge_accepts_a_coded_buffer_that_is_alike_in_place() -> None:
+    verdict = coded(NOISY)
+
+    assert_whole_and_once(verdict, 2.0)
+    assert 0.9 <= verdict.buffer_worst < 1.0
+    assert not judge(NOISY.tobytes() + SPOKEN[CUT:].tobytes(), SPOKEN, CUT * 2).buffer_exact  # not equal
+
+
+@pytest.mark.parametrize(
+    "buffer",
+    [
+        pytest.param(np.concatenate([NOISY[480:], NOISY[:480]]), id="its first 20 ms lost"),
+        pytest.param(np.concatenate([NOISY[:12], NOISY[:-12]]), id="half a millisecond late"),
+        pytest.param((NOISY * 0 + SPOKEN[CUT : 2 * CUT]).astype(np.int16), id="other speech"),
+        pytest.param(np.concatenate([NOISY[: CUT // 2], NOISY[CUT // 2 - 2400 : CUT - 2400]]), id="100 ms twice"),
+    ],
+)
+def test_the_judge_catches_a_coded_buffer_that_is_shifted_cut_or_other(buffer: npt.NDArray[np.int16]) -> None:
+    with pytest.raises(AssertionError, match="whole and in place"):
+        assert_whole_and_once(coded(buffer), 2.0)
 
 
 def test_the_judge_catches_a_lost_end() -> None:

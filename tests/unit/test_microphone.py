@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import attrs
 import numpy as np
 import pytest
 from livekit import rtc
@@ -31,7 +32,7 @@ from lkstate._media.microphone import (
     _Republish,
     _Send,
 )
-from lkstate._core.options import PreConnectLimits
+from lkstate._core.options import PreConnectCodec, PreConnectLimits
 from lkstate._core.state import (
     AgentState,
     ConnectionState,
@@ -55,11 +56,18 @@ def pcm(*values: int) -> bytes:
 
 
 class Clocked:
-    """A handover with a hand-held clock, collecting every effect it produces."""
+    """A handover with a hand-held clock, collecting every effect it produces.
 
-    def __init__(self, limits: PreConnectLimits | None = None, *, record: bool = True) -> None:
+    The rules do not depend on how the recording is coded, so by default it
+    is sent as PCM and sizes are plain arithmetic; the Opus tests say
+    ``codec="opus"``.
+    """
+
+    def __init__(
+        self, limits: PreConnectLimits | None = None, *, record: bool = True, codec: PreConnectCodec = "pcm"
+    ) -> None:
         self.now = 100.0
-        self.limits = limits or PreConnectLimits(agent_wait_timeout=10.0)
+        self.limits = attrs.evolve(limits or PreConnectLimits(agent_wait_timeout=10.0), codec=codec)
         self.h = _Handover(self.limits)
         self.effects: list[_Effect] = []
         self.h.start(record=record, sample_rate=RATE, num_channels=1, now=self.now)
@@ -592,6 +600,55 @@ def test_ending_during_the_send_cancels_it_and_says_so() -> None:
     assert c.state.detail == "The session ended while the buffered audio was being sent to agent-a."
 
 
+# ------------------------------------------------------------------------ sent as Opus
+
+
+def test_an_opus_recording_is_sent_encoded_and_the_state_counts_the_bytes_sent() -> None:
+    c = Clocked(codec="opus")
+    c.speak(*range(1000, 1050))  # half a second
+    recording = c.state
+    assert 0 < recording.bytes < 50 * FRAME_BYTES // 6 and recording.seconds == pytest.approx(0.5, abs=0.01)
+
+    send = connected_with_agent(c)
+
+    assert (send.audio.codec, send.audio.sample_rate, send.audio.num_channels) == ("opus", RATE, 1)
+    assert send.audio.data.startswith(b"OggS") and send.pcm == pcm(*range(1000, 1050))
+    assert c.state == PreConnectState(
+        status=PreConnectStatus.SENDING, seconds=0.5, bytes=len(send.audio.data), destination="agent-a"
+    )
+
+
+def test_an_opus_recording_an_agent_left_with_is_encoded_again_whole_for_the_next_agent() -> None:
+    c = Clocked(codec="opus")
+    c.speak(1, 2)
+    first = connected_with_agent(c, sid="TR_1", agent="agent-a")
+    assert c.speak(3) == [False]
+    c.h.suspect("agent-a", c.now)
+    c.h.departed("agent-a", c.now)
+    c.sent("the send was cancelled")
+    assert c.speak(4) == [True]
+
+    c.h.unpublished(c.now)
+    c.publish("TR_2")
+    c.agent("agent-b")
+    send = only_send(c.subscribe("TR_2"))
+
+    assert send.audio.codec == "opus" and send.pcm == pcm(1, 2, 3, 4)
+    assert send.audio.data.startswith(b"OggS") and send.audio.data != first.audio.data
+    assert (c.state.bytes, c.state.seconds) == (len(send.audio.data), 0.04)
+
+
+def test_the_empty_buffer_that_releases_an_agent_is_pcm_even_when_recordings_are_opus() -> None:
+    c = Clocked(PreConnectLimits(agent_wait_timeout=1.0), codec="opus")
+    c.speak(1)
+    c.advance(1.0)  # expired
+    c.publish("TR_1")
+
+    (release,) = [e for e in c.agent("agent-a") if isinstance(e, _Send)]
+
+    assert release.release and (release.audio.codec, release.audio.data) == ("pcm", b"")
+
+
 # ------------------------------------------------------------------------ the controller, without a server
 
 
@@ -688,7 +745,8 @@ async def test_an_input_that_ends_while_recording_leaves_the_state_showing_all_i
     await wait_for(lambda: emit.preconnect()[-1].seconds == 1.0)  # not the last progress report's figure
 
     assert emit.preconnect()[-1].status is PreConnectStatus.RECORDING
-    assert emit.preconnect()[-1].bytes == RATE * 2
+    # Encoded as it is recorded: the bytes are the Ogg/Opus written so far, far fewer than the PCM's.
+    assert 0 < emit.preconnect()[-1].bytes < RATE * 2 // 4
     await mic.aclose()
 
 
