@@ -12,6 +12,7 @@ compares the two reports of the agent's state (attribute and protocol).
 from __future__ import annotations
 
 from ._core.crosscheck import AgentStateCheck, check_agent_state
+from ._core.messages import AgentExpression
 from ._core.exports import publish as _publish
 from ._core.remote_state import (
     AgentConfigUpdateItem,
@@ -45,6 +46,7 @@ from ._wire.remote_client import AgentInfo, AgentSessionInfo, FrameworkInfo, Rem
 
 __all__ = [
     "AgentConfigUpdateItem",
+    "AgentExpression",
     "AgentHandoffItem",
     "AgentInfo",
     "AgentSessionInfo",

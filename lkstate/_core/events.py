@@ -147,6 +147,11 @@ class TranscriptReceived:
     of an older stream are stale and ignored. ``final`` is true when the stream
     header or trailer says the segment is complete; ``closed`` marks the end of
     the stream.
+
+    ``attributes`` are the stream's attributes, sent with the first piece (the
+    header's) and with the close (header and trailer merged); the pieces in
+    between leave them empty, which means "unchanged", so a long reply does
+    not repeat them in every event of a recording.
     """
 
     at: float
@@ -156,6 +161,7 @@ class TranscriptReceived:
     text: str
     final: bool = False
     closed: bool = False
+    attributes: Attributes = ()
 
 
 @attrs.frozen(slots=True)
@@ -183,12 +189,13 @@ class ChatSendFailed:
 
 @attrs.frozen(slots=True)
 class ChatReceived:
-    """Another participant sent chat on ``lk.chat``."""
+    """Another participant sent chat on ``lk.chat``, with its stream's attributes."""
 
     at: float
     sender: str
     stream_id: str
     text: str
+    attributes: Attributes = ()
 
 
 @attrs.frozen(slots=True)

@@ -16,12 +16,28 @@ the tuple of the same messages.
 from __future__ import annotations
 
 import enum
+import json
 
 import attrs
 
 from .vector import Vector
 
-__all__ = ["Role", "MessageKind", "DeliveryStatus", "Message", "Messages"]
+__all__ = [
+    "Role",
+    "MessageKind",
+    "DeliveryStatus",
+    "AgentExpression",
+    "Message",
+    "Messages",
+    "EXPRESSION_ATTRIBUTE",
+    "expression_of",
+]
+
+EXPRESSION_ATTRIBUTE = "lk.expression"
+"""The stream attribute on which livekit-agents (1.8 and later) puts the expression of a turn."""
+
+_MAX_EXPRESSION_CHARS = 200
+"""An expression label longer than this is cut: it is a few words for a UI, not a text."""
 
 
 class Role(enum.StrEnum):
@@ -48,6 +64,56 @@ class DeliveryStatus(enum.StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+
+
+@attrs.frozen(slots=True)
+class AgentExpression:
+    """How the agent means what it says, as its own transcript reports it (``lk.expression``).
+
+    An agent in expressive mode writes delivery markup for its TTS
+    (``<expression value="warm surprise"/> Oh!``). The framework strips the
+    markup from the transcript and puts the segment's leading expression on the
+    transcription stream as ``{"expression": ..., "mood": ...}``: the provider's
+    own words, and the mood the framework normalised them to, so a UI can pick
+    a face or a colour from a small fixed set without its own keyword table.
+    """
+
+    label: str
+    """The provider's words for the delivery ("soft, with genuine care")."""
+    mood: str | None = None
+    """The normalised mood when the agent sent one. livekit-agents 1.8 uses ``excited, happy,
+    playful, curious, surprised, hopeful, empathetic, sad, angry, anxious, calm`` (``calm`` when
+    nothing matched); kept as a string so a mood added by a later framework still shows."""
+
+
+def expression_of(attributes: tuple[tuple[str, str], ...]) -> AgentExpression | None:
+    """The expression in a stream's attributes, or ``None`` when there is none.
+
+    The value is JSON as livekit-agents writes it; a plain string (another
+    agent framework, an older draft) is taken as the label itself, so nothing
+    the agent sent is lost. Pure: the reducer calls it when attributes change.
+    """
+    raw = next((value for key, value in attributes if key == EXPRESSION_ATTRIBUTE), None)
+    if raw is None or not raw.strip():
+        return None
+    label: object = raw
+    mood: object = None
+    try:
+        decoded: object = json.loads(raw)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict):
+        fields: dict[str, object] = decoded  # pyright: ignore[reportUnknownVariableType]
+        label = fields.get("expression")
+        mood = fields.get("mood")
+        if not isinstance(label, str) or not label.strip():
+            label = mood if isinstance(mood, str) else None
+    if not isinstance(label, str) or not label.strip():
+        return None
+    return AgentExpression(
+        label=label.strip()[:_MAX_EXPRESSION_CHARS],
+        mood=(mood.strip()[:_MAX_EXPRESSION_CHARS] or None) if isinstance(mood, str) else None,
+    )
 
 
 @attrs.frozen(slots=True)
@@ -85,6 +151,17 @@ class Message:
     Interim user transcripts arrive as one stream each; a stream that arrives
     later supersedes the earlier ones, so stale chunks can be ignored.
     """
+    attributes: tuple[tuple[str, str], ...] = ()
+    """The attributes of the stream that carried the message, as sorted ``(key, value)`` pairs.
+
+    For transcripts: ``lk.segment_id``, ``lk.transcription_final``,
+    ``lk.transcribed_track_id`` and whatever else the agent put on the header
+    and the trailer (the newest stream's, once a later one supersedes it). For
+    chat received: the sender's. Kept as the LiveKit JS components keep them,
+    so an app can read its own conventions without lkstate knowing them.
+    """
+    expression: AgentExpression | None = None
+    """The agent's ``lk.expression`` for this message (agent messages only), decoded."""
 
 
 class Messages(Vector[Message]):

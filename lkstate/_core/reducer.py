@@ -29,7 +29,7 @@ from typing import Any
 from . import events as ev
 from .copiers import copier_for as _copier_for
 from .copiers import evolve as _evolve
-from .messages import DeliveryStatus, Message, MessageKind, Messages, Role
+from .messages import AgentExpression, DeliveryStatus, Message, MessageKind, Messages, Role, expression_of
 from .options import Limits
 from .remote_state import RemoteSessionState, apply_remote_payload
 from .state import (
@@ -240,6 +240,7 @@ def _derive_agent(state: SessionState) -> SessionState:
         avatar_identity=avatar_identity,
         unknown_state=unknown,
         agents=agents,
+        expression=previous.expression if identity == previous.identity else None,
     )
     return _evolve(state, agent=agent)
 
@@ -483,6 +484,29 @@ def _cap(text: str, limits: Limits) -> tuple[str, str | None]:
     return text[: limits.max_message_chars], f"Cut at {limits.max_message_chars} characters."
 
 
+def _expression_for(role: Role, attributes: tuple[tuple[str, str], ...]) -> AgentExpression | None:
+    """Only the agent's messages carry an expression: a participant cannot put a face on the agent."""
+    return expression_of(attributes) if role is Role.AGENT and attributes else None
+
+
+def _with_stream_attributes(message: Message, attributes: tuple[tuple[str, str], ...]) -> Message:
+    if not attributes or attributes == message.attributes:
+        return message
+    return _copy_message(message, attributes=attributes, expression=_expression_for(message.role, attributes))
+
+
+def _show_agent_expression(state: SessionState, message: Message, position: int) -> SessionState:
+    """``state.agent.expression`` follows the primary agent's newest transcript."""
+    agent = state.agent
+    if message.sender != agent.identity or message.expression == agent.expression:
+        return state
+    messages = state.messages
+    for later in range(position + 1, len(messages)):
+        if messages[later].sender == message.sender and messages[later].kind is MessageKind.TRANSCRIPT:
+            return state  # a late trailer of an older turn: the newer turn decides
+    return _copy_state(state, agent=_evolve(agent, expression=message.expression))
+
+
 def _on_transcript(state: SessionState, e: ev.TranscriptReceived, limits: Limits) -> SessionState:
     message_id = transcript_message_id(e.sender, e.segment_id)
     messages = state.messages
@@ -513,8 +537,11 @@ def _on_transcript(state: SessionState, e: ev.TranscriptReceived, limits: Limits
             error=error,
             segment_id=e.segment_id,
             stream_seq=e.stream_seq,
+            attributes=e.attributes,
+            expression=_expression_for(role, e.attributes),
         )
-        return _evolve(state, messages=messages.appended(message), updated_at=e.at)
+        new = _evolve(state, messages=messages.appended(message), updated_at=e.at)
+        return _show_agent_expression(new, message, len(messages)) if role is Role.AGENT else new
 
     current = messages[position]
     if e.stream_seq < current.stream_seq:
@@ -534,13 +561,17 @@ def _on_transcript(state: SessionState, e: ev.TranscriptReceived, limits: Limits
             )
     else:
         final = current.final or e.final
-        if not e.text and final == current.final:
+        if not e.text and final == current.final and (not e.attributes or e.attributes == current.attributes):
             return state
         if current.error is not None and len(current.text) >= limits.max_message_chars:
             text, error = current.text, current.error
         else:
             text, error = _cap(current.text + e.text, limits)
         updated = _copy_message(current, text=text, final=final, updated=e.at, error=error, delivery=None)
+    if e.attributes:
+        updated = _with_stream_attributes(updated, e.attributes)
+        new = _copy_state(state, messages=messages.replaced(position, updated), updated_at=e.at)
+        return _show_agent_expression(new, updated, position) if updated.role is Role.AGENT else new
     return _copy_state(state, messages=messages.replaced(position, updated), updated_at=e.at)
 
 
@@ -606,6 +637,8 @@ def _on_chat_received(state: SessionState, e: ev.ChatReceived, limits: Limits) -
         first_seen=e.at,
         updated=e.at,
         error=error,
+        attributes=e.attributes,
+        expression=_expression_for(role, e.attributes),
     )
     return _evolve(state, messages=state.messages.appended(message), updated_at=e.at)
 

@@ -16,7 +16,7 @@ import enum
 
 import attrs
 
-from .messages import Messages
+from .messages import AgentExpression, Messages
 from .remote_state import RemoteSessionState
 
 __all__ = [
@@ -193,6 +193,9 @@ class AgentState:
     """An ``lk.agent.state`` value this library does not know, kept for display."""
     agents: tuple[RemoteParticipant, ...] = ()
     """Every agent participant present (avatars included), primary first."""
+    expression: AgentExpression | None = None
+    """How the agent delivers its current turn (``lk.expression`` of its newest transcript):
+    what a face or a colour in the UI can follow. ``None`` when that turn carries none."""
 
     @property
     def state(self) -> str:

@@ -514,6 +514,7 @@ class RoomSource:
         attributes = info.attributes or {}
         segment_id = attributes.get("lk.segment_id") or info.stream_id
         final_in_header = attributes.get("lk.transcription_final") == "true"
+        header = attributes_of(attributes)  # sent with the first words; the trailer may add to it
         received = 0
         cut = False
         text: list[str] = []  # kept for completion if the stream breaks
@@ -543,8 +544,10 @@ class RoomSource:
                         stream_seq=seq,
                         text=chunk,
                         final=final_in_header,
+                        attributes=header,
                     )
                 )
+                header = ()  # unchanged until the close
             final = (info.attributes or {}).get("lk.transcription_final") == "true" or final_in_header
             self._emit(
                 ev.TranscriptReceived(
@@ -555,6 +558,7 @@ class RoomSource:
                     text="",
                     final=final,
                     closed=True,
+                    attributes=attributes_of(info.attributes),
                 )
             )
         except rtc.StreamError as error:
@@ -635,7 +639,13 @@ class RoomSource:
             self._release_stream(sender)
         if parts and await self.wait_known(sender):
             self._emit(
-                ev.ChatReceived(at=self._clock(), sender=sender, stream_id=reader.info.stream_id, text="".join(parts))
+                ev.ChatReceived(
+                    at=self._clock(),
+                    sender=sender,
+                    stream_id=reader.info.stream_id,
+                    text="".join(parts),
+                    attributes=attributes_of(reader.info.attributes),
+                )
             )
 
     def _on_session_stream(self, reader: rtc.ByteStreamReader, sender: str) -> None:
