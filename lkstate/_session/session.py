@@ -107,7 +107,7 @@ class Session:
     ``screen_share_input`` (a :class:`~lkstate.VideoInput`) feeds the screen
     share (:meth:`set_screen_share_enabled`). ``agent_name``/``agent_metadata`` ask the server to dispatch
     that agent when the join creates the room, and make it the preferred agent
-    when several are present. ``agent_connect_timeout`` (seconds, ``None`` for
+    when several are present; ``agent_deployment`` picks which deployment of it. ``agent_connect_timeout`` (seconds, ``None`` for
     no limit) bounds the wait for an agent to join and become ready.
     """
 
@@ -117,6 +117,7 @@ class Session:
         *,
         agent_name: str | None = None,
         agent_metadata: str | None = None,
+        agent_deployment: str | None = None,
         agent_connect_timeout: float | None = 20.0,
         room_name: str | None = None,
         participant_identity: str | None = None,
@@ -140,6 +141,7 @@ class Session:
             participant_name=participant_name,
             agent_name=agent_name,
             agent_metadata=agent_metadata,
+            agent_deployment=agent_deployment,
         )
         self._clock = clock
         self._store = Store(limits=base.limits)

@@ -7,7 +7,7 @@
     lkstate record --out FILE (connection flags) [--ui ... | --headless]
     lkstate replay FILE [--ui ...] [--speed N] [--headless]
     lkstate inspect FILE [--step N]                         # timeline + the state at a step
-    lkstate token --api-key KEY --api-secret SECRET [--room R] [--agent-name A]
+    lkstate token --api-key KEY --api-secret SECRET [--room R] [--agent-name A [--agent-deployment D]]
 
 ``demo`` is the one a newcomer runs: it starts (installing it the first time)
 a local livekit-server, registers the offline example agent with it, and opens
@@ -235,6 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--name", help="participant display name")
     token.add_argument("--agent-name", default=os.environ.get("LKSTATE_AGENT_NAME"),
                        help="dispatch this agent when the token's join creates the room")
+    token.add_argument("--agent-deployment", help="the deployment of that agent to dispatch (needs --agent-name)")
     token.add_argument("--ttl", type=float, default=3600.0, help="seconds the token is valid (default %(default)s)")
     token.add_argument("--json", action="store_true",
                        help='print {"server_url": ..., "participant_token": ...} (a token endpoint\'s answer)')
@@ -856,10 +857,13 @@ def _cmd_token(args: argparse.Namespace) -> int:
         )
     if not args.ttl > 0:
         raise LkstateError("The token lifetime must be above zero.", remedy="Pass --ttl in seconds, e.g. --ttl 3600.")
+    if args.agent_deployment is not None and args.agent_name is None:
+        raise LkstateError("--agent-deployment names a deployment of an agent, but no agent is named.",
+                           remedy="Pass --agent-name too ('' for the unnamed agent).")
     source = DevelopmentTokenSource(args.url, args.api_key, args.api_secret, ttl=args.ttl)
     credentials = source.mint(
         TokenRequest(room_name=args.room, participant_identity=args.identity, participant_name=args.name,
-                     agent_name=args.agent_name)
+                     agent_name=args.agent_name, agent_deployment=args.agent_deployment)
     )
     claims = credentials.claims
     if args.json:

@@ -108,7 +108,11 @@ class TokenRequest:
 
     ``agent_name`` asks the server to dispatch that agent when this join creates
     the room; ``agent_name=""`` names the unnamed (automatically dispatched)
-    agent, which is how to pass ``agent_metadata`` to it.
+    agent, which is how to pass ``agent_metadata`` to it. ``agent_deployment``
+    names which deployment of that agent should take the job (the protocol's
+    ``RoomAgentDispatch.deployment``; a worker announces its own with
+    ``LIVEKIT_AGENT_DEPLOYMENT``), as the Swift and JS SDKs let a client pick
+    a staged or pinned version of an agent.
     """
 
     room_name: str | None = None
@@ -120,13 +124,15 @@ class TokenRequest:
     )
     agent_name: str | None = None
     agent_metadata: str | None = None
+    agent_deployment: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.agent_metadata is not None and self.agent_name is None:
-            raise ValueError(
-                "agent_metadata is set but agent_name is not, so there is no agent to give it to; "
-                "pass agent_name='' to dispatch the unnamed agent with this metadata."
-            )
+        for field in ("agent_metadata", "agent_deployment"):
+            if getattr(self, field) is not None and self.agent_name is None:
+                raise ValueError(
+                    f"{field} is set but agent_name is not, so there is no agent to give it to; "
+                    f"pass agent_name='' to dispatch the unnamed agent with this {field.removeprefix('agent_')}."
+                )
 
     @property
     def requests_agent(self) -> bool:
@@ -519,7 +525,7 @@ class EndpointTokenSource:
     Each fetch POSTs JSON with snake_case fields (``room_name``,
     ``participant_name``, ``participant_identity``, ``participant_metadata``,
     ``participant_attributes``, ``room_config: {agents: [{agent_name,
-    metadata}]}``; absent fields are left out) and expects ``server_url`` and
+    metadata, deployment}]}``; absent fields are left out) and expects ``server_url`` and
     ``participant_token`` back (camelCase ``serverUrl`` / ``participantToken``
     are accepted too).
 
@@ -805,6 +811,8 @@ def _request_body(request: TokenRequest) -> dict[str, object]:
         agent: dict[str, object] = {"agent_name": request.agent_name}
         if request.agent_metadata is not None:
             agent["metadata"] = request.agent_metadata
+        if request.agent_deployment is not None:
+            agent["deployment"] = request.agent_deployment
         body["room_config"] = {"agents": [agent]}
     return body
 
@@ -946,6 +954,7 @@ class DevelopmentTokenSource:
                         RoomAgentDispatch(
                             agent_name=request.agent_name,
                             metadata=request.agent_metadata or "",
+                            deployment=request.agent_deployment or "",
                         )
                     ]
                 )

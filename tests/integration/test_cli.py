@@ -283,6 +283,19 @@ def test_token_mints_a_development_token_with_the_room_identity_and_agent(
     assert "room 'kitchen', identity 'alice'" in err and secret not in out + err
 
 
+def test_token_can_name_the_deployment_of_the_agent(capsys: pytest.CaptureFixture[str]) -> None:
+    from livekit.api import TokenVerifier
+
+    secret = "a-development-secret-that-is-32-chars-long"
+    assert main(["token", "--api-key", "devkey", "--api-secret", secret, "--agent-name", "chef",
+                 "--agent-deployment", "staging"]) == 0
+    verified = TokenVerifier("devkey", secret).verify(capsys.readouterr().out.strip())
+    assert verified.room_config is not None
+    assert [(a.agent_name, a.deployment) for a in verified.room_config.agents] == [("chef", "staging")]
+    assert main(["token", "--api-key", "devkey", "--api-secret", secret, "--agent-deployment", "staging"]) == 2
+    assert "no agent is named" in capsys.readouterr().err
+
+
 def test_token_json_is_a_token_endpoint_answer(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["token", "--api-key", "devkey", "--api-secret", "s" * 40, "--url", "wss://example.test", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)

@@ -2,17 +2,23 @@
 
 - Messages keep their stream attributes (components-js #1416) and the agent's
   ``lk.expression`` (livekit-agents 1.8) shows on the message and the agent view.
+- A session can ask for a deployment of its agent (``RoomAgentDispatch.deployment``,
+  Swift #1043).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+
+import pytest
 from typing import Any
 
-from lkstate import Role, Session
+from lkstate import DevelopmentTokenSource, Role, Session
 from lkstate.agent_session import AgentExpression
+from lkstate.errors import AgentUnavailableError
 from lkstate.demo_agent import ScriptedLLM
+from tests.harness.server import LiveKitServer
 from tests.harness.sessions import SessionFactory, agent_sees_user
 
 
@@ -72,3 +78,53 @@ async def test_chat_keeps_the_attributes_its_sender_put_on_the_stream(
     assert message.role is Role.PARTICIPANT and message.text == "see the map"
     assert dict(message.attributes) == {"app.kind": "link", "app.ref": "42", "app.done": "yes"}
     assert message.expression is None
+
+
+# -- dispatching a deployment -------------------------------------------------------------
+
+
+async def dispatched(server: LiveKitServer, room: str) -> list[tuple[str, str]]:
+    """The server's own record of the agents dispatched to ``room``: (name, deployment)."""
+    client = server.api()
+    try:
+        return [(d.agent_name, d.deployment) for d in await client.agent_dispatch.list_dispatch(room)]
+    finally:
+        await client.aclose()
+
+
+def deployment_session(server: LiveKitServer, room: str, agent_name: str, deployment: str, timeout: float) -> Session:
+    tokens = DevelopmentTokenSource(server.url, server.api_key, server.api_secret)
+    return Session(tokens, room_name=room, agent_name=agent_name, agent_deployment=deployment,
+                   agent_connect_timeout=timeout, audio_input=None, audio_output=None, video_input=None)
+
+
+async def test_a_session_can_ask_for_a_deployment_of_its_agent(
+    livekit_server: LiveKitServer, worker_factory: Any, room_name: str
+) -> None:
+    # A worker announces its deployment with LIVEKIT_AGENT_DEPLOYMENT; the
+    # session's token asks for it in the room's agent dispatch.
+    worker = await worker_factory(extra_env={"LIVEKIT_AGENT_DEPLOYMENT": "blue"})
+    session = deployment_session(livekit_server, room_name, worker.agent_name, "blue", 20.0)
+    try:
+        state = await asyncio.wait_for(session.start(), timeout=30)
+        assert state.agent.is_ready
+        assert await dispatched(livekit_server, room_name) == [(worker.agent_name, "blue")]
+    finally:
+        await session.end()
+
+
+async def test_another_deployment_of_the_agent_is_not_dispatched(
+    livekit_server: LiveKitServer, worker_factory: Any, room_name: str
+) -> None:
+    # The deployment is not decoration: livekit-server 1.13 gives the job only
+    # to a worker of the deployment asked for. (A worker of a deployment takes no
+    # job that names none either, so without the field it could never be reached.)
+    worker = await worker_factory(extra_env={"LIVEKIT_AGENT_DEPLOYMENT": "blue"})
+    session = deployment_session(livekit_server, room_name, worker.agent_name, "green", 6.0)
+    try:
+        with pytest.raises(AgentUnavailableError):
+            await asyncio.wait_for(session.start(), timeout=30)
+        assert await dispatched(livekit_server, room_name) == [(worker.agent_name, "green")]
+        assert "received job request" not in worker.log_tail(10_000)
+    finally:
+        await session.end()

@@ -59,7 +59,14 @@ def mint(body: dict[str, Any], *, ttl: float = 600) -> str:
     if agents:
         token = token.with_room_config(
             RoomConfiguration(
-                agents=[RoomAgentDispatch(agent_name=a.get("agent_name", ""), metadata=a.get("metadata", "")) for a in agents]
+                agents=[
+                    RoomAgentDispatch(
+                        agent_name=a.get("agent_name", ""),
+                        metadata=a.get("metadata", ""),
+                        deployment=a.get("deployment", ""),
+                    )
+                    for a in agents
+                ]
             )
         )
     return token.to_jwt()
@@ -163,6 +170,7 @@ async def test_fetch_posts_the_standard_snake_case_request_and_returns_the_minte
         participant_attributes={"lang": "en"},
         agent_name="chef",
         agent_metadata='{"menu": 1}',
+        agent_deployment="staging",
     )
 
     credentials = await endpoint.source(headers={"Authorization": "Bearer abc123"}).fetch(request)
@@ -177,7 +185,7 @@ async def test_fetch_posts_the_standard_snake_case_request_and_returns_the_minte
         "participant_identity": "alice",
         "participant_metadata": '{"plan": "pro"}',
         "participant_attributes": {"lang": "en"},
-        "room_config": {"agents": [{"agent_name": "chef", "metadata": '{"menu": 1}'}]},
+        "room_config": {"agents": [{"agent_name": "chef", "metadata": '{"menu": 1}', "deployment": "staging"}]},
     }
     assert credentials.server_url == LIVEKIT_URL
     assert (credentials.claims.identity, credentials.claims.room) == ("alice", "kitchen")

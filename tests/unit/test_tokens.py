@@ -190,6 +190,12 @@ def test_attributes_given_as_a_dict_or_as_pairs_make_equal_requests() -> None:
     assert from_dict.participant_attributes == (("a", "1"), ("b", "2"))
 
 
+def test_an_agent_deployment_without_an_agent_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="agent_deployment is set but agent_name is not"):
+        TokenRequest(agent_deployment="staging")
+    assert TokenRequest(agent_name="", agent_deployment="staging").requests_agent
+
+
 def test_agent_metadata_without_an_agent_name_is_refused() -> None:
     with pytest.raises(ValueError, match="agent_name"):
         TokenRequest(agent_metadata="{}")
@@ -327,6 +333,7 @@ async def test_dev_source_mints_a_signed_token_honouring_the_whole_request() -> 
         participant_attributes={"lang": "en"},
         agent_name="chef",
         agent_metadata='{"menu": 1}',
+        agent_deployment="staging",
     )
 
     credentials = await dev_source().fetch(request)
@@ -341,7 +348,9 @@ async def test_dev_source_mints_a_signed_token_honouring_the_whole_request() -> 
     assert (verified.video.room_join, verified.video.room) == (True, "kitchen")
     assert verified.video.can_publish and verified.video.can_subscribe and verified.video.can_publish_data
     assert verified.room_config is not None
-    assert [(a.agent_name, a.metadata) for a in verified.room_config.agents] == [("chef", '{"menu": 1}')]
+    assert [(a.agent_name, a.metadata, a.deployment) for a in verified.room_config.agents] == [
+        ("chef", '{"menu": 1}', "staging")
+    ]
 
 
 async def test_dev_source_picks_a_fresh_random_room_and_identity_after_invalidate() -> None:
