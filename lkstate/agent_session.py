@@ -7,12 +7,19 @@ requests. lkstate folds the events into ``state.remote``
 (:class:`RemoteSessionClient`). :func:`timeline` merges transcripts, agent
 items and tool calls into one ordered story; :func:`check_agent_state`
 compares the two reports of the agent's state (attribute and protocol).
+
+RPC both ways lives here too: ``session.register_rpc_method`` answers the
+agent's calls (an :class:`RpcInvocation` each), ``session.perform_rpc`` calls
+the agent, and ``state.rpc`` (:class:`RpcState`) lists the recent
+:class:`RpcCall` s with their :class:`RpcStatus`. The agent's expression
+(``lk.expression``) arrives as an :class:`AgentExpression`.
 """
 
 from __future__ import annotations
 
 from ._core.crosscheck import AgentStateCheck, check_agent_state
 from ._core.messages import AgentExpression
+from ._core.rpc import RpcCall, RpcDirection, RpcState, RpcStatus
 from ._core.exports import publish as _publish
 from ._core.remote_state import (
     AgentConfigUpdateItem,
@@ -43,6 +50,7 @@ from ._core.remote_state import (
 )
 from ._core.timeline import TimelineBuilder, TimelineEntry, timeline
 from ._wire.remote_client import AgentInfo, AgentSessionInfo, FrameworkInfo, RemoteSessionClient, RtcStats
+from ._wire.rpc import RpcHandler, RpcInvocation
 
 __all__ = [
     "AgentConfigUpdateItem",
@@ -68,6 +76,12 @@ __all__ = [
     "OverlappingSpeech",
     "RemoteSessionClient",
     "RemoteSessionState",
+    "RpcCall",
+    "RpcDirection",
+    "RpcHandler",
+    "RpcInvocation",
+    "RpcState",
+    "RpcStatus",
     "RtcStats",
     "SessionUsage",
     "STTUsage",

@@ -25,6 +25,7 @@ __all__ = [
     "ReplayReadOnlyError",
     "DevServerError",
     "BenchmarkError",
+    "RpcCallError",
 ]
 
 
@@ -91,6 +92,20 @@ class RemoteSessionError(LkstateError):
 
 class RequestTimeoutError(RemoteSessionError):
     """The agent did not answer a remote-session request in time."""
+
+
+class RpcCallError(LkstateError):
+    """An RPC call to another participant failed, timed out or was refused.
+
+    ``code`` is the RPC error code (1400 unknown method, 1401 no such
+    participant, 1500 the handler failed, 1502 no answer in time…, or the
+    peer's own code) and ``data`` whatever detail the peer attached.
+    """
+
+    def __init__(self, message: str, *, code: int, data: str | None = None, remedy: str = "") -> None:
+        super().__init__(message, remedy=remedy)
+        self.code = code
+        self.data = data
 
 
 class RecordingError(LkstateError):

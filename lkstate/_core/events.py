@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import attrs
 
+from .rpc import RpcDirection, RpcStatus
 from .state import Attributes, LocalTrackState, PreConnectState, TrackSource
 
 __all__ = [
@@ -43,6 +44,9 @@ __all__ = [
     "AgentSessionPayload",
     "ProblemObserved",
     "ProblemsDismissed",
+    "RpcMethodsChanged",
+    "RpcCallStarted",
+    "RpcCallFinished",
 ]
 
 
@@ -260,6 +264,42 @@ class ProblemsDismissed:
     at: float
 
 
+@attrs.frozen(slots=True)
+class RpcMethodsChanged:
+    """The app registered or unregistered an RPC method; carries the whole new set."""
+
+    at: float
+    methods: tuple[str, ...]
+
+
+@attrs.frozen(slots=True)
+class RpcCallStarted:
+    """An RPC call was made (outgoing) or arrived (incoming).
+
+    ``request`` is the payload only when payloads are kept for this method or call.
+    """
+
+    at: float
+    call_id: str
+    direction: RpcDirection
+    method: str
+    caller: str
+    callee: str
+    request: str | None = None
+
+
+@attrs.frozen(slots=True)
+class RpcCallFinished:
+    """An RPC call came to its end: answered, failed, refused or timed out."""
+
+    at: float
+    call_id: str
+    status: RpcStatus
+    error: str | None = None
+    error_code: int | None = None
+    response: str | None = None
+
+
 Event = (
     StartRequested
     | ConnectFailed
@@ -284,5 +324,8 @@ Event = (
     | AgentSessionPayload
     | ProblemObserved
     | ProblemsDismissed
+    | RpcMethodsChanged
+    | RpcCallStarted
+    | RpcCallFinished
 )
 """Every event the reducer understands."""

@@ -73,6 +73,8 @@ class Limits:
     user's speech, per session event). A person's chat is far below the limit;
     a flood of thousands of streams a second is cut to this rate and reported.
     """
+    max_rpc_calls: int = 50
+    """How many recent RPC calls ``state.rpc.calls`` keeps (oldest dropped first)."""
     stream_burst: int = 50
     """How many streams a participant that is not an agent may open at once before the rate applies."""
     max_session_response_bytes: int = 64 << 20

@@ -32,6 +32,7 @@ from .copiers import evolve as _evolve
 from .messages import AgentExpression, DeliveryStatus, Message, MessageKind, Messages, Role, expression_of
 from .options import Limits
 from .remote_state import RemoteSessionState, apply_remote_payload
+from .rpc import RpcCall, RpcStatus, rpc_finished, rpc_methods, rpc_started
 from .state import (
     AGENT_WIRE_STATES,
     READY_WIRE_STATES,
@@ -696,6 +697,39 @@ def _on_agent_session_payload(state: SessionState, e: ev.AgentSessionPayload, li
     return new
 
 
+def _on_rpc_methods(state: SessionState, e: ev.RpcMethodsChanged, limits: Limits) -> SessionState:
+    del limits
+    rpc = rpc_methods(state.rpc, e.methods)
+    return state if rpc is state.rpc else _evolve(state, rpc=rpc, updated_at=e.at)
+
+
+def _on_rpc_started(state: SessionState, e: ev.RpcCallStarted, limits: Limits) -> SessionState:
+    call = RpcCall(
+        id=e.call_id,
+        direction=e.direction,
+        method=e.method,
+        caller=e.caller,
+        callee=e.callee,
+        status=RpcStatus.PENDING,
+        started_at=e.at,
+        request=e.request,
+    )
+    rpc = rpc_started(state.rpc, call, limits.max_rpc_calls)
+    return state if rpc is state.rpc else _evolve(state, rpc=rpc, updated_at=e.at)
+
+
+def _on_rpc_finished(state: SessionState, e: ev.RpcCallFinished, limits: Limits) -> SessionState:
+    rpc = rpc_finished(
+        state.rpc, e.call_id, at=e.at, status=e.status, error=e.error, error_code=e.error_code, response=e.response
+    )
+    if rpc is state.rpc:
+        return state
+    new = _evolve(state, rpc=rpc, updated_at=e.at)
+    if e.status is RpcStatus.REFUSED and e.error:
+        new = _with_problem(new, e.at, "rpc", e.error, limits)  # someone tried what they may not
+    return new
+
+
 def _on_problem(state: SessionState, e: ev.ProblemObserved, limits: Limits) -> SessionState:
     return _with_problem(state, e.at, e.source, e.message, limits)
 
@@ -731,4 +765,7 @@ _HANDLERS: dict[type[Any], Callable[[SessionState, Any, Limits], SessionState]] 
     ev.AgentSessionPayload: _on_agent_session_payload,
     ev.ProblemObserved: _on_problem,
     ev.ProblemsDismissed: _on_problems_dismissed,
+    ev.RpcMethodsChanged: _on_rpc_methods,
+    ev.RpcCallStarted: _on_rpc_started,
+    ev.RpcCallFinished: _on_rpc_finished,
 }

@@ -18,6 +18,7 @@ import attrs
 
 from .messages import AgentExpression, Messages
 from .remote_state import RemoteSessionState
+from .rpc import RpcState
 
 __all__ = [
     "ConnectionStatus",
@@ -320,6 +321,8 @@ class SessionState:
     items with metrics, tool calls, handoffs, usage, agent-reported errors."""
     participants: tuple[RemoteParticipant, ...] = ()
     """Every remote participant in the room, in order of arrival."""
+    rpc: RpcState = RpcState()
+    """RPC between the app and the agent: the methods the app answers and recent calls both ways."""
     problems: tuple[Problem, ...] = ()
     """Recent problems, oldest first (bounded by ``Limits.max_problems``)."""
     requested_agent: str | None = None

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Literal, TypeVar
 
@@ -51,6 +51,7 @@ from .._core.options import SessionOptions
 from .._wire.remote_client import RemoteSessionClient
 from .._core.remote_state import MessageItem
 from .._wire.room_source import TOPIC_AGENT_SESSION, TOPIC_CHAT, RoomSource
+from .._wire.rpc import RpcBridge, RpcHandler
 from .._media.speaker import AudioOutput, SpeakerController
 from .._core.state import AgentStatus, ConnectionStatus, SessionState, TrackSource
 from .._core.store import Store
@@ -168,6 +169,7 @@ class Session:
         self._video_wanted: dict[TrackSource, bool] = {}
         self._microphone_wanted = True
         self._remote = RemoteSessionClient(self._send_session_message)
+        self._rpc = RpcBridge(self._dispatch, clock=clock)
         self._watch: DisposableBase = self._store.states.subscribe(self._on_state)
 
     # -- reading the state ---------------------------------------------------------
@@ -343,8 +345,10 @@ class Session:
                 server_url=credentials.server_url,
             )
         )
-        if self._source is not None:
-            self._source.seed()
+        source = self._source
+        if source is not None:
+            source.seed()
+        self._rpc.attach(room, source.wait_known if source is not None else None)
         if self._mic is not None:
             await self._mic.attach(room)
         if self._speaker is not None:
@@ -435,6 +439,72 @@ class Session:
         message = self.state.messages.get(message_id)
         assert message is not None
         return message
+
+    # -- RPC ------------------------------------------------------------------------------
+
+    def register_rpc_method(
+        self,
+        method: str,
+        handler: RpcHandler,
+        *,
+        allowed_callers: Iterable[str] | None = None,
+        keep_payloads: bool = False,
+    ) -> None:
+        """Answer RPC calls of ``method`` with ``handler`` — how an agent's tool asks the app something.
+
+        The handler gets an :class:`~lkstate.agent_session.RpcInvocation` and
+        returns (or awaits) the answer as a string; raising
+        ``livekit.rtc.RpcError`` sends the caller that error, anything else an
+        application error. Only the agent (participants of kind agent) may call
+        by default; ``allowed_callers`` replaces that with exactly those
+        identities. Refused calls, failures and timeouts appear in
+        ``state.rpc.calls`` (and refusals in ``state.problems``) in words;
+        payloads only with ``keep_payloads``. May be called before
+        :meth:`start`; the method stays registered across reconnects and
+        restarts until :meth:`unregister_rpc_method`. Registering a method again
+        replaces its handler.
+        """
+        self._rpc.register(method, handler, allowed_callers=allowed_callers, keep_payloads=keep_payloads)
+
+    def unregister_rpc_method(self, method: str) -> None:
+        """Stop answering ``method`` (nothing happens if it is not registered)."""
+        self._rpc.unregister(method)
+
+    async def perform_rpc(
+        self,
+        method: str,
+        payload: str = "",
+        *,
+        destination: str | None = None,
+        timeout: float = 10.0,
+        keep_payloads: bool = False,
+    ) -> str:
+        """Call ``method`` on the agent (or on ``destination``) and return its answer.
+
+        ``timeout`` is how long to wait for the answer (seconds). The call is
+        in ``state.rpc.calls`` while it runs and after, with its outcome;
+        the payloads only with ``keep_payloads``. Raises
+        :class:`~lkstate.errors.RpcCallError` (with the RPC ``code``) when the
+        call fails or times out, :class:`~lkstate.SessionClosedError` when not
+        connected and :class:`~lkstate.AgentUnavailableError` when no agent is
+        there to call.
+        """
+        room = self._room
+        if room is None or self.state.connection.status is ConnectionStatus.DISCONNECTED:
+            raise SessionClosedError(
+                f"The session is not connected, so {method!r} was not called.", remedy="Call start() first."
+            )
+        if destination is None:
+            destination = self.state.agent.identity
+            if destination is None:
+                raise AgentUnavailableError(
+                    f"There is no agent in the room to call {method!r} on.",
+                    remedy="Wait until state.agent.is_connected, or name the destination.",
+                )
+        return await self._rpc.perform(
+            room, destination=destination, method=method, payload=payload, timeout=timeout,
+            keep_payloads=keep_payloads,
+        )
 
     async def _until_agent_can_see_us(self) -> None:
         """Hold chat until the agent can have seen the user join (bounded).
@@ -698,6 +768,7 @@ class Session:
         speaker, self._speaker = self._speaker, None
         videos, self._video = list(self._video.values()), {}
         await self._remote.aclose()  # waiting requests fail now rather than time out later
+        self._rpc.detach()
         if mic is not None:
             await mic.detach(
                 expected=self._ending, reason=None if dispatch_disconnect else "The session could not connect."

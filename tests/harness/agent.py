@@ -33,16 +33,77 @@ from pathlib import Path
 from typing import Any, Literal
 
 from livekit import api, rtc
-from livekit.agents import AgentSession, room_io
+from livekit.agents import AgentSession, function_tool, get_job_context, room_io
 from livekit.agents.testing import fake_job_context
 
-from lkstate.demo_agent import DemoAgent, ScriptedLLM, ScriptedSTT, ToneTTS, build_session, room_options
+from lkstate.demo_agent import DemoAgent, ScriptedLLM, ScriptedSTT, ToneTTS, ToolRule, build_session, room_options
 
 from .server import REPO_ROOT, LiveKitServer
 
-__all__ = ["InProcessAgent", "start_agent", "WorkerProcess", "start_worker"]
+__all__ = [
+    "InProcessAgent",
+    "start_agent",
+    "WorkerProcess",
+    "start_worker",
+    "RpcAgent",
+    "WHERE_AM_I_RULE",
+]
 
 logger = logging.getLogger(__name__)
+
+
+WHERE_AM_I_RULE = ToolRule(r"where am i", "where_is_the_user")
+"""Give to a ScriptedLLM so "where am I?" makes the agent call :meth:`RpcAgent.where_is_the_user`."""
+
+
+class RpcAgent(DemoAgent):
+    """The demo agent with RPC both ways, as a real agent would use it.
+
+    Its function tool ``where_is_the_user`` asks the user's app through RPC
+    (method ``get_location``) and says the answer; the app's error or silence
+    becomes what it says instead. On entering it registers ``agent.state``,
+    which answers the session's agent state, for the app to call.
+    """
+
+    def __init__(self, *, rpc_timeout: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rpc_timeout = rpc_timeout
+        self.rpc_answers: list[str] = []
+        """What the tool got back (the answer or the error), in order."""
+
+    def _room(self) -> rtc.Room:
+        """The job's room; in-process (``start_agent``) the job context is gone after start, so the session's."""
+        context = get_job_context(required=False)
+        return context.room if context is not None else self.session.room_io.room
+
+    async def on_enter(self) -> None:
+        await super().on_enter()
+        room = self._room()
+
+        async def agent_state(data: rtc.RpcInvocationData) -> str:
+            del data
+            return str(self.session.agent_state)
+
+        room.local_participant.register_rpc_method("agent.state", agent_state)
+
+    @function_tool
+    async def where_is_the_user(self) -> str:
+        """Ask the user's app where the user is."""
+        room = self._room()
+        user = self.session.room_io.linked_participant
+        assert user is not None, "the agent answers a linked user"
+        try:
+            answer = await room.local_participant.perform_rpc(
+                destination_identity=user.identity,
+                method="get_location",
+                payload='{"precision": "city"}',
+                response_timeout=self.rpc_timeout,
+            )
+        except rtc.RpcError as error:
+            self.rpc_answers.append(f"error {error.code}")
+            return f"Your app could not tell me: {error.message}."
+        self.rpc_answers.append(answer)
+        return f"You are in {answer}."
 
 
 class InProcessAgent:
