@@ -153,7 +153,10 @@ class RpcBridge:
         self._registrations[method] = _Registration(handler, allowed, keep_payloads)
         room = self._room
         if room is not None:
-            room.local_participant.register_rpc_method(method, self._handler_for(method))
+            try:
+                room.local_participant.register_rpc_method(method, self._handler_for(method))
+            except Exception:  # a connection on its way out: the next room gets it
+                logger.info("Could not register the RPC method %r with the room now", method, exc_info=True)
         self._emit(ev.RpcMethodsChanged(at=self._clock(), methods=self.methods))
 
     def unregister(self, method: str) -> None:
@@ -161,7 +164,10 @@ class RpcBridge:
             return
         room = self._room
         if room is not None:
-            room.local_participant.unregister_rpc_method(method)
+            try:
+                room.local_participant.unregister_rpc_method(method)
+            except Exception:  # a connection on its way out takes its handlers with it
+                logger.info("Could not unregister the RPC method %r from the room now", method, exc_info=True)
         self._emit(ev.RpcMethodsChanged(at=self._clock(), methods=self.methods))
 
     # -- connection ---------------------------------------------------------------------

@@ -296,3 +296,21 @@ async def test_the_app_calls_a_method_the_agent_registered(
     assert failed.status is RpcStatus.FAILED
     assert failed.error == f"{agent.identity!r} has no RPC method 'agent.nope' (or does not let this app call it)."
     assert str(unknown.value).startswith(failed.error)
+
+
+async def test_methods_registered_while_connected_answer_at_once_and_unregistered_ones_stop(
+    make_session: SessionFactory, room_name: str, peer_factory: Any
+) -> None:
+    helper = await peer_factory(room_name, "agent-helper", kind="agent", attributes={"lk.agent.state": "listening"})
+    session = make_session()
+    await asyncio.wait_for(session.start(), timeout=15)
+    user = session.state.connection.local_identity
+    assert user is not None
+    session.register_rpc_method("ui.confirm", lambda invocation: "yes")
+    assert await helper.local.perform_rpc(destination_identity=user, method="ui.confirm", payload="") == "yes"
+    session.unregister_rpc_method("ui.confirm")
+    assert session.state.rpc.methods == ()
+    with pytest.raises(rtc.RpcError) as gone:
+        await helper.local.perform_rpc(destination_identity=user, method="ui.confirm", payload="")
+    assert gone.value.code == 1400
+    assert [c.status for c in session.state.rpc.calls] == [RpcStatus.SUCCEEDED]
