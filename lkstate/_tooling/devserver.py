@@ -84,7 +84,7 @@ def _quiet(message: str) -> None:
 
 def checkout_root() -> Path | None:
     """The lkstate source checkout this module runs from, or ``None`` when installed normally."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # <root>/lkstate/_tooling/devserver.py
     if (root / "pyproject.toml").is_file() and (root / "scripts" / "install-livekit-server").is_file():
         return root
     return None
