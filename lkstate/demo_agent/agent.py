@@ -213,6 +213,11 @@ async def entrypoint(ctx: JobContext) -> None:
     )
 
 
+def _no_load() -> float:
+    """The load the demo worker reports: none, whatever the machine's CPU is doing."""
+    return 0.0
+
+
 def create_server(
     *,
     agent_name: str = DEFAULT_AGENT_NAME,
@@ -228,7 +233,10 @@ def create_server(
     starts in milliseconds where a job process needs seconds. The health
     endpoint listens on a free port of ``http_host`` (never the fixed 8081 of
     production mode, so several workers can share a machine), and load
-    shedding is off: a busy laptop must not refuse its only demo job.
+    shedding is off: a busy laptop must not refuse its only demo job. That
+    takes two settings: ``load_threshold=inf`` keeps the worker saying it is
+    available, and a load that always reads 0 keeps livekit-server (which
+    passes over a worker reporting full CPU) dispatching to it.
     """
     server = AgentServer(
         job_executor_type=executor,
@@ -239,6 +247,7 @@ def create_server(
         port=0,
         num_idle_processes=1,
         load_threshold=math.inf,
+        load_fnc=_no_load,
         drain_timeout=5,
         shutdown_process_timeout=5.0,
     )
