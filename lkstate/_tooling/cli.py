@@ -3,6 +3,7 @@
 ::
 
     lkstate demo [--ui textual|qt|gradio] [--camera default|pattern|none] [--headless]
+    lkstate serve [--agent-name NAME] [--env-file FILE]     # the demo's server + agent, for your program
     lkstate connect --url URL --token TOKEN | --token-endpoint URL [--ui ...] [--camera ...]
     lkstate record --out FILE (connection flags) [--ui ... | --headless]
     lkstate replay FILE [--ui ...] [--speed N] [--headless]
@@ -14,7 +15,9 @@ a local livekit-server, registers the offline example agent with it, and opens
 a front end talking to that agent; quitting, Ctrl-C or a closed terminal stop
 everything it started. ``--headless`` does the same without a UI — connect,
 say hello, print the agent's reply and every state change, exit — which is
-how CI runs it. ``--camera`` picks what the front end's camera button sends:
+how CI runs it. ``serve`` starts the same server and agent but keeps no
+session of its own: it prints the environment another program needs to reach
+them (the README's example, ``lkstate connect``) and runs until Ctrl-C. ``--camera`` picks what the front end's camera button sends:
 the machine's camera (``default``), generated colour bars (``pattern``, a
 working camera on a machine without one) or nothing (``none``).
 
@@ -34,6 +37,7 @@ import importlib
 import logging
 import math
 import os
+import shlex
 import signal
 import sys
 import time
@@ -169,6 +173,20 @@ def _parser() -> argparse.ArgumentParser:
     add_camera_argument(demo)
     demo.set_defaults(run=_cmd_demo, command="demo")
 
+    serve = commands.add_parser(
+        "serve",
+        help="run a local LiveKit server and the example agent for your own program to talk to",
+        description="Start what `lkstate demo` starts (a local livekit-server and the offline example "
+        "agent) without a front end, print the environment another program needs to reach them "
+        "(LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET, LKSTATE_AGENT_NAME) as shell `export` "
+        "lines, and keep them running until Ctrl-C, which stops both.",
+    )
+    serve.add_argument("--agent-name", default=DEMO_AGENT, help="the name the example agent registers (default %(default)s)")
+    serve.add_argument("--greeting", default=None, help="what the agent says when you join (default: its hello; '' for none)")
+    serve.add_argument("--env-file", metavar="FILE",
+                       help="also write the export lines into FILE (for `source FILE`); removed when serve stops")
+    serve.set_defaults(run=_cmd_serve, command="serve")
+
     connect = commands.add_parser(
         "connect",
         help="open a front end connected to any LiveKit deployment",
@@ -303,6 +321,46 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         progress(f"opening the {args.ui} front end ({_quit_hint(args.ui)})")
         _open_live_ui(args.ui, ui, spec, server=server)
     return 0
+
+
+def _serve_environment(server: DevServer, agent_name: str) -> dict[str, str]:
+    """What a program needs to reach ``server`` and have ``agent_name`` dispatched: what ``token_source_from_env`` reads."""
+    return {**server.env(), "LKSTATE_AGENT_NAME": agent_name}
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    progress = _progress("serve")
+    with dev_environment(agent_name=args.agent_name, greeting=args.greeting, progress=progress) as (server, worker):
+        lines = "".join(f"export {name}={shlex.quote(value)}\n"
+                        for name, value in _serve_environment(server, args.agent_name).items())
+        env_file = args.env_file
+        try:
+            if env_file:
+                # Written whole, then renamed: whoever waits for the file never reads half of it.
+                partial = f"{env_file}.partial"
+                with open(partial, "w", encoding="utf-8") as f:
+                    f.write(lines)
+                os.replace(partial, env_file)
+            sys.stdout.write(lines)
+            sys.stdout.flush()
+            where = f" (also in {env_file})" if env_file else ""
+            progress(f"ready: set the environment above{where} in another terminal and run your program; "
+                     "Ctrl-C stops the agent and the server")
+            try:
+                while server.is_running() and worker.is_running():
+                    time.sleep(0.25)
+            except (KeyboardInterrupt, _Terminated):
+                return 0  # the way to stop it; the with-block stops the worker, then the server
+            stopped, log = ("livekit-server", server.log_tail()) if not server.is_running() else (
+                "the demo agent", worker.log_tail())
+            raise LkstateError(
+                f"{stopped} stopped on its own, so `lkstate serve` stops too. The end of its log:\n{log}",
+                remedy="Read the log above; rerun `lkstate serve` with --log-level INFO for more.",
+            )
+        finally:
+            if env_file:
+                with contextlib.suppress(OSError):
+                    os.remove(env_file)
 
 
 def _cmd_connect(args: argparse.Namespace) -> int:

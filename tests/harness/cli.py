@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import time
 from pathlib import Path
 
-__all__ = ["lkstate_command", "ctrl_c_works"]
+__all__ = ["lkstate_command", "ctrl_c_works", "marked_env", "processes_marked", "assert_nothing_left"]
 
 
 def lkstate_command() -> list[str]:
@@ -26,3 +28,36 @@ def ctrl_c_works() -> None:
     has the default disposition; this gives the command that one.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def marked_env(marker: str) -> dict[str, str]:
+    """The environment with a marker every process the command starts inherits (to find leftovers)."""
+    return {**os.environ, "LKSTATE_TEST_MARKER": marker, "PYTHONUNBUFFERED": "1"}
+
+
+def processes_marked(marker: str) -> list[str]:
+    """Command lines of live processes whose environment carries ``marker``."""
+    found: list[str] = []
+    needle = f"LKSTATE_TEST_MARKER={marker}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle not in f.read():
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue  # a zombie already dead, waiting for its (gone) parent's wait
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                found.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found
+
+
+def assert_nothing_left(marker: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (left := processes_marked(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"processes outlived the command: {left}"

@@ -22,7 +22,7 @@ import pytest
 
 from lkstate._session.recording import read_recording
 from tests.harness.server import LiveKitServer, find_livekit_server
-from tests.harness.cli import ctrl_c_works, lkstate_command
+from tests.harness.cli import assert_nothing_left, ctrl_c_works, lkstate_command, marked_env, processes_marked
 
 REPO = Path(__file__).resolve().parents[2]
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -41,39 +41,6 @@ def _needs_a_server_binary() -> None:
         if os.environ.get("LKSTATE_ALLOW_SKIP") == "1":
             pytest.skip(message)
         pytest.fail(message, pytrace=False)
-
-
-def marked_env(marker: str) -> dict[str, str]:
-    """The environment with a marker every process the command starts inherits (to find leftovers)."""
-    return {**os.environ, "LKSTATE_TEST_MARKER": marker, "PYTHONUNBUFFERED": "1"}
-
-
-def processes_marked(marker: str) -> list[str]:
-    """Command lines of live processes whose environment carries ``marker``."""
-    found: list[str] = []
-    needle = f"LKSTATE_TEST_MARKER={marker}".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle not in f.read():
-                    continue
-            with open(f"/proc/{entry}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue  # a zombie already dead, waiting for its (gone) parent's wait
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                found.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
-        except OSError:
-            continue
-    return found
-
-
-def assert_nothing_left(marker: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (left := processes_marked(marker)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not left, f"processes outlived the command: {left}"
 
 
 def test_demo_headless_talks_to_the_agent_records_and_leaves_nothing_behind(tmp_path: Path) -> None:
