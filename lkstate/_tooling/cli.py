@@ -334,13 +334,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         lines = "".join(f"export {name}={shlex.quote(value)}\n"
                         for name, value in _serve_environment(server, args.agent_name).items())
         env_file = args.env_file
+        written = False
         try:
             if env_file:
                 # Written whole, then renamed: whoever waits for the file never reads half of it.
                 partial = f"{env_file}.partial"
-                with open(partial, "w", encoding="utf-8") as f:
-                    f.write(lines)
-                os.replace(partial, env_file)
+                try:
+                    with open(partial, "w", encoding="utf-8") as f:
+                        f.write(lines)
+                    os.replace(partial, env_file)
+                    written = True
+                except OSError as error:
+                    with contextlib.suppress(OSError):
+                        os.remove(partial)
+                    raise LkstateError(
+                        f"Could not write the environment into {env_file}: {error.strerror or error}.",
+                        remedy="Pass --env-file a path in a directory you can write to.",
+                    ) from None
             sys.stdout.write(lines)
             sys.stdout.flush()
             where = f" (also in {env_file})" if env_file else ""
@@ -358,7 +368,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 remedy="Read the log above; rerun `lkstate serve` with --log-level INFO for more.",
             )
         finally:
-            if env_file:
+            if written:
                 with contextlib.suppress(OSError):
                     os.remove(env_file)
 

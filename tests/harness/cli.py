@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-__all__ = ["lkstate_command", "ctrl_c_works", "marked_env", "processes_marked", "assert_nothing_left"]
+__all__ = [
+    "lkstate_command", "ctrl_c_works", "marked_env", "processes_marked", "assert_nothing_left", "start_serve", "stop",
+]
+
+SERVE_VARIABLES = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LKSTATE_AGENT_NAME")
+"""What `lkstate serve` prints, as ``export NAME=value`` lines, once the agent is registered."""
 
 
 def lkstate_command() -> list[str]:
@@ -61,3 +68,37 @@ def assert_nothing_left(marker: str, timeout: float = 10.0) -> None:
     while (left := processes_marked(marker)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not left, f"processes outlived the command: {left}"
+
+
+def start_serve(marker: str, *arguments: str) -> tuple[subprocess.Popen[str], dict[str, str], list[str]]:
+    """`lkstate serve` as a person starts it; returns it, the environment it printed, and its progress so far."""
+    process = subprocess.Popen(
+        [*lkstate_command(), "serve", *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=marked_env(marker), preexec_fn=ctrl_c_works,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    printed: dict[str, str] = {}
+    for line in process.stdout:  # the export lines, printed once the agent is registered
+        words = shlex.split(line)
+        assert words[0] == "export" and len(words) == 2, f"not an export line: {line!r}"
+        name, value = words[1].split("=", 1)
+        printed[name] = value
+        if len(printed) == len(SERVE_VARIABLES):
+            break
+    progress: list[str] = []
+    for line in process.stderr:
+        progress.append(line)
+        if "ready:" in line:
+            break
+    return process, printed, progress
+
+
+def stop(process: subprocess.Popen[str], how: signal.Signals) -> str:
+    """Send ``how`` and wait for the process to end; what it wrote on stderr meanwhile."""
+    try:
+        process.send_signal(how)
+        _, rest = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return rest

@@ -264,7 +264,7 @@ def test_a_replay_speed_must_be_a_positive_number() -> None:
 def test_without_a_command_the_help_is_shown() -> None:
     result = run_cli()
     assert result.returncode == 2
-    for command in ("demo", "connect", "record", "replay", "inspect", "token", "bench"):
+    for command in ("demo", "serve", "connect", "record", "replay", "inspect", "token", "bench"):
         assert command in result.stderr
 
 
