@@ -235,8 +235,10 @@ def create_server(
     production mode, so several workers can share a machine), and load
     shedding is off: a busy laptop must not refuse its only demo job. That
     takes two settings: ``load_threshold=inf`` keeps the worker saying it is
-    available, and a load that always reads 0 keeps livekit-server (which
-    passes over a worker reporting full CPU) dispatching to it.
+    available, and a load that always reads 0 keeps livekit-server dispatching
+    to it: the server weighs each worker by ``max(0, 1 - load)``
+    (``JobRequestAffinity`` in v1.13.5's ``pkg/service/agentservice.go``), so a
+    worker reporting a saturated CPU gets no job at all ("no servers available").
     """
     server = AgentServer(
         job_executor_type=executor,
