@@ -121,11 +121,17 @@ MAX_MESSAGE_BYTES = 4096
 """A message larger than this closes the channel."""
 MAX_BAD_MESSAGES = 250
 """Wrongly sized or unreadable messages a channel may send (5 s of frames) before it is closed."""
-MAX_BURST_FRAMES = 100
-"""Frames a page may send ahead of real time (2 s: a network stall catching up); more are a flood."""
-MICROPHONE_QUEUE_SECONDS = 1.0
-SPEAKER_QUEUE_FRAMES = 10
-"""Frames of the agent's voice (200 ms) waiting for a page; older ones are dropped."""
+MAX_BURST_FRAMES = 500
+"""Frames a page may send ahead of real time (10 s); more are a flood.
+
+As much as the page holds back while its channel opens (speech from the
+moment of Connect, which it sends at once when the channel is ready); beyond
+that burst a page may send no faster than real time."""
+MICROPHONE_QUEUE_SECONDS = 10.0
+"""Microphone audio that may wait for the session to read it: from Connect until the session
+has started (seconds on a loaded server); older audio is dropped."""
+SPEAKER_QUEUE_FRAMES = 25
+"""Frames of the agent's voice (500 ms) waiting for a page; older ones are dropped."""
 STALLED_SECONDS = 5.0
 """A page that takes no frame for this long while audio waits has stopped reading: its channel is closed."""
 
@@ -337,7 +343,14 @@ class VoiceLink:
                     else:
                         tokens -= 1.0
                         self.counts.frames_in += 1
+                        dropped = self.microphone.dropped_frames
                         self.microphone.push(data)
+                        if self.microphone.dropped_frames > dropped:
+                            self.problem(
+                                "unread",
+                                f"The session read none of the page's microphone audio for "
+                                f"{MICROPHONE_QUEUE_SECONDS:.0f} s; the oldest was dropped.",
+                            )
             elif text is not None and not _is_note(text):
                 self.counts.unreadable += 1
                 bad += 1
@@ -374,6 +387,19 @@ class VoiceLink:
             except Exception:  # the page went away; the receiver ends the channel
                 return
             self.counts.frames_out += 1
+
+    def drop(self, code: int = 1011, reason: str = "The server dropped the audio channel.") -> bool:
+        """Close the tab's channel now, from any thread (the page says so in words); ``False`` if none is open."""
+        with self._lock:
+            socket, wake = self._socket, self._wake
+        if socket is None or wake is None:
+            return False
+        loop = wake[0]
+        try:
+            asyncio.run_coroutine_threadsafe(_close(socket, code, reason), loop)
+        except RuntimeError:
+            return False
+        return True
 
     async def aclose(self) -> None:
         """The tab went away: close its channel and stop its microphone."""
@@ -437,6 +463,11 @@ class BrowserVoice:
     def __len__(self) -> int:
         with self._lock:
             return len(self._by_secret)
+
+    def keys(self) -> tuple[str, ...]:
+        """The tabs that have a bound link."""
+        with self._lock:
+            return tuple(self._by_key)
 
     async def release(self, key: str) -> None:
         """The tab ``key`` went away: close its channel; its secret opens nothing any more."""

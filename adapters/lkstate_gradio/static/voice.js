@@ -75,6 +75,7 @@
     micLevel: 0,
     agentLevel: 0,
     waiters: [],
+    timing: {},
   };
 
   function link() {
@@ -186,6 +187,7 @@
     say("starting");
     const processing = el.dataset.processing !== "off";
     let stream;
+    voice.timing.askedAt = performance.now();
     try {
       stream = await navigator.mediaDevices.getUserMedia({
         audio: {
@@ -209,6 +211,7 @@
       stream.getTracks().forEach((t) => t.stop());
       return;
     }
+    voice.timing.openedAt = performance.now();
     voice.stream = stream;
     voice.source = ctx.createMediaStreamSource(stream);
     voice.capture = new AudioWorkletNode(ctx, "lk-capture", { numberOfOutputs: 1, outputChannelCount: [1] });
@@ -228,6 +231,7 @@
   }
 
   function sendFrame(pcm) {
+    if (voice.timing.firstFrameAt === undefined) voice.timing.firstFrameAt = performance.now();
     if (!voice.micWanted) return;
     if (voice.ready && voice.ws && voice.ws.readyState === WebSocket.OPEN) {
       voice.ws.send(pcm);
@@ -430,6 +434,9 @@
     },
     get agentLevel() {
       return voice.agentLevel;
+    },
+    get timing() {
+      return { ...voice.timing };
     },
     now: () => (voice.ctx ? voice.ctx.currentTime : null),
     tap: () => (voice.player ? (voice.player.port.postMessage("tap"), true) : false),
