@@ -130,8 +130,13 @@ that burst a page may send no faster than real time."""
 MICROPHONE_QUEUE_SECONDS = 10.0
 """Microphone audio that may wait for the session to read it: from Connect until the session
 has started (seconds on a loaded server); older audio is dropped."""
-SPEAKER_QUEUE_FRAMES = 25
-"""Frames of the agent's voice (500 ms) waiting for a page; older ones are dropped."""
+SPEAKER_QUEUE_FRAMES = 50
+"""Frames of the agent's voice (1 s) waiting for a page; older ones are dropped.
+
+Generous, because a dropped frame is a hole in a word while a late one is
+not: the page's player catches up by skipping the silences between words
+(see ``static/voice-worklet.js``). On two cores under a load average of 12 the
+server's loop was seen stalling for over half a second."""
 STALLED_SECONDS = 5.0
 """A page that takes no frame for this long while audio waits has stopped reading: its channel is closed."""
 

@@ -364,3 +364,135 @@ async def test_two_tabs_at_once_each_agent_hears_only_its_own_tab(
         samples = np.frombuffer(heard, dtype=np.int16).astype(np.float64)
         strangers = [w for w in locate(samples, other.spoken.astype(np.float64)) if w.score >= RECOGNISED]
         assert not strangers, "an agent heard the other tab's visitor"
+
+
+# ------------------------------------------------------------------------ the agent's voice in the page
+
+
+@attrs.frozen
+class Played:
+    """What the page's player put out, from its tap: samples and the audio clock of the first."""
+
+    start: float
+    rate: int
+    samples: npt.NDArray[np.float64]
+
+    def at(self, index: int) -> float:
+        return self.start + index / self.rate
+
+
+async def played(page: Any) -> Played:
+    answer = await page.evaluate("lkVoice.played()")
+    assert answer is not None, "the page has no player"
+    pcm = np.frombuffer(base64.b64decode(answer["pcm"]), dtype=np.int16).astype(np.float64) / 32768
+    return Played(float(answer["start"]), int(answer["rate"]), pcm)
+
+
+@attrs.frozen
+class Word:
+    start: float
+    """Seconds into the audio."""
+    seconds: float
+    hertz: float
+
+
+def words_in(samples: npt.NDArray[np.float64], rate: int) -> list[Word]:
+    """The tone words in ``samples``, each with its pitch and how long it sounded.
+
+    A word is a run of 1 ms blocks louder than a tenth of the loudest. A late
+    packet the page's jitter buffer could not hide puts a few ms of silence in
+    a word (the player waits to refill 60 ms); so consecutive runs of one pitch
+    (within 1.5 %; the tone's neighbouring words differ by 4 % or more) are
+    one word, and its length is the time it sounded, the silence left out.
+    """
+    block = rate // 1000
+    blocks = samples[: len(samples) // block * block].reshape(-1, block)
+    level = np.sqrt(np.mean(blocks * blocks, axis=1))
+    if len(level) == 0 or level.max() <= 0:
+        return []
+    loud = level > level.max() / 10
+    runs: list[list[int]] = []
+    for index in np.flatnonzero(loud):
+        if runs and index - runs[-1][1] <= 5:
+            runs[-1][1] = int(index)
+        else:
+            runs.append([int(index), int(index)])
+    words: list[Word] = []
+    for first, last in runs:
+        if last - first + 1 < 20:
+            continue  # too short to have a pitch: a sliver a refill cut off
+        piece = samples[first * block : (last + 1) * block]
+        spectrum = np.abs(np.fft.rfft(piece * np.hanning(len(piece)), 1 << 18))
+        hertz = float(np.argmax(spectrum)) * rate / (1 << 18)
+        seconds = (last - first + 1) / 1000
+        if words and abs(words[-1].hertz - hertz) <= 0.015 * hertz:
+            previous = words[-1]
+            words[-1] = Word(previous.start, previous.seconds + seconds, previous.hertz)
+        else:
+            words.append(Word(first / 1000, seconds, hertz))
+    return words
+
+
+async def open_connected(serve_demo: ServeDemo, chromium: Launch, room_name: str, **options: Any) -> tuple[GradioDemo, Any]:
+    demo, url = await serve_demo(room_name=room_name, **options)
+    browser = await chromium()
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await open_tab(context, url)
+    await page.get_by_role("button", name="Connect", exact=True).click()
+    await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=20_000)
+    await page.wait_for_function("window.lkVoice && lkVoice.ready")
+    return demo, page
+
+
+async def test_the_agents_voice_plays_in_the_page_as_spoken_and_its_bars_move(
+    serve_demo: ServeDemo, chromium: Launch, room_name: str, agent_factory: Any
+) -> None:
+    agent = await agent_factory(room_name)
+    demo, page = await open_connected(serve_demo, chromium, room_name, audio_input=None)
+    await expect(page.locator("#lk-voice .lk-voice-words")).to_have_text("You hear the agent here; type to talk to it.")
+    assert await page.evaluate("lkVoice.tap()")
+    text = "alpha bravo charlie delta echo"
+    handle = agent.session.say(text)
+    await page.wait_for_function("lkVoice.agentLevel > 0.01", timeout=10_000)
+    await page.wait_for_function("Math.max(...lkVoice.bars) > 0.3")  # the visualizer shows the voice
+    await page.screenshot(path=str(screenshot_path("gradio-voice-01-agent-speaking.png")))
+    await handle.wait_for_playout()
+    await asyncio.sleep(0.5)  # the last frames cross to the page and its jitter buffer
+    heard = await played(page)
+
+    rendered = np.frombuffer(agent.tts.render(text), dtype=np.int16).astype(np.float64) / 32768
+    expected = words_in(rendered, agent.tts.sample_rate)
+    got = words_in(heard.samples, heard.rate)
+    stats = await page.evaluate("lkVoice.stats()")
+    assert len(expected) == 5 and len(got) == len(expected), f"the page played {got}, the agent said {expected}"
+    for want, have in zip(expected, got):
+        assert abs(have.hertz - want.hertz) <= 0.01 * want.hertz, f"pitch {have} is not {want}"
+        assert abs(have.seconds - want.seconds) <= 0.03, f"length {have} is not {want} (player: {stats})"
+    link = demo.voice.get(tab_key(demo))
+    assert link is not None and link.counts.out_dropped == 0 and stats["droppedSamples"] == 0
+
+
+async def test_an_interrupted_agent_stops_at_once_in_the_page(
+    serve_demo: ServeDemo, chromium: Launch, room_name: str, agent_factory: Any
+) -> None:
+    agent = await agent_factory(room_name)
+    demo, page = await open_connected(serve_demo, chromium, room_name, audio_input=None)
+    assert await page.evaluate("lkVoice.tap()")
+    text = "a long answer that would go on speaking for many many seconds if nobody stopped it right now"
+    full = agent.tts.duration_for(text)
+    assert full >= 5.0
+    agent.session.say(text)
+    await page.wait_for_function("lkVoice.agentLevel > 0.01", timeout=10_000)
+    await asyncio.sleep(1.0)
+    interrupted_at = await page.evaluate("lkVoice.now()")
+    await agent.session.interrupt()
+    await asyncio.sleep(1.5)
+    heard = await played(page)
+    loud = np.flatnonzero(np.abs(heard.samples) > 0.01)
+    assert len(loud), "the page played nothing"
+    stopped_after = heard.at(int(loud[-1])) - interrupted_at
+    # What was already on its way: the agent's last frames, the server, the channel and the page's
+    # jitter buffer (at most 200 ms): a quarter second in all on loopback, never the rest of the answer.
+    assert stopped_after <= 0.3, f"the page played on for {stopped_after:.2f} s after the interruption"
+    played_seconds = (loud[-1] - loud[0]) / heard.rate
+    assert played_seconds < full - 2.0

@@ -5,16 +5,21 @@
 // sends it to the server unchanged.
 //
 // lk-player: the agent's voice, from 20 ms frames the page posts in. A small
-// jitter buffer: playback starts once TARGET seconds are queued, and a queue
-// that grows past MAX (frames arriving in a burst after a stall) is cut back
-// to TARGET by dropping the oldest audio, so the agent is never heard more than
-// MAX behind. An interrupted agent therefore stops within MAX: nothing
-// queued can play on for seconds. "flush" empties the queue at once.
+// jitter buffer: playback starts once TARGET seconds are queued (and again
+// after running dry). Frames that arrive in a burst after a stall make the
+// queue, and so the delay, grow; past SOFT_MAX the player catches up by
+// skipping *silent* samples (the pauses between words, inaudible to skip)
+// until it is back at TARGET, and past HARD_MAX it drops the oldest audio
+// outright. So the agent is never heard more than HARD_MAX behind, usually
+// about TARGET, and an interrupted agent stops within that: nothing queued
+// can play on for seconds. "flush" empties the queue at once.
 // With the tap on, every sample played is also kept (for tests and the
 // benchmark: what the visitor actually heard, and when).
 
 const TARGET = 0.06;
-const MAX = 0.2;
+const SOFT_MAX = 0.15;
+const HARD_MAX = 0.4;
+const SILENT = 0.002; // about -54 dBFS
 
 class Capture extends AudioWorkletProcessor {
   constructor() {
@@ -48,8 +53,10 @@ class Player extends AudioWorkletProcessor {
     this.count = 0;
     this.playing = false;
     this.target = Math.round(TARGET * sampleRate);
-    this.max = Math.round(MAX * sampleRate);
-    this.stats = { received: 0, underruns: 0, droppedSamples: 0, flushed: 0 };
+    this.softMax = Math.round(SOFT_MAX * sampleRate);
+    this.hardMax = Math.round(HARD_MAX * sampleRate);
+    this.catchingUp = false;
+    this.stats = { received: 0, underruns: 0, droppedSamples: 0, skippedSilence: 0, flushed: 0 };
     this.tap = null;
     this.port.onmessage = (event) => this.onMessage(event.data);
   }
@@ -90,7 +97,7 @@ class Player extends AudioWorkletProcessor {
       this.ring[(this.read + this.count) % size] = pcm[i] / 32768;
       this.count++;
     }
-    if (this.count > this.max) {
+    if (this.count > this.hardMax) {
       const drop = this.count - this.target;
       this.read = (this.read + drop) % size;
       this.count -= drop;
@@ -104,11 +111,21 @@ class Player extends AudioWorkletProcessor {
     if (!this.playing && this.count >= this.target) this.playing = true;
     const size = this.ring.length;
     let i = 0;
+    if (this.count > this.softMax) this.catchingUp = true;
     if (this.playing) {
-      for (; i < out.length && this.count > 0; i++) {
-        out[i] = this.ring[this.read];
+      for (; i < out.length && this.count > 0; ) {
+        const sample = this.ring[this.read];
         this.read = (this.read + 1) % size;
         this.count--;
+        if (this.catchingUp) {
+          if (this.count <= this.target) {
+            this.catchingUp = false;
+          } else if (sample < SILENT && sample > -SILENT) {
+            this.stats.skippedSilence++;
+            continue;
+          }
+        }
+        out[i++] = sample;
       }
       if (i < out.length) {
         this.playing = false;
