@@ -356,7 +356,14 @@ class VoiceLink:
                                 f"The session read none of the page's microphone audio for "
                                 f"{MICROPHONE_QUEUE_SECONDS:.0f} s; the oldest was dropped.",
                             )
-            elif text is not None and not _is_note(text):
+            elif text is not None and (note := _note(text)) is not None:
+                if note in _MICROPHONE_TROUBLE:
+                    self.problem(
+                        "microphone",
+                        f"The visitor's microphone could not be used: {_MICROPHONE_TROUBLE[note]} "
+                        "The page told them what to do; they can still type.",
+                    )
+            elif text is not None:
                 self.counts.unreadable += 1
                 bad += 1
                 self.problem("unreadable", "The page sent an unreadable message on its audio channel; it was ignored.")
@@ -416,15 +423,24 @@ class VoiceLink:
         await self.microphone.aclose()
 
 
-def _is_note(text: str) -> bool:
+_MICROPHONE_TROUBLE = {
+    "denied": "the browser was not allowed to use it.",
+    "noDevice": "the browser found none.",
+    "busy": "it could not be started (another program may hold it).",
+    "insecure": "the page is not served over https.",
+}
+
+
+def _note(text: str) -> str | None:
+    """The state a page's ``{"type": "mic", "state": ...}`` note gives, or ``None`` if it is not one."""
     try:
         note: Any = json.loads(text)
     except ValueError:
-        return False
+        return None
     if not isinstance(note, dict) or note.get("type") != "mic":  # pyright: ignore[reportUnknownMemberType]
-        return False
+        return None
     logger.info("browser microphone: %s", str(note)[:200])  # pyright: ignore[reportUnknownArgumentType]
-    return True
+    return str(note.get("state", ""))[:40]  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
 
 
 async def _close(socket: WebSocket, code: int, reason: str) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import time
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -103,8 +104,9 @@ async def chromium() -> AsyncIterator[Launch]:
     async with async_playwright() as playwright:
         launched: list[Any] = []
 
-        async def launch(*, wav: Path | None = None, grant: bool = True) -> Any:
-            args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required"]
+        async def launch(*, wav: Path | None = None, grant: bool = True, extra: tuple[str, ...] = ()) -> Any:
+            args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
+                    *extra]
             if grant:
                 args.append("--use-fake-ui-for-media-stream")
             if wav is not None:
@@ -467,7 +469,9 @@ async def test_the_agents_voice_plays_in_the_page_as_spoken_and_its_bars_move(
     assert len(expected) == 5 and len(got) == len(expected), f"the page played {got}, the agent said {expected}"
     for want, have in zip(expected, got):
         assert abs(have.hertz - want.hertz) <= 0.01 * want.hertz, f"pitch {have} is not {want}"
-        assert abs(have.seconds - want.seconds) <= 0.03, f"length {have} is not {want} (player: {stats})"
+        # The server's WebRTC receiver (NetEq) stretches audio while its jitter buffer settles: the first
+        # word was seen 33 ms longer, consistently; a lost 20 ms frame or a dropped stretch would be shorter.
+        assert -0.015 <= have.seconds - want.seconds <= 0.05, f"length {have} is not {want} (player: {stats})"
     link = demo.voice.get(tab_key(demo))
     assert link is not None and link.counts.out_dropped == 0 and stats["droppedSamples"] == 0
 
@@ -496,3 +500,197 @@ async def test_an_interrupted_agent_stops_at_once_in_the_page(
     assert stopped_after <= 0.3, f"the page played on for {stopped_after:.2f} s after the interruption"
     played_seconds = (loud[-1] - loud[0]) / heard.rate
     assert played_seconds < full - 2.0
+
+
+# ------------------------------------------------------------------------ who may use a tab's channel, and bad input
+
+
+async def refused(url: str, hello: str | None) -> tuple[int | None, int]:
+    """Open the channel, say ``hello`` (or nothing), and return (close code, binary messages received)."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    frames = 0
+    async with connect(url) as ws:
+        if hello is not None:
+            await ws.send(hello)
+        try:
+            async for message in ws:
+                if isinstance(message, bytes):
+                    frames += 1
+                else:
+                    assert '"ready"' not in message, "a channel without the tab's secret was served"
+        except ConnectionClosed:
+            pass
+        return ws.close_code, frames
+
+
+class NonReader:
+    """A WebSocket client that says its hello and then never reads: a page that hangs."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, url: str, secret: str) -> NonReader:
+        host, port = url.split("//", 1)[1].rstrip("/").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        writer.write(
+            f"GET /lkstate/voice HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        hello = ('{"key": "%s", "rate": 48000}' % secret).encode()
+        mask = b"\x01\x02\x03\x04"
+        assert len(hello) < 126
+        writer.write(bytes([0x81, 0x80 | len(hello)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(hello)))
+        await writer.drain()
+        return cls(writer)  # and the reader is never read again
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def problems_of(session: Any) -> str:
+    return " | ".join(p.message for p in session.state.problems if p.source == "browser audio")
+
+
+async def test_a_tabs_audio_channel_needs_its_secret_and_bad_frames_are_refused_in_words(
+    serve_demo: ServeDemo, chromium: Launch, room_name: str
+) -> None:
+    from websockets.asyncio.client import connect
+
+    from lkstate_gradio._voice import FRAME_BYTES, MAX_BURST_FRAMES
+
+    demo, url = await serve_demo(room_name=room_name, audio_input=None, agent_connect_timeout=None)
+    browser = await chromium()
+    context = await browser.new_context()
+    pages = [await open_tab(context, url), await open_tab(context, url)]
+    await eventually(lambda: len(demo.voice.keys()) == 2, what="an audio link for each tab")
+    for page in pages:
+        await page.get_by_role("button", name="Connect", exact=True).click()
+        await expect(status(page)).to_have_attribute("data-connection", "connected", timeout=15_000)
+    first_key, second_key = demo.voice.keys()
+    first, second = demo.voice.get(first_key), demo.voice.get(second_key)
+    assert first is not None and second is not None
+    first_session, second_session = demo.sessions.get(first_key), demo.sessions.get(second_key)
+    channel = url.replace("http://", "ws://") + "lkstate/voice"
+
+    # Without the tab's secret nothing is served: no hello, garbage, a session hash, an old guess.
+    assert await refused(channel, None) == (4401, 0)
+    assert await refused(channel, "not json at all") == (4401, 0)
+    assert await refused(channel, '{"key": "%s", "rate": 48000}' % first_key) == (4401, 0)
+    assert await refused(channel, '{"key": "%s", "rate": 48000}' % ("x" * 2000)) == (4401, 0)
+    assert first.counts.frames_in == second.counts.frames_in == 0
+
+    # The second tab's secret feeds the second tab's session only.
+    loud = (np.full(FRAME_BYTES // 2, 8000, dtype=np.int16)).tobytes()
+    async with connect(channel) as ws:
+        await ws.send('{"key": "%s", "rate": 48000}' % second.secret)
+        assert '"ready"' in str(await ws.recv())
+        for _ in range(5):
+            await ws.send(loud)
+        await eventually(lambda: second.counts.frames_in == 5, what="the frames in the second tab's session")
+    assert first.counts.frames_in == 0 and first.microphone.pushed_frames == 0
+
+    # Bad input on the first tab's channel: dropped, said in its state, never in the other tab's.
+    async with connect(channel, max_size=None) as ws:
+        await ws.send('{"key": "%s", "rate": 48000}' % first.secret)
+        assert '"ready"' in str(await ws.recv())
+        await ws.send(b"\x01" * 1000)
+        await ws.send("{not a note")
+        flood = 2 * MAX_BURST_FRAMES  # 20 s of audio, sent in well under 10 s
+        for _ in range(flood):
+            await ws.send(loud)
+        await eventually(lambda: "must be 1920 bytes" in problems_of(first_session), what="the wrong size in words")
+        await eventually(lambda: "faster than real time" in problems_of(first_session), what="the flood in words")
+        assert "unreadable message" in problems_of(first_session)
+        assert first.counts.wrong_size == 1 and first.counts.unreadable == 1
+        await eventually(lambda: first.counts.frames_in + first.counts.flood == flood, what="every frame counted")
+        assert first.counts.flood > 0 and first.counts.frames_in >= MAX_BURST_FRAMES
+        await ws.send(b"\x00" * 5000)
+        await ws.wait_closed()
+        assert ws.close_code == 1009
+    await eventually(lambda: "at most 4096" in problems_of(first_session), what="the oversized message in words")
+    assert problems_of(second_session) == ""
+
+    # A page that stops reading: the agent's audio for it is dropped, then its channel closed;
+    # the session and the other tab carry on.
+    stuck = await NonReader.open(url, first.secret)
+    async with connect(channel) as other:
+        await other.send('{"key": "%s", "rate": 48000}' % second.secret)
+        assert '"ready"' in str(await other.recv())
+        silence = bytes(FRAME_BYTES)
+        started = time.monotonic()
+        while "took none of the agent's audio" not in problems_of(first_session):
+            assert time.monotonic() - started < 30, f"a page that stopped reading was never cut off: {first.counts} {first.connected}"
+            for _ in range(200):
+                first.send_to_page(silence)
+            second.send_to_page(silence)
+            assert isinstance(await other.recv(), bytes)  # the other tab still hears
+            await asyncio.sleep(0.01)
+        assert first.counts.out_dropped > 0
+        await first_session.wait_until(lambda s: True, timeout=1)  # the session still answers
+    stuck.close()
+    await pages[0].locator("#lk-input textarea").fill("typing still works")
+    await pages[0].locator("#lk-input textarea").press("Enter")
+    await expect(pages[0].locator("#lk-chat")).to_contain_text("typing still works")
+
+
+# ------------------------------------------------------------------------ what the visitor is told
+
+
+async def test_a_denied_microphone_an_insecure_page_and_a_dropped_channel_are_told_in_words_and_typing_goes_on(
+    serve_demo: ServeDemo, chromium: Launch, visitor: Visitor, room_name: str, agent_factory: Any
+) -> None:
+    agent = await agent_factory(room_name)
+    demo, url = await serve_demo(room_name=room_name)
+    words = "#lk-voice .lk-voice-words"
+
+    # The visitor says no when the browser asks for the microphone.
+    denying = await chromium(wav=visitor.wav, grant=False)
+    context = await denying.new_context(viewport={"width": 1280, "height": 900})
+    page = await open_tab(context, url)
+    await page.get_by_role("button", name="Connect", exact=True).click()
+    await expect(page.locator(words)).to_have_attribute("data-voice", "denied", timeout=15_000)
+    await expect(page.locator(words)).to_have_text(
+        "The browser was not allowed to use your microphone. Allow it with the microphone icon in the address "
+        "bar (or the site settings), then press Disconnect and Connect again. You can still type."
+    )
+    await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=20_000)
+    await expect(page.locator("#lk-problems")).to_contain_text("the browser was not allowed to use it")
+    identity = only_session(demo).state.connection.local_identity
+    await agent.wait_for_participant(identity)
+    await page.locator("#lk-input textarea").fill("hello by typing")
+    await page.locator("#lk-input textarea").press("Enter")
+    await expect(page.locator("#lk-chat")).to_contain_text("You said: hello by typing", timeout=20_000)
+    await page.screenshot(path=str(screenshot_path("gradio-voice-02-microphone-denied.png")))
+    await context.close()
+
+    # The page is reached by a name that is not localhost, over http: no microphone there.
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    remote = await chromium(wav=visitor.wav, extra=("--host-resolver-rules=MAP voice.test 127.0.0.1",))
+    context = await remote.new_context()
+    page = await open_tab(context, f"http://voice.test:{port}/")
+    await page.get_by_role("button", name="Connect", exact=True).click()
+    await expect(page.locator(words)).to_have_attribute("data-voice", "insecure", timeout=15_000)
+    await expect(page.locator(words)).to_contain_text("this page is not served over https")
+    await context.close()
+
+    # The channel drops under a connected visitor.
+    granted = await chromium(wav=visitor.wav)
+    context = await granted.new_context()
+    page = await open_tab(context, url)
+    await page.get_by_role("button", name="Connect", exact=True).click()
+    await expect(page.locator(words)).to_have_attribute("data-voice", "live", timeout=15_000)
+    keys = [k for k in demo.voice.keys() if (link := demo.voice.get(k)) is not None and link.connected]
+    assert len(keys) == 1
+    link = demo.voice.get(keys[0])
+    assert link is not None and link.drop()
+    await expect(page.locator(words)).to_have_attribute("data-voice", "dropped")
+    await expect(page.locator(words)).to_contain_text("The audio channel to the server dropped")
+    await page.locator("#lk-input textarea").fill("still typing")
+    await page.locator("#lk-input textarea").press("Enter")
+    await expect(page.locator("#lk-chat")).to_contain_text("still typing")
+    await context.close()

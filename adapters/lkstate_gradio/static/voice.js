@@ -30,9 +30,9 @@
     muted: "Your microphone is off: press “Turn microphone on” to speak.",
     listenOnly: "You hear the agent here; type to talk to it.",
     insecure:
-      "Your microphone cannot be used because this page is not served over https (browsers allow microphones " +
-      "only on https:// pages and on localhost). Open it with https, or as http://localhost on this machine. " +
-      "You can still type.",
+      "Voice cannot work here because this page is not served over https (browsers allow the microphone and " +
+      "the page's audio only on https:// pages and on localhost). Open it with https, or as " +
+      "http://localhost on this machine. You can still type.",
     denied:
       "The browser was not allowed to use your microphone. Allow it with the microphone icon in the address " +
       "bar (or the site settings), then press Disconnect and Connect again. You can still type.",
@@ -75,6 +75,7 @@
     micLevel: 0,
     agentLevel: 0,
     waiters: [],
+    notes: [],
     timing: {},
   };
 
@@ -98,9 +99,10 @@
   }
 
   function note(state, detail) {
-    if (voice.ws && voice.ws.readyState === WebSocket.OPEN) {
-      voice.ws.send(JSON.stringify({ type: "mic", state: state, detail: String(detail || "").slice(0, 200) }));
-    }
+    // The server puts microphone trouble in the session's problems too; held until the channel is ready.
+    const text = JSON.stringify({ type: "mic", state: state, detail: String(detail || "").slice(0, 200) });
+    if (voice.ready && voice.ws && voice.ws.readyState === WebSocket.OPEN) voice.ws.send(text);
+    else voice.notes.push(text);
   }
 
   // -- audio context ----------------------------------------------------------------
@@ -134,6 +136,11 @@
     voice.running = true;
     voice.problem = null;
     voice.key = el.dataset.key;
+    if (!window.isSecureContext) {
+      voice.running = false;
+      fail("insecure");
+      return;
+    }
     const ctx = context();
     if (!ctx) {
       voice.running = false;
@@ -259,6 +266,7 @@
         }
         if (message.type === "ready") {
           voice.ready = true;
+          for (const text of voice.notes.splice(0)) ws.send(text);
           for (const pcm of voice.pending.splice(0)) {
             ws.send(pcm);
             voice.sent++;
@@ -282,6 +290,7 @@
   function stop() {
     voice.running = false;
     voice.pending = [];
+    voice.notes = [];
     const ws = voice.ws;
     voice.ws = null;
     voice.ready = false;
