@@ -237,9 +237,26 @@ class GradioDemo:
             ssr_mode=False, footer_links=["gradio", "settings"],
         )
 
-    def launch(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, block: bool = True, quiet: bool = False) -> str:
-        """Serve on ``http://host:port``; returns that URL (when ``block=False``, at once)."""
+    def launch(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        block: bool = True,
+        quiet: bool = False,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+    ) -> str:
+        """Serve on ``http://host:port`` (``https`` with a certificate); returns that URL (when ``block=False``, at once).
+
+        Browsers give a page the microphone only over https or on localhost:
+        to serve remote visitors, pass ``ssl_certfile``/``ssl_keyfile`` or put
+        an https reverse proxy (that forwards WebSocket upgrades) in front.
+        """
         self.blocks.launch(
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            ssl_verify=False,
             server_name=host,
             server_port=port,
             prevent_thread_lock=not block,
@@ -254,7 +271,7 @@ class GradioDemo:
             run_history=False,
             footer_links=["gradio", "settings"],
         )
-        return f"http://{host}:{port}/"
+        return f"{'https' if ssl_certfile else 'http'}://{host}:{port}/"
 
     def close(self) -> None:
         """Stop serving, then end every browser session's lkstate session."""
@@ -540,6 +557,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to serve on; 0 picks a free one (default %(default)s)")
     parser.add_argument("--auto-connect", action="store_true", help="connect as soon as a tab opens")
+    parser.add_argument("--ssl-certfile", help="serve https with this certificate (browsers allow microphones only on https or localhost)")
+    parser.add_argument("--ssl-keyfile", help="the certificate's private key")
     parser.add_argument("--no-microphone", action="store_true", help="no microphone: visitors type")
     parser.add_argument(
         "--server-audio",
@@ -557,6 +576,8 @@ def run(
     agent_name: str | None = DEFAULT_AGENT_NAME,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
     **options: Any,
 ) -> None:
     """Serve the demo until interrupted (Ctrl-C), then end every session.
@@ -568,7 +589,7 @@ def run(
     demo = build_demo(token_source_factory, agent_name, **options)
     port = port or free_port(host)
     try:
-        url = demo.launch(host=host, port=port, block=False, quiet=True)
+        url = demo.launch(host=host, port=port, block=False, quiet=True, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
         print(f"lkstate gradio demo on {url} (Ctrl-C to stop)", flush=True)  # once the page is served
         demo.blocks.block_thread()
     except KeyboardInterrupt:
@@ -607,6 +628,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         port=args.port,
         max_rate=args.max_rate,
         auto_connect=args.auto_connect,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
     )
 
 
