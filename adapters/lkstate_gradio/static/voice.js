@@ -119,7 +119,9 @@
 
   function resumeOnGesture() {
     const resume = () => {
-      if (voice.ctx) voice.ctx.resume();
+      if (voice.ctx) voice.ctx.resume().then(() => {
+        if (voice.status === "suspended") voice.stream ? applyMicrophone() : say(voice.running ? "listenOnly" : "idle");
+      });
       document.removeEventListener("pointerdown", resume, true);
       document.removeEventListener("keydown", resume, true);
     };
