@@ -404,7 +404,8 @@ def words_in(samples: npt.NDArray[np.float64], rate: int) -> list[Word]:
     A word is a run of 1 ms blocks louder than a tenth of the loudest. A late
     packet the page's jitter buffer could not hide puts a few ms of silence in
     a word (the player waits to refill 60 ms); so consecutive runs of one pitch
-    (within 1.5 %; the tone's neighbouring words differ by 4 % or more) are
+    (within 2.5 %: a piece of 0.1 s has a coarser pitch; the tone's neighbouring
+    words differ by 4 % or more) are
     one word, and its length is the time it sounded, the silence left out.
     """
     block = rate // 1000
@@ -427,7 +428,7 @@ def words_in(samples: npt.NDArray[np.float64], rate: int) -> list[Word]:
         spectrum = np.abs(np.fft.rfft(piece * np.hanning(len(piece)), 1 << 18))
         hertz = float(np.argmax(spectrum)) * rate / (1 << 18)
         seconds = (last - first + 1) / 1000
-        if words and abs(words[-1].hertz - hertz) <= 0.015 * hertz:
+        if words and abs(words[-1].hertz - hertz) <= 0.025 * hertz:
             previous = words[-1]
             words[-1] = Word(previous.start, previous.seconds + seconds, previous.hertz)
         else:
