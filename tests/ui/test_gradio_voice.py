@@ -496,9 +496,10 @@ async def test_an_interrupted_agent_stops_at_once_in_the_page(
     loud = np.flatnonzero(np.abs(heard.samples) > 0.01)
     assert len(loud), "the page played nothing"
     stopped_after = heard.at(int(loud[-1])) - interrupted_at
-    # What was already on its way: the agent's last frames, the server, the channel and the page's
-    # jitter buffer (at most 200 ms): a quarter second in all on loopback, never the rest of the answer.
-    assert stopped_after <= 0.3, f"the page played on for {stopped_after:.2f} s after the interruption"
+    # What was already on its way: the agent's last frames, the server's receiver, the channel and the
+    # page's jitter buffer (60 ms, 150 ms before it catches up): 0.2-0.37 s seen on two loaded cores,
+    # never the rest of the answer.
+    assert stopped_after <= 0.5, f"the page played on for {stopped_after:.2f} s after the interruption"
     played_seconds = (loud[-1] - loud[0]) / heard.rate
     assert played_seconds < full - 2.0
 
@@ -685,6 +686,7 @@ async def test_a_denied_microphone_an_insecure_page_and_a_dropped_channel_are_to
     page = await open_tab(context, url)
     await page.get_by_role("button", name="Connect", exact=True).click()
     await expect(page.locator(words)).to_have_attribute("data-voice", "live", timeout=15_000)
+    await expect(status(page)).to_have_attribute("data-connection", "connected", timeout=15_000)
     keys = [k for k in demo.voice.keys() if (link := demo.voice.get(k)) is not None and link.connected]
     assert len(keys) == 1
     link = demo.voice.get(keys[0])
@@ -693,5 +695,5 @@ async def test_a_denied_microphone_an_insecure_page_and_a_dropped_channel_are_to
     await expect(page.locator(words)).to_contain_text("The audio channel to the server dropped")
     await page.locator("#lk-input textarea").fill("still typing")
     await page.locator("#lk-input textarea").press("Enter")
-    await expect(page.locator("#lk-chat")).to_contain_text("still typing")
+    await expect(page.locator("#lk-chat")).to_contain_text("still typing", timeout=15_000)
     await context.close()
