@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ._core.exports import publish as _publish
 from ._media.audio import MicrophoneInput, default_audio_input
+from ._media.push import PushAudioInput
 from ._media.speaker import AgentVoice, SpeakerOutput, agent_voice, default_audio_output
 from ._media.video import PATTERN_COLOURS, CameraInput, PatternVideoInput, VideoGeneratorInput, VideoInput
 
@@ -22,6 +23,7 @@ __all__ = [
     "MicrophoneInput",
     "PATTERN_COLOURS",
     "PatternVideoInput",
+    "PushAudioInput",
     "SpeakerOutput",
     "VideoGeneratorInput",
     "VideoInput",

@@ -22,9 +22,12 @@ never sent twice. The generator ends when the tab closes and the session is
 released. Buttons and the text box send commands, which run on the sessions'
 own loop thread.
 
-The microphone and the camera are the ones of the machine running this
-server: this is a local demo, where that machine is the user's. Audio and
-video from a remote browser are not carried. ``--camera pattern`` sends
+The microphone and the speaker are the visitor's: the page captures the
+browser's microphone and plays the agent's voice, over an audio channel of
+its own to the tab's session (see :mod:`lkstate_gradio._voice`), with a
+visualizer of both. ``--server-audio`` uses the microphone and speaker of the
+machine running the server instead (a local demo, where that machine is the
+user's). The camera is the server machine's; ``--camera pattern`` sends
 generated colour bars instead (each tab its own), for machines without a
 camera.
 """
@@ -43,19 +46,19 @@ import gradio as gr
 from gradio.themes import Base as ThemeBase
 from gradio.themes import Soft
 
-from lkstate import AudioInput, ConnectionStatus, Session, SessionState, TokenSource
+from lkstate import AudioInput, AudioOutput, ConnectionStatus, Session, SessionState, TokenSource
 from lkstate.errors import LkstateError
-from lkstate.media import VideoInput
+from lkstate.media import PatternVideoInput, VideoInput
 from lkstate.apps import (
     CONNECTION_HELP,
     add_camera_argument,
     add_connection_arguments,
-    session_from_args,
     token_source_from_args,
 )
 
 from ._render import camera_label, chat_messages, microphone_label, problems_html, status_html, tools_html
 from ._sessions import DEFAULT_WEB_MAX_RATE, BrowserSessions, SessionLike
+from ._voice import BrowserVoice, VoiceLink, link_html, voice_panel_html
 
 __all__ = [
     "CSS",
@@ -64,6 +67,7 @@ __all__ = [
     "DEFAULT_PORT",
     "GradioDemo",
     "MicrophoneChoice",
+    "SpeakerChoice",
     "build_demo",
     "free_port",
     "main",
@@ -75,9 +79,15 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_AGENT_NAME = "lkstate-demo"
 
-MicrophoneChoice: TypeAlias = Literal["default"] | Callable[[], AudioInput] | None
-"""``"default"``: the system microphone; a callable: a new :class:`~lkstate.AudioInput`
-for each tab (an input is consumed once); ``None``: no microphone."""
+MicrophoneChoice: TypeAlias = Literal["browser", "default"] | Callable[[], AudioInput] | None
+"""``"browser"``: the visitor's microphone, captured by the page; ``"default"``: the
+microphone of the machine running the server (a local demo only); a callable: a new
+:class:`~lkstate.AudioInput` for each tab (an input is consumed once); ``None``: no microphone."""
+
+SpeakerChoice: TypeAlias = Literal["browser", "default"] | Callable[[], AudioOutput] | None
+"""``"browser"``: the agent's voice plays in the visitor's page; ``"default"``: on the
+speaker of the machine running the server (a local demo only); a callable: a new
+:class:`~lkstate.AudioOutput` for each tab; ``None``: the agent is not played."""
 
 CameraChoice: TypeAlias = Literal["default"] | Callable[[], VideoInput] | None
 """``"default"``: the system camera; a callable: a new :class:`~lkstate.VideoInput`
@@ -200,18 +210,53 @@ class GradioDemo:
     """The page (``blocks``) and the sessions behind it.
 
     ``launch()`` serves it (blocking unless ``block=False``); ``close()`` stops
-    the server and ends every session. To mount it in your own FastAPI app,
-    use ``gr.mount_gradio_app(app, demo.blocks, path, css=CSS, theme=theme())``
-    and call ``demo.sessions.close()`` on shutdown.
+    the server and ends every session. To serve it from your own FastAPI app,
+    ``demo.mount(app, "/talk")`` (which calls ``gr.mount_gradio_app`` with the
+    page's styles, script and audio channel) and call ``demo.sessions.close()``
+    on shutdown.
     """
 
     blocks: gr.Blocks
     sessions: BrowserSessions[SessionLike]
     title: str = "lkstate · voice agent"
+    voice: BrowserVoice = attrs.field(factory=BrowserVoice)
+    """Every tab's audio channel; its routes are served beside the page."""
 
-    def launch(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, block: bool = True, quiet: bool = False) -> str:
-        """Serve on ``http://host:port``; returns that URL (when ``block=False``, at once)."""
+    def app_kwargs(self) -> dict[str, Any]:
+        """What the Gradio app needs besides the page: the audio channel's routes."""
+        return {"routes": self.voice.routes()}
+
+    def head(self) -> str:
+        """The page's ``<head>`` additions: the voice script and its styles."""
+        return self.voice.head()
+
+    def mount(self, app: Any, path: str) -> Any:
+        """Serve the page (and its audio channel) at ``path`` of your FastAPI ``app``; returns ``app``."""
+        return gr.mount_gradio_app(
+            app, self.blocks, path, css=CSS, theme=theme(), head=self.head(), app_kwargs=self.app_kwargs(),
+            ssr_mode=False, footer_links=["gradio", "settings"],
+        )
+
+    def launch(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        block: bool = True,
+        quiet: bool = False,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+    ) -> str:
+        """Serve on ``http://host:port`` (``https`` with a certificate); returns that URL (when ``block=False``, at once).
+
+        Browsers give a page the microphone only over https or on localhost:
+        to serve remote visitors, pass ``ssl_certfile``/``ssl_keyfile`` or put
+        an https reverse proxy (that forwards WebSocket upgrades) in front.
+        """
         self.blocks.launch(
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            ssl_verify=False,
             server_name=host,
             server_port=port,
             prevent_thread_lock=not block,
@@ -221,10 +266,12 @@ class GradioDemo:
             show_error=True,
             css=CSS,
             theme=theme(),
+            head=self.head(),
+            app_kwargs=self.app_kwargs(),
             run_history=False,
             footer_links=["gradio", "settings"],
         )
-        return f"http://{host}:{port}/"
+        return f"{'https' if ssl_certfile else 'http'}://{host}:{port}/"
 
     def close(self) -> None:
         """Stop serving, then end every browser session's lkstate session."""
@@ -243,9 +290,11 @@ def build_demo(
     agent_connect_timeout: float | None = 20.0,
     max_rate: float | None = DEFAULT_WEB_MAX_RATE,
     auto_connect: bool = False,
-    audio_input: MicrophoneChoice = "default",
+    audio_input: MicrophoneChoice = "browser",
+    audio_output: SpeakerChoice = "browser",
     video_input: CameraChoice = "default",
     title: str = "lkstate · voice agent",
+    browser_audio_processing: bool = True,
 ) -> GradioDemo:
     """The web demo, ready to ``launch()``.
 
@@ -257,13 +306,21 @@ def build_demo(
     tests do to bring an agent into the same room; by default each tab gets
     a fresh room), ``agent_connect_timeout`` and ``audio_input`` (each tab's
     microphone, see :data:`MicrophoneChoice`: the microphone of the machine
-    running the server; a missing device just shows as such) and
+    running the server; a missing device just shows as such), ``audio_output``
+    (where the agent's voice plays, see :data:`SpeakerChoice`) and
     ``video_input`` (each tab's camera, see :data:`CameraChoice`; off until
     the tab's camera button turns it on). Or
     ``session_factory()`` makes each tab's session itself: a
     :class:`~lkstate.Session` made your way, or a :class:`~lkstate.recording.Replay`
     (which plays when the tab connects and refuses commands in a toast);
     the session options above are then not used.
+
+    By default the microphone and speaker are the visitor's browser's
+    (``"browser"``): the page captures its microphone with the browser's echo
+    cancellation, noise suppression and gain control
+    (``browser_audio_processing=False`` turns them off, for measurements) and
+    plays the agent. Web visitors never get the server machine's devices
+    unless ``"default"`` asks for them.
 
     ``max_rate`` caps the frames per second sent to each tab (``None``: no
     cap). ``auto_connect`` connects (or plays) as soon as a tab opens instead
@@ -272,20 +329,70 @@ def build_demo(
     if (token_source_factory is None) == (session_factory is None):
         raise TypeError("build_demo() takes either a token_source_factory or a session_factory, not both or neither.")
 
+    voice = BrowserVoice()
+    links: dict[int, VoiceLink] = {}
+    """The audio link of each session made here, by ``id(session)``, until its tab goes."""
+    uses_browser = audio_input == "browser" or audio_output == "browser"
+
     def new_session() -> SessionLike:
         if session_factory is not None:
             return session_factory()
         assert token_source_factory is not None
-        return Session(
+        link = voice.new_link() if uses_browser else None
+        microphone: AudioInput | Literal["default"] | None
+        if audio_input == "browser":
+            assert link is not None
+            microphone = link.microphone
+        else:
+            microphone = audio_input() if callable(audio_input) else audio_input
+        speaker: AudioOutput | Literal["default"] | None
+        if audio_output == "browser":
+            assert link is not None
+            speaker = link.speaker
+        else:
+            speaker = audio_output() if callable(audio_output) else audio_output
+        session = Session(
             token_source_factory(),
             agent_name=agent_name,
             room_name=room_name,
             agent_connect_timeout=agent_connect_timeout,
-            audio_input=audio_input() if callable(audio_input) else audio_input,
+            audio_input=microphone,
+            audio_output=speaker,
             video_input=video_input() if callable(video_input) else video_input,
         )
+        if link is not None:
+            links[id(session)] = link
+        return session
 
     sessions = BrowserSessions[SessionLike](new_session, max_rate=max_rate)
+    mic_source = "browser" if audio_input == "browser" else "none" if audio_input is None else "server"
+    speaker_place = "browser" if audio_output == "browser" else "none" if audio_output is None else "server"
+
+    def voice_link(request: gr.Request, session: SessionLike) -> VoiceLink | None:
+        """The tab's audio link, bound to the tab (its problems go to its session's state)."""
+        link = links.get(id(session))
+        key = request.session_hash
+        if link is None or key is None:
+            return None
+        if voice.get(key) is not link:
+            report = getattr(session, "report_problem", None)
+
+            def to_state(words: str) -> None:
+                if report is not None:
+                    sessions.loop_thread.call_soon(report, "browser audio", words)
+
+            voice.bind(key, link, to_state)
+        return link
+
+    def link_update(link: VoiceLink | None, state: SessionState) -> str:
+        return link_html(
+            link.secret if link is not None else "",
+            connection=state.connection.status.value,
+            microphone_on=state.local_media.microphone.enabled,
+            microphone_source=mic_source if link is not None else "server",
+            speaker=speaker_place if link is not None else "server",
+            processing=browser_audio_processing,
+        )
     initial = SessionState()
 
     async def connect(session: SessionLike) -> None:
@@ -297,13 +404,16 @@ def build_demo(
             logger.info("connect: %s", error)  # the state shows it
 
     async def stream(request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
-        sessions.session(request)
+        link = voice_link(request, sessions.session(request))
         if auto_connect:
             sessions.submit(request, connect)
         previous: _Frame | None = None
+        previous_link: str | None = None
         async for state in sessions.states(request):
             previous, updates = _updates(previous, state)
-            yield updates
+            linked = link_update(link, state)
+            yield (*updates, linked if linked != previous_link else _skip())
+            previous_link = linked
 
     async def on_connect(request: gr.Request) -> None:
         sessions.submit(request, connect)
@@ -352,7 +462,13 @@ def build_demo(
             _warn(str(error))
 
     async def on_unload(request: gr.Request) -> None:
-        await sessions.release(request)
+        session = sessions.get(request)
+        try:
+            await sessions.release(request)
+        finally:
+            link = links.pop(id(session), None) if session is not None else None
+            if link is not None:
+                await voice.forget(link)
 
     with gr.Blocks(title=title, analytics_enabled=False) as blocks:
         gr.Markdown(f"## {title}")
@@ -364,6 +480,9 @@ def build_demo(
                 disconnect_button = gr.Button("Disconnect", interactive=False, elem_id="lk-disconnect")
                 mic_button = gr.Button(microphone_label(initial.local_media.microphone), elem_id="lk-mic")
                 camera_button = gr.Button(camera_label(initial.local_media.camera), elem_id="lk-camera")
+        voice_panel = gr.HTML(voice_panel_html(mic_source, speaker_place), elem_id="lk-voice", padding=False)
+        voice_state = gr.HTML(link_html(""), elem_id="lk-voice-link", padding=False)
+        del voice_panel
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(
@@ -394,6 +513,7 @@ def build_demo(
 
         outputs = [
             status, chatbot, tools, problems, connect_button, disconnect_button, send_button, mic_button, camera_button,
+            voice_state,
         ]
         # Handlers only await the session's loop thread, so none needs a concurrency
         # limit; the page is the only client (no public API).
@@ -408,7 +528,7 @@ def build_demo(
         text_box.submit(on_send, inputs=[text_box], outputs=[text_box], **quiet)
         blocks.unload(on_unload)
 
-    return GradioDemo(blocks=blocks, sessions=sessions, title=title)
+    return GradioDemo(blocks=blocks, sessions=sessions, title=title, voice=voice)
 
 
 # -- command line -----------------------------------------------------------------
@@ -437,7 +557,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to serve on; 0 picks a free one (default %(default)s)")
     parser.add_argument("--auto-connect", action="store_true", help="connect as soon as a tab opens")
-    parser.add_argument("--no-microphone", action="store_true", help="do not capture this machine's microphone")
+    parser.add_argument("--ssl-certfile", help="serve https with this certificate (browsers allow microphones only on https or localhost)")
+    parser.add_argument("--ssl-keyfile", help="the certificate's private key")
+    parser.add_argument("--no-microphone", action="store_true", help="no microphone: visitors type")
+    parser.add_argument(
+        "--server-audio",
+        action="store_true",
+        help="use the microphone and speaker of the machine running this server instead of each "
+        "visitor's browser (a local demo only: remote visitors would neither speak nor hear)",
+    )
     add_camera_argument(parser)
     return parser
 
@@ -448,6 +576,8 @@ def run(
     agent_name: str | None = DEFAULT_AGENT_NAME,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
     **options: Any,
 ) -> None:
     """Serve the demo until interrupted (Ctrl-C), then end every session.
@@ -459,13 +589,20 @@ def run(
     demo = build_demo(token_source_factory, agent_name, **options)
     port = port or free_port(host)
     try:
-        url = demo.launch(host=host, port=port, block=False, quiet=True)
+        url = demo.launch(host=host, port=port, block=False, quiet=True, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
         print(f"lkstate gradio demo on {url} (Ctrl-C to stop)", flush=True)  # once the page is served
         demo.blocks.block_thread()
     except KeyboardInterrupt:
         pass
     finally:
         demo.close()
+
+
+def _camera_choice(camera: str) -> CameraChoice:
+    """``--camera`` as :data:`CameraChoice`: a pattern is made anew for each tab."""
+    if camera == "pattern":
+        return lambda: PatternVideoInput()
+    return "default" if camera == "default" else None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -477,13 +614,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         token_source_from_args(args)  # fail now, in words, rather than on the first Connect
     except LkstateError as error:
         raise SystemExit(f"lkstate-gradio: {error}") from None
-    microphone: MicrophoneChoice = None if args.no_microphone else "default"
+    place: Literal["browser", "default"] = "default" if args.server_audio else "browser"
+    microphone: MicrophoneChoice = None if args.no_microphone else place
     run(
-        session_factory=lambda: session_from_args(args, audio_input=microphone),
+        token_source_factory=lambda: token_source_from_args(args),
+        agent_name=args.agent_name or None,
+        room_name=args.room,
+        agent_connect_timeout=args.agent_timeout,
+        audio_input=microphone,
+        audio_output=place,
+        video_input=_camera_choice(args.camera),
         host=args.host,
         port=args.port,
         max_rate=args.max_rate,
         auto_connect=args.auto_connect,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
     )
 
 

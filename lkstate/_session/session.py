@@ -617,6 +617,19 @@ class Session:
         """Clear the problems (and the last connection error) shown in the state."""
         self._dispatch(ev.ProblemsDismissed(at=self._clock()))
 
+    def report_problem(self, source: str, message: str) -> None:
+        """Show a problem in ``state.problems``: something your code refused or lost, in words.
+
+        For the media an app feeds the session from outside — a browser's
+        audio channel that sent frames of the wrong size, a client that
+        stopped reading the agent's voice — whose trouble belongs next to the
+        room's own problems rather than in a log nobody reads. The session
+        carries on. Call it on the session's event loop.
+        """
+        if not source or not message:
+            raise ValueError("A problem needs a source and a message, in words.")
+        self._dispatch(ev.ProblemObserved(at=self._clock(), source=source, message=message))
+
     async def __aenter__(self) -> Session:
         await self.start()
         return self

@@ -1708,6 +1708,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["preconnect"], help="run one part alone: preconnect (needs a livekit-server)"
     )
+    parser.add_argument(
+        "--voice",
+        action="store_true",
+        help="also time the Gradio page's audio channel against the local audio path, each way (needs the gradio extra)",
+    )
     parser.add_argument("--agent-host", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.agent_host:
@@ -1718,6 +1723,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and args.no_server:
             parser.error("--only preconnect needs the server; drop --no-server")
         result = run(plan, server=not args.no_server, only=args.only)
+        if args.voice and not args.no_server:
+            from .bench_voice import measure
+
+            _progress("voice: browser channel against the local audio path")
+            result["voice"] = measure(5 if args.quick else 40)
     except LkstateError as error:
         print(f"lkstate bench: {error}", file=sys.stderr)
         return 2

@@ -62,3 +62,16 @@ def test_only_the_preconnect_part_runs_alone() -> None:
     assert set(result["targets"]) == {"preconnect_send_ms", "preconnect_stt_ms"}
     for key in ("preconnect_send_ms", "preconnect_send_pcm_ms", "preconnect_stt_ms", "preconnect_stt_pcm_ms"):
         assert result[key] > 0, key
+
+
+def test_the_voice_figures_time_every_click_both_ways_on_both_paths() -> None:
+    """``lkstate bench --voice``: the browser channel and the local path, each way, as numbers (never judged here)."""
+    from lkstate._tooling.bench_voice import measure
+
+    result = measure(clicks=4)
+    for name in ("mic_to_agent", "agent_to_playback"):
+        for path in ("local", "browser"):
+            assert result[f"voice_{name}_{path}_lost"] == 0, f"a click was never heard on the {path} path"
+            p50, p99 = result[f"voice_{name}_{path}_p50_ms"], result[f"voice_{name}_{path}_p99_ms"]
+            assert 0 < p50 <= p99
+        assert result[f"voice_{name}_ratio"] > 0

@@ -1,0 +1,146 @@
+// The page's two audio processors, run on the browser's audio thread.
+//
+// lk-capture: the visitor's microphone, cut into 20 ms frames of 16-bit PCM
+// (960 samples at 48 kHz), each posted to the page as an ArrayBuffer, which
+// sends it to the server unchanged.
+//
+// lk-player: the agent's voice, from 20 ms frames the page posts in. A small
+// jitter buffer: playback starts once TARGET seconds are queued (and again
+// after running dry). Frames that arrive in a burst after a stall make the
+// queue, and so the delay, grow; past SOFT_MAX the player catches up by
+// skipping *silent* samples (the pauses between words, inaudible to skip)
+// until it is back at TARGET, and past HARD_MAX it drops the oldest audio
+// outright. So the agent is never heard more than HARD_MAX behind, usually
+// about TARGET, and an interrupted agent stops within that: nothing queued
+// can play on for seconds. "flush" empties the queue at once.
+// With the tap on, every sample played is also kept (for tests and the
+// benchmark: what the visitor actually heard, and when).
+
+const TARGET = 0.06;
+const SOFT_MAX = 0.15;
+const HARD_MAX = 0.4;
+const SILENT = 0.002; // about -54 dBFS
+
+class Capture extends AudioWorkletProcessor {
+  constructor() {
+    super();
+    this.frame = new Int16Array(sampleRate / 50);
+    this.used = 0;
+  }
+
+  process(inputs) {
+    const channel = inputs[0] && inputs[0][0];
+    if (!channel) return true;
+    for (let i = 0; i < channel.length; i++) {
+      const s = Math.max(-1, Math.min(1, channel[i]));
+      this.frame[this.used++] = s < 0 ? Math.round(s * 32768) : Math.round(s * 32767);
+      if (this.used === this.frame.length) {
+        const out = this.frame.buffer;
+        this.port.postMessage({ pcm: out, at: currentTime }, [out]);
+        this.frame = new Int16Array(sampleRate / 50);
+        this.used = 0;
+      }
+    }
+    return true;
+  }
+}
+
+class Player extends AudioWorkletProcessor {
+  constructor() {
+    super();
+    this.ring = new Float32Array(sampleRate * 2);
+    this.read = 0;
+    this.count = 0;
+    this.playing = false;
+    this.target = Math.round(TARGET * sampleRate);
+    this.softMax = Math.round(SOFT_MAX * sampleRate);
+    this.hardMax = Math.round(HARD_MAX * sampleRate);
+    this.catchingUp = false;
+    this.stats = { received: 0, underruns: 0, droppedSamples: 0, skippedSilence: 0, flushed: 0 };
+    this.tap = null;
+    this.port.onmessage = (event) => this.onMessage(event.data);
+  }
+
+  onMessage(data) {
+    if (data instanceof ArrayBuffer) {
+      this.push(new Int16Array(data));
+    } else if (data === "flush") {
+      this.stats.flushed += this.count;
+      this.count = 0;
+      this.playing = false;
+    } else if (data === "tap") {
+      this.tap = { start: null, chunks: [], length: 0 };
+    } else if (data === "dump") {
+      const tap = this.tap || { start: currentTime, chunks: [], length: 0 };
+      if (tap.start === null) tap.start = currentTime;
+      const samples = new Float32Array(tap.length);
+      let at = 0;
+      for (const chunk of tap.chunks) {
+        samples.set(chunk, at);
+        at += chunk.length;
+      }
+      this.port.postMessage({ dump: samples.buffer, start: tap.start, rate: sampleRate }, [samples.buffer]);
+    } else if (data === "stats") {
+      this.port.postMessage({ stats: { ...this.stats, buffered: this.count / sampleRate, now: currentTime } });
+    }
+  }
+
+  push(pcm) {
+    this.stats.received += pcm.length;
+    const size = this.ring.length;
+    for (let i = 0; i < pcm.length; i++) {
+      if (this.count === size) {
+        this.read = (this.read + 1) % size;
+        this.count--;
+        this.stats.droppedSamples++;
+      }
+      this.ring[(this.read + this.count) % size] = pcm[i] / 32768;
+      this.count++;
+    }
+    if (this.count > this.hardMax) {
+      const drop = this.count - this.target;
+      this.read = (this.read + drop) % size;
+      this.count -= drop;
+      this.stats.droppedSamples += drop;
+    }
+  }
+
+  process(_inputs, outputs) {
+    const out = outputs[0][0];
+    if (!out) return true;
+    if (!this.playing && this.count >= this.target) this.playing = true;
+    const size = this.ring.length;
+    let i = 0;
+    if (this.count > this.softMax) this.catchingUp = true;
+    if (this.playing) {
+      for (; i < out.length && this.count > 0; ) {
+        const sample = this.ring[this.read];
+        this.read = (this.read + 1) % size;
+        this.count--;
+        if (this.catchingUp) {
+          if (this.count <= this.target) {
+            this.catchingUp = false;
+          } else if (sample < SILENT && sample > -SILENT) {
+            this.stats.skippedSilence++;
+            continue;
+          }
+        }
+        out[i++] = sample;
+      }
+      if (i < out.length) {
+        this.playing = false;
+        this.stats.underruns++;
+      }
+    }
+    for (; i < out.length; i++) out[i] = 0;
+    if (this.tap && this.tap.length < sampleRate * 60) {
+      if (this.tap.start === null) this.tap.start = currentTime;
+      this.tap.chunks.push(out.slice());
+      this.tap.length += out.length;
+    }
+    return true;
+  }
+}
+
+registerProcessor("lk-capture", Capture);
+registerProcessor("lk-player", Player);

@@ -1,0 +1,481 @@
+// The page's voice: the visitor's microphone to the tab's session, the agent's
+// voice from it, and a visualizer of both. See lkstate_gradio/_voice.py for the
+// channel's wire format and limits.
+//
+// The server renders a hidden element (#lk-voice-link) with this tab's secret
+// and what the session wants: data-connection (the session's connection),
+// data-mic ("on"/"off": the microphone toggle), data-mic-source ("browser",
+// or "server"/"none" when the browser's microphone is not used) and
+// data-speaker. This script follows it: when the session connects it opens
+// the audio channel and the microphone, when it disconnects it closes both.
+// Pressing Connect also starts them at once, inside the click, which is what
+// browsers need to allow sound, and so that speech from that moment on is
+// captured (the server's pre-connect buffer keeps it for the agent).
+(function () {
+  "use strict";
+  if (window.lkVoice) return;
+
+  const base = (function () {
+    let p = location.pathname;
+    if (!p.endsWith("/")) p = p.slice(0, p.lastIndexOf("/") + 1);
+    return p;
+  })();
+  const ACTIVE = new Set(["connecting", "connected", "reconnecting"]);
+  const MAX_PENDING = 500; // 10 s of 20 ms frames captured before the channel is ready
+
+  const WORDS = {
+    idle: "Press Connect to talk: your browser will ask to use your microphone.",
+    starting: "Starting your microphone…",
+    live: "Your microphone is on: speak to the agent.",
+    muted: "Your microphone is off: press “Turn microphone on” to speak.",
+    listenOnly: "You hear the agent here; type to talk to it.",
+    insecure:
+      "Voice cannot work here because this page is not served over https (browsers allow the microphone and " +
+      "the page's audio only on https:// pages and on localhost). Open it with https, or as " +
+      "http://localhost on this machine. You can still type.",
+    denied:
+      "The browser was not allowed to use your microphone. Allow it with the microphone icon in the address " +
+      "bar (or the site settings), then press Disconnect and Connect again. You can still type.",
+    noDevice:
+      "No microphone was found. Plug one in or choose one in your system's sound settings, then press " +
+      "Disconnect and Connect again. You can still type.",
+    busy:
+      "Your microphone could not be started (another program may be using it). Close that program, then " +
+      "press Disconnect and Connect again. You can still type.",
+    unsupported:
+      "This browser cannot run the page's audio (no AudioWorklet). Use a current Chrome, Edge, Firefox or " +
+      "Safari. You can still type.",
+    dropped:
+      "The audio channel to the server dropped: the agent can neither hear you nor be heard. Press " +
+      "Disconnect and Connect again, or reload the page. You can still type.",
+    refused: "The server refused this page's audio channel (this tab's key is no longer valid). Reload the page to talk again.",
+    suspended: "Click anywhere on the page to turn on the sound.",
+  };
+
+  const voice = {
+    ctx: null,
+    loaded: null,
+    player: null,
+    capture: null,
+    stream: null,
+    source: null,
+    agentAnalyser: null,
+    micAnalyser: null,
+    ws: null,
+    ready: false,
+    pending: [],
+    running: false,
+    key: null,
+    micWanted: true,
+    problem: null,
+    status: "idle",
+    sent: 0,
+    received: 0,
+    bars: [],
+    micLevel: 0,
+    agentLevel: 0,
+    waiters: [],
+    notes: [],
+    timing: {},
+  };
+
+  function link() {
+    return document.querySelector("#lk-voice-link .lk-voice-link");
+  }
+
+  function say(status, words) {
+    voice.status = status;
+    const el = document.querySelector("#lk-voice .lk-voice-words");
+    if (el) {
+      el.textContent = words || WORDS[status] || "";
+      el.dataset.voice = status;
+      el.classList.toggle("lk-voice-problem", !!voice.problem);
+    }
+  }
+
+  function fail(kind) {
+    voice.problem = kind;
+    say(kind);
+  }
+
+  function note(state, detail) {
+    // The server puts microphone trouble in the session's problems too; held until the channel is ready.
+    const text = JSON.stringify({ type: "mic", state: state, detail: String(detail || "").slice(0, 200) });
+    if (voice.ready && voice.ws && voice.ws.readyState === WebSocket.OPEN) voice.ws.send(text);
+    else voice.notes.push(text);
+  }
+
+  // -- audio context ----------------------------------------------------------------
+
+  function context() {
+    if (!voice.ctx) {
+      const Context = window.AudioContext || window.webkitAudioContext;
+      if (!Context || !("audioWorklet" in Context.prototype)) return null;
+      voice.ctx = new Context({ sampleRate: 48000, latencyHint: "interactive" });
+      voice.loaded = voice.ctx.audioWorklet.addModule(base + "lkstate/static/voice-worklet.js");
+    }
+    return voice.ctx;
+  }
+
+  function resumeOnGesture() {
+    const resume = () => {
+      if (voice.ctx) voice.ctx.resume().then(() => {
+        if (voice.status === "suspended") voice.stream ? applyMicrophone() : say(voice.running ? "listenOnly" : "idle");
+      });
+      document.removeEventListener("pointerdown", resume, true);
+      document.removeEventListener("keydown", resume, true);
+    };
+    document.addEventListener("pointerdown", resume, true);
+    document.addEventListener("keydown", resume, true);
+  }
+
+  // -- start and stop ----------------------------------------------------------------
+
+  async function start() {
+    if (voice.running) return;
+    const el = link();
+    if (!el || !el.dataset.key) return;
+    voice.running = true;
+    voice.problem = null;
+    voice.key = el.dataset.key;
+    if (!window.isSecureContext) {
+      voice.running = false;
+      fail("insecure");
+      return;
+    }
+    const ctx = context();
+    if (!ctx) {
+      voice.running = false;
+      fail("unsupported");
+      return;
+    }
+    if (ctx.state !== "running") {
+      ctx.resume();
+      if (ctx.state !== "running") {
+        say("suspended");
+        resumeOnGesture();
+      }
+    }
+    try {
+      await voice.loaded;
+    } catch (error) {
+      voice.running = false;
+      fail("unsupported");
+      return;
+    }
+    if (!voice.running) return;
+    if (el.dataset.speaker === "browser") startPlayer(ctx);
+    openChannel();
+    if (el.dataset.micSource === "browser") {
+      await startMicrophone(ctx, el);
+    } else if (!voice.problem) {
+      say("listenOnly");
+    }
+  }
+
+  function startPlayer(ctx) {
+    if (voice.player) return;
+    voice.player = new AudioWorkletNode(ctx, "lk-player", { numberOfInputs: 0, outputChannelCount: [1] });
+    voice.player.port.onmessage = (event) => {
+      const waiter = voice.waiters.shift();
+      if (waiter) waiter(event.data);
+    };
+    voice.agentAnalyser = ctx.createAnalyser();
+    voice.agentAnalyser.fftSize = 1024;
+    voice.agentAnalyser.smoothingTimeConstant = 0.6;
+    voice.player.connect(voice.agentAnalyser);
+    voice.agentAnalyser.connect(ctx.destination);
+  }
+
+  async function startMicrophone(ctx, el) {
+    if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      fail("insecure");
+      note("insecure");
+      return;
+    }
+    say("starting");
+    const processing = el.dataset.processing !== "off";
+    let stream;
+    voice.timing.askedAt = performance.now();
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({
+        audio: {
+          echoCancellation: processing,
+          noiseSuppression: processing,
+          autoGainControl: processing,
+          channelCount: 1,
+        },
+      });
+    } catch (error) {
+      const name = error && error.name;
+      const kind =
+        name === "NotAllowedError" || name === "SecurityError" ? "denied"
+        : name === "NotFoundError" || name === "OverconstrainedError" ? "noDevice"
+        : "busy";
+      fail(kind);
+      note(kind, name);
+      return;
+    }
+    if (!voice.running) {
+      stream.getTracks().forEach((t) => t.stop());
+      return;
+    }
+    voice.timing.openedAt = performance.now();
+    voice.stream = stream;
+    voice.source = ctx.createMediaStreamSource(stream);
+    voice.capture = new AudioWorkletNode(ctx, "lk-capture", { numberOfOutputs: 1, outputChannelCount: [1] });
+    voice.capture.port.onmessage = (event) => sendFrame(event.data.pcm);
+    voice.micAnalyser = ctx.createAnalyser();
+    voice.micAnalyser.fftSize = 1024;
+    voice.source.connect(voice.capture);
+    voice.source.connect(voice.micAnalyser);
+    // The capture node runs only when pulled: to the speakers, silenced.
+    const mute = ctx.createGain();
+    mute.gain.value = 0;
+    voice.capture.connect(mute);
+    mute.connect(ctx.destination);
+    voice.mute = mute;
+    applyMicrophone();
+    note("on");
+  }
+
+  function sendFrame(pcm) {
+    if (voice.timing.firstFrameAt === undefined) voice.timing.firstFrameAt = performance.now();
+    if (!voice.micWanted) return;
+    if (voice.ready && voice.ws && voice.ws.readyState === WebSocket.OPEN) {
+      voice.ws.send(pcm);
+      voice.sent++;
+    } else if (voice.running) {
+      voice.pending.push(pcm);
+      if (voice.pending.length > MAX_PENDING) voice.pending.shift();
+    }
+  }
+
+  function openChannel() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(scheme + "//" + location.host + base + "lkstate/voice");
+    ws.binaryType = "arraybuffer";
+    voice.ws = ws;
+    voice.ready = false;
+    ws.onopen = () => ws.send(JSON.stringify({ key: voice.key, rate: voice.ctx ? voice.ctx.sampleRate : 0 }));
+    ws.onmessage = (event) => {
+      if (typeof event.data === "string") {
+        let message = {};
+        try {
+          message = JSON.parse(event.data);
+        } catch (error) {
+          return;
+        }
+        if (message.type === "ready") {
+          voice.ready = true;
+          for (const text of voice.notes.splice(0)) ws.send(text);
+          for (const pcm of voice.pending.splice(0)) {
+            ws.send(pcm);
+            voice.sent++;
+          }
+        }
+        return;
+      }
+      voice.received++;
+      if (voice.player) voice.player.port.postMessage(event.data, [event.data]);
+    };
+    ws.onclose = (event) => {
+      if (voice.ws !== ws) return;
+      voice.ws = null;
+      voice.ready = false;
+      if (voice.running) {
+        fail(event.code === 4401 ? "refused" : "dropped");
+      }
+    };
+  }
+
+  function stop() {
+    voice.running = false;
+    voice.pending = [];
+    voice.notes = [];
+    const ws = voice.ws;
+    voice.ws = null;
+    voice.ready = false;
+    if (ws) ws.close(1000, "Disconnected.");
+    if (voice.stream) voice.stream.getTracks().forEach((t) => t.stop());
+    for (const node of [voice.source, voice.capture, voice.mute]) if (node) node.disconnect();
+    voice.stream = voice.source = voice.capture = voice.mute = voice.micAnalyser = null;
+    if (voice.player) voice.player.port.postMessage("flush");
+    voice.micLevel = 0;
+    if (!voice.problem) say("idle");
+  }
+
+  function applyMicrophone() {
+    const el = link();
+    voice.micWanted = !el || el.dataset.mic !== "off";
+    if (voice.stream) voice.stream.getAudioTracks().forEach((t) => (t.enabled = voice.micWanted));
+    if (voice.stream && !voice.problem) say(voice.micWanted ? "live" : "muted");
+  }
+
+  // -- following the session -----------------------------------------------------------
+
+  let lastConnection = null;
+  function sync() {
+    const el = link();
+    if (!el) return;
+    const connection = el.dataset.connection;
+    if (el.dataset.key !== voice.key && voice.running) stop(); // a new session for this tab
+    if (ACTIVE.has(connection) && !voice.running && lastConnection !== connection && !voice.problem) start();
+    if (connection === "disconnected" && lastConnection && lastConnection !== "disconnected" && voice.running) stop();
+    if (connection === "disconnected" && !voice.running) voice.problem = null;
+    lastConnection = connection;
+    applyMicrophone();
+  }
+
+  document.addEventListener(
+    "click",
+    (event) => {
+      const target = event.target instanceof Element ? event.target : null;
+      if (!target) return;
+      if (target.closest("#lk-connect")) {
+        voice.problem = null;
+        context(); // inside the click: the browser lets it play
+        if (voice.ctx) voice.ctx.resume();
+        start();
+      } else if (target.closest("#lk-disconnect")) {
+        stop();
+      }
+    },
+    true,
+  );
+
+  // -- the visualizer ------------------------------------------------------------------
+
+  const BARS = 24;
+  function draw() {
+    requestAnimationFrame(draw);
+    const panel = document.querySelector("#lk-voice .lk-voice");
+    if (!panel) return;
+    let canvas = panel.querySelector("canvas.lk-voice-bars");
+    if (!canvas) {
+      canvas = document.createElement("canvas");
+      canvas.className = "lk-voice-bars";
+      canvas.width = 480;
+      canvas.height = 72;
+      panel.prepend(canvas);
+    }
+    const g = canvas.getContext("2d");
+    const width = canvas.width;
+    const height = canvas.height;
+    g.clearRect(0, 0, width, height);
+    const bars = new Array(BARS).fill(0);
+    if (voice.agentAnalyser) {
+      const bins = new Uint8Array(voice.agentAnalyser.frequencyBinCount);
+      voice.agentAnalyser.getByteFrequencyData(bins);
+      // Speech lives below 4 kHz: spread 24 bars over the first ~80 bins (0–3.75 kHz).
+      for (let b = 0; b < BARS; b++) {
+        let peak = 0;
+        for (let k = 2 + b * 3; k < 5 + b * 3; k++) peak = Math.max(peak, bins[k] || 0);
+        bars[b] = peak / 255;
+      }
+      const wave = new Float32Array(voice.agentAnalyser.fftSize);
+      voice.agentAnalyser.getFloatTimeDomainData(wave);
+      voice.agentLevel = rms(wave);
+    } else {
+      voice.agentLevel = 0;
+    }
+    voice.bars = bars;
+    const style = getComputedStyle(panel);
+    const agentColour = style.getPropertyValue("--lk-voice-agent").trim() || "#2563eb";
+    const micColour = style.getPropertyValue("--lk-voice-mic").trim() || "#16a34a";
+    const area = width - 40;
+    const step = area / BARS;
+    g.fillStyle = agentColour;
+    for (let b = 0; b < BARS; b++) {
+      const h = Math.max(2, bars[b] * (height - 6));
+      g.fillRect(b * step + 2, (height - h) / 2, step - 4, h);
+    }
+    if (voice.micAnalyser) {
+      const wave = new Float32Array(voice.micAnalyser.fftSize);
+      voice.micAnalyser.getFloatTimeDomainData(wave);
+      voice.micLevel = voice.micWanted ? rms(wave) : 0;
+    } else {
+      voice.micLevel = 0;
+    }
+    const level = Math.min(1, Math.sqrt(voice.micLevel) * 2.5);
+    g.fillStyle = "rgba(127,127,127,0.25)";
+    g.fillRect(width - 28, 4, 20, height - 8);
+    g.fillStyle = micColour;
+    const mh = level * (height - 8);
+    g.fillRect(width - 28, height - 4 - mh, 20, mh);
+  }
+
+  function rms(wave) {
+    let sum = 0;
+    for (let i = 0; i < wave.length; i++) sum += wave[i] * wave[i];
+    return Math.sqrt(sum / wave.length);
+  }
+
+  // -- for tests and the benchmark --------------------------------------------------------
+
+  function ask(message) {
+    return new Promise((resolve) => {
+      if (!voice.player) return resolve(null);
+      voice.waiters.push(resolve);
+      voice.player.port.postMessage(message);
+    });
+  }
+
+  window.lkVoice = {
+    get status() {
+      return voice.status;
+    },
+    get running() {
+      return voice.running;
+    },
+    get ready() {
+      return voice.ready;
+    },
+    get sent() {
+      return voice.sent;
+    },
+    get received() {
+      return voice.received;
+    },
+    get bars() {
+      return voice.bars.slice();
+    },
+    get micLevel() {
+      return voice.micLevel;
+    },
+    get agentLevel() {
+      return voice.agentLevel;
+    },
+    get timing() {
+      return { ...voice.timing };
+    },
+    now: () => (voice.ctx ? voice.ctx.currentTime : null),
+    tap: () => (voice.player ? (voice.player.port.postMessage("tap"), true) : false),
+    played: async () => {
+      const answer = await ask("dump");
+      if (!answer) return null;
+      // As base64 of 16-bit PCM: a minute of audio crosses to a test in a few MB, not a JSON array.
+      const floats = new Float32Array(answer.dump);
+      const pcm = new Int16Array(floats.length);
+      for (let i = 0; i < floats.length; i++) pcm[i] = Math.max(-32768, Math.min(32767, Math.round(floats[i] * 32768)));
+      const bytes = new Uint8Array(pcm.buffer);
+      let text = "";
+      for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+      return { start: answer.start, rate: answer.rate, pcm: btoa(text) };
+    },
+    stats: async () => {
+      const answer = await ask("stats");
+      return answer && answer.stats;
+    },
+  };
+
+  say("idle");
+  setInterval(sync, 100);
+  requestAnimationFrame(draw);
+  const firstWords = setInterval(() => {
+    if (document.querySelector("#lk-voice .lk-voice-words")) {
+      if (voice.status === "idle") say("idle");
+      clearInterval(firstWords);
+    }
+  }, 100);
+})();

@@ -1,0 +1,699 @@
+"""The Gradio page as a voice front end, used as a person would: in Chromium, with a microphone.
+
+Headless Debian Chromium (Playwright's Python package, ``executable_path``:
+no browser download) gets a fake microphone that "speaks" a WAV file this
+test writes (``--use-fake-device-for-media-stream --use-fake-ui-for-media-stream
+--use-file-for-fake-audio-capture=<file>.wav%noloop``: the file plays once
+from the moment the page opens the microphone, then silence). The page is
+served by Gradio in this process against the real livekit-server, and the
+real LiveKit Agents ``AgentSession`` with the offline demo plugins listens in
+the same room: its ``ScriptedSTT`` keeps every PCM byte it heard, its
+``ToneTTS`` speaks tones whose words and pitches are known.
+
+What the visitor says is :func:`~tests.harness.audio_compare.speech` —
+band-limited noise no two 20 ms of which look alike — so what the agent heard
+can be compared with it by windowed correlation (see :func:`heard_whole_and_once`).
+
+Screenshots (``test-artifacts/screenshots/``):
+
+- gradio-voice-01-agent-speaking.png: the agent speaking, its voice as bars;
+- gradio-voice-02-microphone-denied.png: a denied microphone, in words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import time
+import wave
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from lkstate import DevelopmentTokenSource, PreConnectStatus, TokenSource
+from lkstate.tokens import Credentials, TokenRequest
+from tests.harness.audio_compare import HOP, RATE, RECOGNISED, WINDOW, locate, speech
+from tests.harness.server import LiveKitServer
+from tests.ui.test_gradio_browser import CHROMIUM_ARGS, eventually, find_chromium, open_tab, screenshot_path, status
+
+from lkstate_gradio.app import GradioDemo, build_demo, free_port
+
+try:
+    from playwright.async_api import async_playwright, expect
+except ImportError:  # reported by the browser fixture, in words
+    async_playwright = expect = None  # type: ignore[assignment]
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.filterwarnings("ignore::Warning:gradio.queueing"),
+]
+
+SPOKEN_SECONDS = 4.0
+
+
+def write_wav(path: Path, samples: npt.NDArray[np.int16], rate: int = RATE) -> Path:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(samples.tobytes())
+    return path
+
+
+@attrs.frozen
+class Visitor:
+    """What the fake microphone says: ``lead`` s of silence, the speech, then silence."""
+
+    wav: Path
+    spoken: npt.NDArray[np.int16]
+
+
+LEAD = 0.3
+"""Seconds of silence before the visitor starts speaking."""
+AGENT_JOINS = 1.5
+"""Seconds after Connect the agent joins: the visitor has been speaking for a while by then."""
+
+
+def make_visitor(folder: Path, seed: int = 7) -> Visitor:
+    spoken = speech(SPOKEN_SECONDS, seed=seed)
+    lead = np.zeros(int(RATE * LEAD), dtype=np.int16)
+    silence = np.zeros(int(RATE * 8), dtype=np.int16)
+    return Visitor(write_wav(folder / f"visitor-{seed}.wav", np.concatenate([lead, spoken, silence])), spoken)
+
+
+@pytest.fixture
+def visitor(tmp_path: Path) -> Visitor:
+    return make_visitor(tmp_path)
+
+
+Launch = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Launch]:
+    """``await chromium(wav=..., grant=True)``: headless Chromium whose microphone plays ``wav``."""
+    executable = find_chromium()
+    if async_playwright is None or executable is None:
+        pytest.fail("chromium and the playwright package are needed (apt-get install chromium)", pytrace=False)
+    async with async_playwright() as playwright:
+        launched: list[Any] = []
+
+        async def launch(*, wav: Path | None = None, grant: bool = True, extra: tuple[str, ...] = ()) -> Any:
+            args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
+                    *extra]
+            if grant:
+                args.append("--use-fake-ui-for-media-stream")
+            if wav is not None:
+                args.append(f"--use-file-for-fake-audio-capture={wav}%noloop")
+            browser = await playwright.chromium.launch(executable_path=executable, headless=True, args=args)
+            launched.append(browser)
+            return browser
+
+        try:
+            yield launch
+        finally:
+            for browser in launched:
+                await browser.close()
+
+
+ServeDemo = Callable[..., Awaitable[tuple[GradioDemo, str]]]
+
+
+@pytest.fixture
+async def serve_demo(livekit_server: LiveKitServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ServeDemo]:
+    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    served: list[GradioDemo] = []
+
+    def tokens() -> TokenSource:
+        return DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+
+    async def serve(*, rooms: list[str] | None = None, **options: Any) -> tuple[GradioDemo, str]:
+        """``rooms``: the first tab joins the first room, the next the next… (default: one fresh room each)."""
+        queue = list(rooms or [])
+
+        def next_tokens() -> TokenSource:
+            return InRoom(tokens(), queue.pop(0)) if queue else tokens()
+
+        demo = build_demo(next_tokens, "lkstate-demo", **options)
+        port = free_port()
+        served.append(demo)
+        url = await asyncio.to_thread(lambda: demo.launch(port=port, block=False, quiet=True))
+        return demo, url
+
+    yield serve
+    for demo in served:
+        await asyncio.to_thread(demo.close)
+
+
+class InRoom:
+    """A token source that always asks for one room."""
+
+    def __init__(self, inner: DevelopmentTokenSource, room: str) -> None:
+        self.inner, self.room = inner, room
+
+    async def fetch(self, request: TokenRequest) -> Credentials:
+        return await self.inner.fetch(attrs.evolve(request, room_name=self.room))
+
+    def invalidate(self) -> None:
+        self.inner.invalidate()
+
+
+def only_session(demo: GradioDemo) -> Any:
+    (key,) = demo.sessions.keys()
+    session = demo.sessions.get(key)
+    assert session is not None
+    return session
+
+
+
+
+def tab_key(demo: GradioDemo) -> str:
+    (key,) = demo.sessions.keys()
+    return key
+
+
+# ------------------------------------------------------------------------ judging what the agent heard
+
+
+@attrs.frozen
+class Hearing:
+    """How what an agent's STT heard compares with what the visitor said."""
+
+    loud_windows: int
+    recognised: int
+    first_ms: float
+    """Where in the speech the first recognised window lies (0: its very start)."""
+    last_ms: float
+    """Where the last recognised window ends."""
+    repeats: int
+    """Recognised windows from no later in the speech than the one before: speech heard twice."""
+    worst_gap_ms: float
+    loud_seconds: float
+
+
+def hearing(heard: bytes, spoken: npt.NDArray[np.int16]) -> Hearing:
+    """Locate every loud 20 ms window of what the STT heard (24 kHz) in what was spoken.
+
+    The browser resampled the 24 kHz WAV to 48 kHz, the page sent it as PCM,
+    the session's pre-connect buffer carried its start as PCM and the track the
+    rest through Opus, and the agent resampled to 24 kHz again: no path is
+    sample-exact, so every window is found by normalised cross-correlation;
+    :data:`~tests.harness.audio_compare.RECOGNISED` (0.9) is the threshold.
+    """
+    samples = np.frombuffer(heard, dtype=np.int16).astype(np.float64)
+    found = locate(samples, spoken.astype(np.float64))
+    good = [w for w in found if w.score >= RECOGNISED]
+    assert good, f"nothing the agent heard was recognised ({len(found)} loud windows)"
+    instants = [w.instant for w in good]
+    return Hearing(
+        loud_windows=len(found),
+        recognised=len(good),
+        first_ms=instants[0] * 1000,
+        last_ms=(instants[-1] + WINDOW / RATE) * 1000,
+        repeats=sum(1 for a, b in zip(instants, instants[1:]) if b <= a),
+        worst_gap_ms=max((b - a - HOP / RATE for a, b in zip(instants, instants[1:])), default=0.0) * 1000,
+        loud_seconds=len(found) * HOP / RATE,
+    )
+
+
+def assert_heard_whole_and_once(result: Hearing, seconds: float, *, captured_from_ms: float = 0.0) -> None:
+    """All of the speech from ``captured_from_ms`` on, in order, once."""
+    # Opus and the agent's jitter buffer hide a late packet with synthesised audio, which no longer
+    # correlates; on two loaded cores up to a fifth of the windows were such.
+    assert result.recognised >= 0.75 * result.loud_windows, f"the agent heard audio that is not the speech: {result}"
+    assert result.first_ms <= captured_from_ms + 30, f"the start of the speech was lost: {result}"
+    assert result.last_ms >= seconds * 1000 - 50, f"the end of the speech was lost: {result}"
+    assert result.repeats == 0, f"speech was heard twice: {result}"
+    assert result.worst_gap_ms <= 150, f"speech was lost on the way: {result}"
+    # Every loud window is counted: audio heard twice would make more of them than were spoken.
+    expected = seconds - captured_from_ms / 1000
+    assert abs(result.loud_seconds - expected) <= 0.25, f"the agent heard more or less than was spoken: {result}"
+
+
+class Received:
+    """What the server received from a tab's page, frame by frame (it wraps the tab's microphone input).
+
+    Chromium's fake microphone starts reading its file before the page's
+    AudioWorklet gets its first sample: 0.5 to 1 s of the file were seen gone
+    by then, more under load. That loss is the browser's, before the page
+    could capture anything; what the page captured is what it sent, and what
+    the server received is checked against it by count. So the agent's hearing
+    is judged against the speech from where the page's capture begins.
+    """
+
+    def __init__(self, demo: GradioDemo, key: str) -> None:
+        link = demo.voice.get(key)
+        assert link is not None
+        self.link = link
+        self.pcm = bytearray()
+        push = link.microphone.push
+
+        def keep(pcm: Any) -> bool:
+            self.pcm += pcm
+            return push(pcm)
+
+        link.microphone.push = keep  # type: ignore[method-assign]
+
+    def at_agent_rate(self) -> npt.NDArray[np.int16]:
+        """48 kHz to 24 kHz by taking every other sample: the speech holds nothing above 3.4 kHz."""
+        return np.frombuffer(bytes(self.pcm), dtype=np.int16)[::2].copy()
+
+    def captured_from_ms(self, spoken: npt.NDArray[np.int16]) -> float:
+        return hearing(self.at_agent_rate().tobytes(), spoken).first_ms
+
+    def loud_seconds_within(self, seconds: float) -> float:
+        """Seconds of speech among the first ``seconds`` received."""
+        head = self.at_agent_rate()[: int(seconds * RATE)].astype(np.float64)
+        windows = [head[i : i + WINDOW] for i in range(0, len(head) - WINDOW + 1, WINDOW)]
+        return sum(WINDOW / RATE for w in windows if np.sqrt(np.mean(w * w)) >= 1500)
+
+
+async def heard_to_the_end(agent: Any, spoken: npt.NDArray[np.int16], timeout: float = 20.0) -> bytes:
+    """What the agent's STT heard, once it has heard the last of the speech (or the time is up)."""
+    end_ms = len(spoken) / RATE * 1000 - 50
+    deadline = time.monotonic() + timeout
+    while True:
+        heard = agent.stt.received_audio().pcm
+        try:
+            if hearing(heard, spoken).last_ms >= end_ms:
+                return heard
+        except AssertionError:  # nothing recognised yet
+            pass
+        if time.monotonic() > deadline:
+            return heard
+        await asyncio.sleep(0.5)
+
+
+# ------------------------------------------------------------------------ the visitor's microphone
+
+
+async def test_the_visitor_speaks_from_connect_on_and_the_agent_hears_all_of_it_once(
+    serve_demo: ServeDemo, chromium: Launch, visitor: Visitor, room_name: str, agent_factory: Any
+) -> None:
+    """The agent joins 3.5 s after Connect, mid-speech: the start reaches it through pre-connect."""
+    demo, url = await serve_demo(room_name=room_name, browser_audio_processing=False)
+    browser = await chromium(wav=visitor.wav)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await open_tab(context, url)
+    await eventually(lambda: len(demo.voice.keys()) == 1, what="the tab's audio link")
+    received = Received(demo, tab_key(demo))
+    await expect(page.locator("#lk-voice .lk-voice-words")).to_have_text(
+        "Press Connect to talk: your browser will ask to use your microphone."
+    )
+    await page.get_by_role("button", name="Connect", exact=True).click()
+    await asyncio.sleep(AGENT_JOINS)  # the visitor is already speaking; no agent yet
+    session = only_session(demo)
+    assert session.state.preconnect.status is PreConnectStatus.RECORDING
+    agent = await agent_factory(room_name)
+    await expect(page.locator("#lk-voice .lk-voice-words")).to_have_text("Your microphone is on: speak to the agent.")
+    await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=20_000)
+    heard_pcm = await heard_to_the_end(agent, visitor.spoken)
+
+    preconnect = session.state.preconnect
+    assert preconnect.status is PreConnectStatus.SENT and preconnect.destination == agent.identity
+    heard = agent.stt.received_audio()
+    assert heard.sample_rate == RATE
+    captured_from = received.captured_from_ms(visitor.spoken)
+    assert received.loud_seconds_within(preconnect.seconds) >= 0.3, "the visitor spoke before the agent was ready"
+    assert_heard_whole_and_once(hearing(heard_pcm, visitor.spoken), SPOKEN_SECONDS, captured_from_ms=captured_from)
+    await expect(page.locator("#lk-chat")).to_contain_text("Hello there.")  # the STT's transcript, spoken
+
+    # Every frame the page sent reached the session's microphone, none refused or dropped.
+    await page.get_by_role("button", name="Disconnect", exact=True).click()
+    await expect(page.locator("#lk-voice .lk-voice-words")).to_have_text(
+        "Press Connect to talk: your browser will ask to use your microphone."
+    )
+    link = received.link
+    await eventually(lambda: not link.connected, what="the audio channel closed with the session")
+    sent = await page.evaluate("lkVoice.sent")
+    assert link.counts.frames_in == sent and link.counts.wrong_size == link.counts.flood == 0
+    assert link.microphone.dropped_frames == 0
+    assert session.state.problems == ()
+    await context.close()
+
+
+async def test_two_tabs_at_once_each_agent_hears_only_its_own_tab(
+    serve_demo: ServeDemo, chromium: Launch, tmp_path: Path, room_name: str, agent_factory: Any
+) -> None:
+    first_visitor, second_visitor = make_visitor(tmp_path, seed=7), make_visitor(tmp_path, seed=11)
+    rooms = [f"{room_name}-a", f"{room_name}-b"]
+    agents = [await agent_factory(room) for room in rooms]
+    demo, url = await serve_demo(rooms=rooms, browser_audio_processing=False)
+    pages = []
+    for who in (first_visitor, second_visitor):
+        browser = await chromium(wav=who.wav)  # one fake microphone per browser
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        pages.append(await open_tab(context, url))
+        await eventually(lambda: len(demo.voice.keys()) == len(pages), what="the tab's audio link")
+    first_key, second_key = demo.voice.keys()  # in the order the tabs opened: rooms a, b
+    captures = [Received(demo, first_key), Received(demo, second_key)]
+    for page in pages:
+        await page.get_by_role("button", name="Connect", exact=True).click()
+    for page in pages:
+        await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=20_000)
+    pairs = ((agents[0], captures[0], first_visitor, second_visitor), (agents[1], captures[1], second_visitor, first_visitor))
+    for agent, capture, own, other in pairs:
+        heard = await heard_to_the_end(agent, own.spoken)
+        captured_from = capture.captured_from_ms(own.spoken)
+        assert_heard_whole_and_once(hearing(heard, own.spoken), SPOKEN_SECONDS, captured_from_ms=captured_from)
+        samples = np.frombuffer(heard, dtype=np.int16).astype(np.float64)
+        strangers = [w for w in locate(samples, other.spoken.astype(np.float64)) if w.score >= RECOGNISED]
+        assert not strangers, "an agent heard the other tab's visitor"
+
+
+# ------------------------------------------------------------------------ the agent's voice in the page
+
+
+@attrs.frozen
+class Played:
+    """What the page's player put out, from its tap: samples and the audio clock of the first."""
+
+    start: float
+    rate: int
+    samples: npt.NDArray[np.float64]
+
+    def at(self, index: int) -> float:
+        return self.start + index / self.rate
+
+
+async def played(page: Any) -> Played:
+    answer = await page.evaluate("lkVoice.played()")
+    assert answer is not None, "the page has no player"
+    pcm = np.frombuffer(base64.b64decode(answer["pcm"]), dtype=np.int16).astype(np.float64) / 32768
+    return Played(float(answer["start"]), int(answer["rate"]), pcm)
+
+
+@attrs.frozen
+class Word:
+    start: float
+    """Seconds into the audio."""
+    seconds: float
+    hertz: float
+
+
+def words_in(samples: npt.NDArray[np.float64], rate: int) -> list[Word]:
+    """The tone words in ``samples``, each with its pitch and how long it sounded.
+
+    A word is a run of 1 ms blocks louder than a tenth of the loudest. A late
+    packet the page's jitter buffer could not hide puts a few ms of silence in
+    a word (the player waits to refill 60 ms); so consecutive runs of one pitch
+    (within 2.5 %: a piece of 0.1 s has a coarser pitch; the tone's neighbouring
+    words differ by 4 % or more) are
+    one word, and its length is the time it sounded, the silence left out.
+    """
+    block = rate // 1000
+    blocks = samples[: len(samples) // block * block].reshape(-1, block)
+    level = np.sqrt(np.mean(blocks * blocks, axis=1))
+    if len(level) == 0 or level.max() <= 0:
+        return []
+    loud = level > level.max() / 10
+    runs: list[list[int]] = []
+    for index in np.flatnonzero(loud):
+        if runs and index - runs[-1][1] <= 5:
+            runs[-1][1] = int(index)
+        else:
+            runs.append([int(index), int(index)])
+    words: list[Word] = []
+    for first, last in runs:
+        if last - first + 1 < 20:
+            continue  # too short to have a pitch: a sliver a refill cut off
+        piece = samples[first * block : (last + 1) * block]
+        spectrum = np.abs(np.fft.rfft(piece * np.hanning(len(piece)), 1 << 18))
+        hertz = float(np.argmax(spectrum)) * rate / (1 << 18)
+        seconds = (last - first + 1) / 1000
+        if words and abs(words[-1].hertz - hertz) <= 0.025 * hertz:
+            previous = words[-1]
+            words[-1] = Word(previous.start, previous.seconds + seconds, previous.hertz)
+        else:
+            words.append(Word(first / 1000, seconds, hertz))
+    return words
+
+
+async def open_connected(serve_demo: ServeDemo, chromium: Launch, room_name: str, **options: Any) -> tuple[GradioDemo, Any]:
+    demo, url = await serve_demo(room_name=room_name, **options)
+    browser = await chromium()
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await open_tab(context, url)
+    await page.get_by_role("button", name="Connect", exact=True).click()
+    await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=20_000)
+    await page.wait_for_function("window.lkVoice && lkVoice.ready")
+    return demo, page
+
+
+async def test_the_agents_voice_plays_in_the_page_as_spoken_and_its_bars_move(
+    serve_demo: ServeDemo, chromium: Launch, room_name: str, agent_factory: Any
+) -> None:
+    agent = await agent_factory(room_name)
+    demo, page = await open_connected(serve_demo, chromium, room_name, audio_input=None)
+    await expect(page.locator("#lk-voice .lk-voice-words")).to_have_text("You hear the agent here; type to talk to it.")
+    assert await page.evaluate("lkVoice.tap()")
+    text = "alpha bravo charlie delta echo"
+    handle = agent.session.say(text)
+    await page.wait_for_function("lkVoice.agentLevel > 0.01", timeout=10_000)
+    await page.wait_for_function("Math.max(...lkVoice.bars) > 0.3")  # the visualizer shows the voice
+    await page.screenshot(path=str(screenshot_path("gradio-voice-01-agent-speaking.png")))
+    await handle.wait_for_playout()
+    await asyncio.sleep(0.5)  # the last frames cross to the page and its jitter buffer
+    heard = await played(page)
+
+    rendered = np.frombuffer(agent.tts.render(text), dtype=np.int16).astype(np.float64) / 32768
+    expected = words_in(rendered, agent.tts.sample_rate)
+    got = words_in(heard.samples, heard.rate)
+    stats = await page.evaluate("lkVoice.stats()")
+    assert len(expected) == 5 and len(got) == len(expected), f"the page played {got}, the agent said {expected}"
+    for want, have in zip(expected, got):
+        assert abs(have.hertz - want.hertz) <= 0.01 * want.hertz, f"pitch {have} is not {want}"
+        # The server's WebRTC receiver (NetEq) stretches audio while its jitter buffer settles: the first
+        # word was seen 33 ms longer, consistently; a lost 20 ms frame or a dropped stretch would be shorter.
+        assert -0.015 <= have.seconds - want.seconds <= 0.05, f"length {have} is not {want} (player: {stats})"
+    link = demo.voice.get(tab_key(demo))
+    assert link is not None and link.counts.out_dropped == 0 and stats["droppedSamples"] == 0
+
+
+async def test_an_interrupted_agent_stops_at_once_in_the_page(
+    serve_demo: ServeDemo, chromium: Launch, room_name: str, agent_factory: Any
+) -> None:
+    agent = await agent_factory(room_name)
+    demo, page = await open_connected(serve_demo, chromium, room_name, audio_input=None)
+    assert await page.evaluate("lkVoice.tap()")
+    text = "a long answer that would go on speaking for many many seconds if nobody stopped it right now"
+    full = agent.tts.duration_for(text)
+    assert full >= 5.0
+    agent.session.say(text)
+    await page.wait_for_function("lkVoice.agentLevel > 0.01", timeout=10_000)
+    await asyncio.sleep(1.0)
+    interrupted_at = await page.evaluate("lkVoice.now()")
+    await agent.session.interrupt()
+    await asyncio.sleep(1.5)
+    heard = await played(page)
+    loud = np.flatnonzero(np.abs(heard.samples) > 0.01)
+    assert len(loud), "the page played nothing"
+    stopped_after = heard.at(int(loud[-1])) - interrupted_at
+    # What was already on its way: the agent's last frames, the server's receiver, the channel and the
+    # page's jitter buffer (60 ms, 150 ms before it catches up): 0.2-0.37 s seen on two loaded cores,
+    # never the rest of the answer.
+    assert stopped_after <= 0.5, f"the page played on for {stopped_after:.2f} s after the interruption"
+    played_seconds = (loud[-1] - loud[0]) / heard.rate
+    assert played_seconds < full - 2.0
+
+
+# ------------------------------------------------------------------------ who may use a tab's channel, and bad input
+
+
+async def refused(url: str, hello: str | None) -> tuple[int | None, int]:
+    """Open the channel, say ``hello`` (or nothing), and return (close code, binary messages received)."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    frames = 0
+    async with connect(url) as ws:
+        if hello is not None:
+            await ws.send(hello)
+        try:
+            async for message in ws:
+                if isinstance(message, bytes):
+                    frames += 1
+                else:
+                    assert '"ready"' not in message, "a channel without the tab's secret was served"
+        except ConnectionClosed:
+            pass
+        return ws.close_code, frames
+
+
+class NonReader:
+    """A WebSocket client that says its hello and then never reads: a page that hangs."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, url: str, secret: str) -> NonReader:
+        host, port = url.split("//", 1)[1].rstrip("/").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        writer.write(
+            f"GET /lkstate/voice HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        hello = ('{"key": "%s", "rate": 48000}' % secret).encode()
+        mask = b"\x01\x02\x03\x04"
+        assert len(hello) < 126
+        writer.write(bytes([0x81, 0x80 | len(hello)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(hello)))
+        await writer.drain()
+        return cls(writer)  # and the reader is never read again
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def problems_of(session: Any) -> str:
+    return " | ".join(p.message for p in session.state.problems if p.source == "browser audio")
+
+
+async def test_a_tabs_audio_channel_needs_its_secret_and_bad_frames_are_refused_in_words(
+    serve_demo: ServeDemo, chromium: Launch, room_name: str
+) -> None:
+    from websockets.asyncio.client import connect
+
+    from lkstate_gradio._voice import FRAME_BYTES, MAX_BURST_FRAMES
+
+    demo, url = await serve_demo(room_name=room_name, audio_input=None, agent_connect_timeout=None)
+    browser = await chromium()
+    context = await browser.new_context()
+    pages = [await open_tab(context, url), await open_tab(context, url)]
+    await eventually(lambda: len(demo.voice.keys()) == 2, what="an audio link for each tab")
+    for page in pages:
+        await page.get_by_role("button", name="Connect", exact=True).click()
+        await expect(status(page)).to_have_attribute("data-connection", "connected", timeout=15_000)
+    first_key, second_key = demo.voice.keys()
+    first, second = demo.voice.get(first_key), demo.voice.get(second_key)
+    assert first is not None and second is not None
+    first_session, second_session = demo.sessions.get(first_key), demo.sessions.get(second_key)
+    channel = url.replace("http://", "ws://") + "lkstate/voice"
+
+    # Without the tab's secret nothing is served: no hello, garbage, a session hash, an old guess.
+    assert await refused(channel, None) == (4401, 0)
+    assert await refused(channel, "not json at all") == (4401, 0)
+    assert await refused(channel, '{"key": "%s", "rate": 48000}' % first_key) == (4401, 0)
+    assert await refused(channel, '{"key": "%s", "rate": 48000}' % ("x" * 2000)) == (4401, 0)
+    assert first.counts.frames_in == second.counts.frames_in == 0
+
+    # The second tab's secret feeds the second tab's session only.
+    loud = (np.full(FRAME_BYTES // 2, 8000, dtype=np.int16)).tobytes()
+    async with connect(channel) as ws:
+        await ws.send('{"key": "%s", "rate": 48000}' % second.secret)
+        assert '"ready"' in str(await ws.recv())
+        for _ in range(5):
+            await ws.send(loud)
+        await eventually(lambda: second.counts.frames_in == 5, what="the frames in the second tab's session")
+    assert first.counts.frames_in == 0 and first.microphone.pushed_frames == 0
+
+    # Bad input on the first tab's channel: dropped, said in its state, never in the other tab's.
+    async with connect(channel, max_size=None) as ws:
+        await ws.send('{"key": "%s", "rate": 48000}' % first.secret)
+        assert '"ready"' in str(await ws.recv())
+        await ws.send(b"\x01" * 1000)
+        await ws.send("{not a note")
+        flood = 2 * MAX_BURST_FRAMES  # 20 s of audio, sent in well under 10 s
+        for _ in range(flood):
+            await ws.send(loud)
+        await eventually(lambda: "must be 1920 bytes" in problems_of(first_session), what="the wrong size in words")
+        await eventually(lambda: "faster than real time" in problems_of(first_session), what="the flood in words")
+        assert "unreadable message" in problems_of(first_session)
+        assert first.counts.wrong_size == 1 and first.counts.unreadable == 1
+        await eventually(lambda: first.counts.frames_in + first.counts.flood == flood, what="every frame counted")
+        assert first.counts.flood > 0 and first.counts.frames_in >= MAX_BURST_FRAMES
+        await ws.send(b"\x00" * 5000)
+        await ws.wait_closed()
+        assert ws.close_code == 1009
+    await eventually(lambda: "at most 4096" in problems_of(first_session), what="the oversized message in words")
+    assert problems_of(second_session) == ""
+
+    # A page that stops reading: the agent's audio for it is dropped, then its channel closed;
+    # the session and the other tab carry on.
+    stuck = await NonReader.open(url, first.secret)
+    async with connect(channel) as other:
+        await other.send('{"key": "%s", "rate": 48000}' % second.secret)
+        assert '"ready"' in str(await other.recv())
+        silence = bytes(FRAME_BYTES)
+        started = time.monotonic()
+        while "took none of the agent's audio" not in problems_of(first_session):
+            assert time.monotonic() - started < 30, f"a page that stopped reading was never cut off: {first.counts} {first.connected}"
+            for _ in range(200):
+                first.send_to_page(silence)
+            second.send_to_page(silence)
+            assert isinstance(await other.recv(), bytes)  # the other tab still hears
+            await asyncio.sleep(0.01)
+        assert first.counts.out_dropped > 0
+        await first_session.wait_until(lambda s: True, timeout=1)  # the session still answers
+    stuck.close()
+    await pages[0].locator("#lk-input textarea").fill("typing still works")
+    await pages[0].locator("#lk-input textarea").press("Enter")
+    await expect(pages[0].locator("#lk-chat")).to_contain_text("typing still works")
+
+
+# ------------------------------------------------------------------------ what the visitor is told
+
+
+async def test_a_denied_microphone_an_insecure_page_and_a_dropped_channel_are_told_in_words_and_typing_goes_on(
+    serve_demo: ServeDemo, chromium: Launch, visitor: Visitor, room_name: str, agent_factory: Any
+) -> None:
+    agent = await agent_factory(room_name)
+    demo, url = await serve_demo(room_name=room_name)
+    words = "#lk-voice .lk-voice-words"
+
+    # The visitor says no when the browser asks for the microphone.
+    denying = await chromium(wav=visitor.wav, grant=False)
+    context = await denying.new_context(viewport={"width": 1280, "height": 900})
+    page = await open_tab(context, url)
+    await page.get_by_role("button", name="Connect", exact=True).click()
+    await expect(page.locator(words)).to_have_attribute("data-voice", "denied", timeout=15_000)
+    await expect(page.locator(words)).to_have_text(
+        "The browser was not allowed to use your microphone. Allow it with the microphone icon in the address "
+        "bar (or the site settings), then press Disconnect and Connect again. You can still type."
+    )
+    await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=20_000)
+    await expect(page.locator("#lk-problems")).to_contain_text("the browser was not allowed to use it")
+    identity = only_session(demo).state.connection.local_identity
+    await agent.wait_for_participant(identity)
+    await page.locator("#lk-input textarea").fill("hello by typing")
+    await page.locator("#lk-input textarea").press("Enter")
+    await expect(page.locator("#lk-chat")).to_contain_text("You said: hello by typing", timeout=20_000)
+    await page.screenshot(path=str(screenshot_path("gradio-voice-02-microphone-denied.png")))
+    await context.close()
+
+    # The page is reached by a name that is not localhost, over http: no microphone there.
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    remote = await chromium(wav=visitor.wav, extra=("--host-resolver-rules=MAP voice.test 127.0.0.1",))
+    context = await remote.new_context()
+    page = await open_tab(context, f"http://voice.test:{port}/")
+    await page.get_by_role("button", name="Connect", exact=True).click()
+    await expect(page.locator(words)).to_have_attribute("data-voice", "insecure", timeout=15_000)
+    await expect(page.locator(words)).to_contain_text("this page is not served over https")
+    await context.close()
+
+    # The channel drops under a connected visitor.
+    granted = await chromium(wav=visitor.wav)
+    context = await granted.new_context()
+    page = await open_tab(context, url)
+    await page.get_by_role("button", name="Connect", exact=True).click()
+    await expect(page.locator(words)).to_have_attribute("data-voice", "live", timeout=15_000)
+    await expect(status(page)).to_have_attribute("data-connection", "connected", timeout=15_000)
+    keys = [k for k in demo.voice.keys() if (link := demo.voice.get(k)) is not None and link.connected]
+    assert len(keys) == 1
+    link = demo.voice.get(keys[0])
+    assert link is not None and link.drop()
+    await expect(page.locator(words)).to_have_attribute("data-voice", "dropped")
+    await expect(page.locator(words)).to_contain_text("The audio channel to the server dropped")
+    await page.locator("#lk-input textarea").fill("still typing")
+    await page.locator("#lk-input textarea").press("Enter")
+    await expect(page.locator("#lk-chat")).to_contain_text("still typing", timeout=15_000)
+    await context.close()
