@@ -578,6 +578,11 @@ class RoomSource:
         # stream's chunks on its own: the first words of the next segment can
         # overtake this one's, and the transcript would show them in the wrong
         # order. So each stream's first words wait for the previous stream's.
+        # Only the agent's streams (its words and the user's, which it sends
+        # from our identity) take part: nobody else can hold them up.
+        if not self._is_agent_kind(sender):
+            self._spawn(self._read_transcription(reader, sender, seq), f"lkstate-transcription-{seq}")
+            return
         previous, turn = self._transcript_turn, asyncio.get_running_loop().create_future()
         self._transcript_turn = turn
         self._spawn(self._read_transcription(reader, sender, seq, previous, turn), f"lkstate-transcription-{seq}")
