@@ -41,16 +41,18 @@ def collapsed(values: list[str | None]) -> list[str]:
     return out
 
 
-def states_of_agent(session: Session) -> list[str | None]:
-    """The agent's ``lk.agent.state`` in every snapshot the store delivers, from now on."""
-    seen: list[str | None] = []
+def states_of_agent(session: Session) -> tuple[list[str | None], list[str | None]]:
+    """In every snapshot the store delivers from now on: the agent's ``lk.agent.state``, and the agent view's state."""
+    attributes: list[str | None] = []
+    views: list[str | None] = []
 
     def on_state(state: Any) -> None:
         participant = next((p for p in state.participants if p.identity == AGENT), None)
-        seen.append(attribute(participant.attributes, KEY) if participant is not None else None)
+        attributes.append(attribute(participant.attributes, KEY) if participant is not None else None)
+        views.append(state.agent.state if state.agent.identity == AGENT else None)
 
     session.states.subscribe(on_state)
-    return seen
+    return attributes, views
 
 
 async def test_every_state_the_agent_flips_through_in_bursts_is_in_the_snapshots_in_order(
@@ -68,7 +70,7 @@ async def test_every_state_the_agent_flips_through_in_bursts_is_in_the_snapshots
     session = make_session(audio_input=None, audio_output=None, video_input=None, agent_connect_timeout=None)
     recording = io.StringIO()
     recorder = record(session, recording)
-    seen = states_of_agent(session)
+    seen, shown = states_of_agent(session)
     await session.start(wait_for_agent=False)
     await session.wait_until(lambda s: s.agent.identity == AGENT, timeout=15)
     await wire.wait_for_participant(AGENT)
@@ -95,6 +97,7 @@ async def test_every_state_the_agent_flips_through_in_bursts_is_in_the_snapshots
     )
     assert len(on_the_wire) > BURSTS, "the wire carried hundreds of transitions"
     assert in_the_snapshots == on_the_wire, "every transition, in the wire's order"
+    assert collapsed(shown) == on_the_wire, "and the agent's state, as a UI shows it, went through each"
 
     header, events = read_recording(io.StringIO(recording.getvalue()))
     replay = Replay(events, header=header)
