@@ -33,6 +33,7 @@ __all__ = [
     "RemoteTrackUpdated",
     "RemoteTrackRemoved",
     "TranscriptReceived",
+    "TranscriptCut",
     "ChatSendRequested",
     "ChatSendSucceeded",
     "ChatSendFailed",
@@ -166,6 +167,25 @@ class TranscriptReceived:
     final: bool = False
     closed: bool = False
     attributes: Attributes = ()
+
+
+@attrs.frozen(slots=True)
+class TranscriptCut:
+    """Stream ``stream_seq`` of a transcription segment broke before its trailer.
+
+    Our own reconnect breaks the stream carrying the agent's words, and the
+    rest of them never arrive on it. The agent also reports each finished
+    utterance on ``lk.agent.session``: the reducer remembers the cut message
+    and completes it from that report (see ``SessionState.cut_transcripts``),
+    so the completion is a fold of recorded events and replays. Only streams
+    that delivered words, were not cut for size and did not say final in
+    their header are reported.
+    """
+
+    at: float
+    sender: str
+    segment_id: str
+    stream_seq: int
 
 
 @attrs.frozen(slots=True)
@@ -313,6 +333,7 @@ Event = (
     | RemoteTrackUpdated
     | RemoteTrackRemoved
     | TranscriptReceived
+    | TranscriptCut
     | ChatSendRequested
     | ChatSendSucceeded
     | ChatSendFailed

@@ -31,7 +31,7 @@ from .copiers import copier_for as _copier_for
 from .copiers import evolve as _evolve
 from .messages import AgentExpression, DeliveryStatus, Message, MessageKind, Messages, Role, expression_of
 from .options import Limits
-from .remote_state import RemoteSessionState, apply_remote_payload
+from .remote_state import MessageItem, RemoteSessionState, apply_remote_payload
 from .rpc import RpcCall, RpcStatus, rpc_finished, rpc_methods, rpc_started
 from .state import (
     AGENT_WIRE_STATES,
@@ -54,6 +54,8 @@ from .state import (
 __all__ = ["reduce", "transcript_message_id", "chat_message_id"]
 
 _DEFAULT_LIMITS = Limits()
+_MAX_CUT_TRANSCRIPTS = 8
+"""Broken agent transcripts remembered for completion (the newest are kept)."""
 
 
 def transcript_message_id(sender: str, segment_id: str) -> str:
@@ -296,6 +298,7 @@ def _on_start(state: SessionState, e: ev.StartRequested, limits: Limits) -> Sess
         messages=messages,
         remote=remote,
         agent=AgentState(),
+        cut_transcripts=(),
         updated_at=e.at,
     )
     return _derive_agent(new)
@@ -406,6 +409,12 @@ def _on_participant_left(state: SessionState, e: ev.ParticipantLeft, limits: Lim
     if leaving.is_agent_kind:
         reason = "The agent left before finishing this message."
         new = _evolve(new, messages=_interrupt_partial_messages(new.messages, e.identity, reason))
+    if new.cut_transcripts:
+        # Gone for good: its broken transcripts stay as they are.
+        prefix = transcript_message_id(e.identity, "")
+        kept = tuple(i for i in new.cut_transcripts if not i.startswith(prefix))
+        if kept != new.cut_transcripts:
+            new = _evolve(new, cut_transcripts=kept)
     if was_primary and (new.remote.agent_state is not None or new.remote.user_state is not None):
         new = _evolve(new, remote=_evolve(new.remote, agent_state=None, user_state=None))
     unexpected = state.connection.status is ConnectionStatus.CONNECTED
@@ -518,13 +527,11 @@ def _on_transcript(state: SessionState, e: ev.TranscriptReceived, limits: Limits
             return state  # nothing to show yet (an opened or empty stream)
         role = _role_of(state, e.sender)
         if role is None or role is Role.PARTICIPANT:
-            return _with_problem(
-                state,
-                e.at,
-                "lk.transcription",
-                f"Ignored a transcription from {e.sender!r}: only the agent may send transcriptions.",
-                limits,
-            )
+            words = f"Ignored a transcription from {e.sender!r}: only the agent may send transcriptions."
+            last = state.problems[-1] if state.problems else None
+            if last is not None and last.source == "lk.transcription" and last.message == words:
+                return state  # the same stream's next chunk, or the same sender again: said already
+            return _with_problem(state, e.at, "lk.transcription", words, limits)
         text, error = _cap(e.text, limits)
         message = Message(
             id=message_id,
@@ -574,6 +581,48 @@ def _on_transcript(state: SessionState, e: ev.TranscriptReceived, limits: Limits
         new = _copy_state(state, messages=messages.replaced(position, updated), updated_at=e.at)
         return _show_agent_expression(new, updated, position) if updated.role is Role.AGENT else new
     return _copy_state(state, messages=messages.replaced(position, updated), updated_at=e.at)
+
+
+def _on_transcript_cut(state: SessionState, e: ev.TranscriptCut, limits: Limits) -> SessionState:
+    """Remember an agent's transcript whose stream broke, to complete it from the agent's record."""
+    del limits
+    message_id = transcript_message_id(e.sender, e.segment_id)
+    message = state.messages.get(message_id)
+    if (
+        message is None
+        or message.final
+        or message.role is not Role.AGENT
+        or message.stream_seq != e.stream_seq
+        or message_id in state.cut_transcripts
+    ):
+        return state
+    cut = (*state.cut_transcripts, message_id)[-_MAX_CUT_TRANSCRIPTS:]
+    return _evolve(state, cut_transcripts=cut)
+
+
+def _complete_cut_transcripts(state: SessionState, sender: str, text: str, at: float, limits: Limits) -> SessionState:
+    """Finish the newest cut transcript of ``sender`` that ``text`` (what the agent says it said) continues.
+
+    The words we did get must begin ``text``; the rest is added as the end of
+    that same stream, and the message becomes final, so it reads as the
+    agent said it, once.
+    """
+    for message_id in reversed(state.cut_transcripts):
+        message = state.messages.get(message_id)
+        if message is None or message.sender != sender or message.final or not text.startswith(message.text):
+            continue
+        remaining = tuple(i for i in state.cut_transcripts if i != message_id)
+        rest = ev.TranscriptReceived(
+            at=at,
+            sender=sender,
+            segment_id=message.segment_id or "",
+            stream_seq=message.stream_seq,
+            text=text[len(message.text) :],
+            final=True,
+            closed=True,
+        )
+        return _on_transcript(_evolve(state, cut_transcripts=remaining), rest, limits)
+    return state
 
 
 def _on_chat_send_requested(state: SessionState, e: ev.ChatSendRequested, limits: Limits) -> SessionState:
@@ -694,6 +743,11 @@ def _on_agent_session_payload(state: SessionState, e: ev.AgentSessionPayload, li
     if remote.problem_count > state.remote.problem_count and remote.problems:
         # What the agent sent could not be read: say so where problems are shown.
         new = _with_problem(new, e.at, "lk.agent.session", remote.problems[-1], limits)
+    if new.cut_transcripts:
+        for index in range(len(state.remote.items), len(remote.items)):
+            item = remote.items[index]
+            if isinstance(item, MessageItem) and item.role == "assistant" and item.text:
+                new = _complete_cut_transcripts(new, e.sender, item.text, e.at, limits)
     return new
 
 
@@ -754,6 +808,7 @@ _HANDLERS: dict[type[Any], Callable[[SessionState, Any, Limits], SessionState]] 
     ev.RemoteTrackUpdated: _on_track_updated,
     ev.RemoteTrackRemoved: _on_track_removed,
     ev.TranscriptReceived: _on_transcript,
+    ev.TranscriptCut: _on_transcript_cut,
     ev.ChatSendRequested: _on_chat_send_requested,
     ev.ChatSendSucceeded: _on_chat_sent,
     ev.ChatSendFailed: _on_chat_failed,

@@ -329,5 +329,11 @@ class SessionState:
     """The agent name this session asked to dispatch, if any; preferred as the primary agent."""
     participant_seq: int = 0
     """How many participants have been seen; gives each a deterministic arrival order."""
+    cut_transcripts: tuple[str, ...] = ()
+    """Ids of the agent's transcripts whose stream broke before its end, oldest first (a few at most).
+
+    Each waits for the agent's own record of the utterance on
+    ``lk.agent.session`` to complete it; see :class:`~lkstate.lowlevel.events.TranscriptCut`.
+    """
     updated_at: float = 0.0
     """Time of the last event that changed this snapshot."""

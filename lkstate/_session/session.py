@@ -49,7 +49,6 @@ from .._media.video import VideoInput
 from .._media.video_track import VideoTrackController
 from .._core.options import SessionOptions
 from .._wire.remote_client import RemoteSessionClient
-from .._core.remote_state import MessageItem
 from .._wire.room_source import TOPIC_AGENT_SESSION, TOPIC_CHAT, RoomSource
 from .._wire.rpc import RpcBridge, RpcHandler
 from .._media.speaker import AudioOutput, SpeakerController
@@ -152,8 +151,6 @@ class Session:
         self._start_task: asyncio.Task[object] | None = None
         self._ending = False
         self._agent_timer: asyncio.TimerHandle | None = None
-        self._session_streams: asyncio.Queue[tuple[str, rtc.ByteStreamReader]] | None = None
-        self._session_reader: asyncio.Task[None] | None = None
         self._teardown_task: asyncio.Task[None] | None = None
         self._connected_at: float | None = None
         self._audio_input: AudioInput | Literal["default"] | None = audio_input
@@ -293,20 +290,15 @@ class Session:
         room = rtc.Room(loop=self._loop)
         _ffi_exit.install()
         source = RoomSource(
-            room,
-            self._dispatch,
-            limits=self._options.limits,
-            is_ending=lambda: self._ending,
-            on_session_payload=self._on_session_stream,
-            clock=self._clock,
+            room, self._dispatch, limits=self._options.limits, is_ending=lambda: self._ending, clock=self._clock
         )
         source.attach()
         self._room, self._source = room, source
-        self._session_streams = asyncio.Queue()
-        self._remote = RemoteSessionClient(self._send_session_message)
-        self._session_reader = asyncio.get_running_loop().create_task(
-            self._read_session_streams(self._session_streams), name="lkstate-agent-session-reader"
+        # The client hears the agent's answers from the store, like any other reader of its events.
+        self._remote = RemoteSessionClient(
+            self._send_session_message, max_response_bytes=self._options.limits.max_session_response_bytes
         )
+        self._remote.follow(self._store)
         try:
             await self._connect(room)
             if wait_for_agent:
@@ -678,89 +670,6 @@ class Session:
         self._agent_timer = None
         self._dispatch(ev.AgentWaitTimedOut(at=self._clock(), timeout=timeout))
 
-    def _on_session_stream(self, sender: str, reader: rtc.ByteStreamReader) -> None:
-        queue, source = self._session_streams, self._source
-        if queue is None or source is None:
-            reader.close()
-            return
-        if sender != self.state.agent.identity and source.is_known(sender):
-            reader.close()
-            self._refuse_session_stream(sender)
-            return
-        # The agent, or a sender not announced yet (decided in order by the reader).
-        queue.put_nowait((sender, reader))
-
-    def _refuse_session_stream(self, sender: str) -> None:
-        self._dispatch(
-            ev.ProblemObserved(
-                at=self._clock(),
-                source="lk.agent.session",
-                message=f"Ignored an agent-session message from {sender!r}, which is not the agent.",
-            )
-        )
-
-    async def _read_session_streams(self, queue: asyncio.Queue[tuple[str, rtc.ByteStreamReader]]) -> None:
-        # One reader, in arrival order: the protocol's events must stay in order.
-        # Responses (a long chat history) may legitimately be large; events are
-        # held to Limits.max_session_message_bytes by the reducer.
-        limit = max(self._options.limits.max_session_message_bytes, self._options.limits.max_session_response_bytes)
-        while True:
-            sender, reader = await queue.get()
-            if sender != self.state.agent.identity:
-                source = self._source
-                if source is not None:
-                    await source.wait_known(sender)
-                if sender != self.state.agent.identity:
-                    reader.close()
-                    self._refuse_session_stream(sender)
-                    continue
-            declared = reader.info.size
-            if declared is not None and declared > limit:  # refused unread
-                reader.close()
-                self._refuse_session_size(declared, limit)
-                continue
-            chunks: list[bytes] = []
-            size = 0
-            oversized = False
-            try:
-                async for chunk in reader:
-                    size += len(chunk)
-                    if size > limit:
-                        oversized = True
-                        continue
-                    chunks.append(chunk)
-            except rtc.StreamError as error:
-                logger.info("an agent-session stream ended abnormally: %s", error)
-                continue
-            finally:
-                reader.close()
-            if oversized:
-                self._refuse_session_size(size, limit)
-                continue
-            payload = b"".join(chunks)
-            self._remote.handle_payload(payload)
-            known_items = len(self.state.remote.items)
-            self._dispatch(ev.AgentSessionPayload(at=self._clock(), sender=sender, payload=payload))
-            self._complete_cut_transcripts(sender, known_items)
-
-    def _refuse_session_size(self, size: int, limit: int) -> None:
-        self._dispatch(
-            ev.ProblemObserved(
-                at=self._clock(),
-                source="lk.agent.session",
-                message=f"Refused an agent-session message of {size} bytes (limit {limit}).",
-            )
-        )
-
-    def _complete_cut_transcripts(self, sender: str, known_items: int) -> None:
-        """Let the agent's record of what it said finish a transcript a reconnect broke."""
-        source = self._source
-        if source is None:
-            return
-        for item in self.state.remote.items[known_items:]:
-            if isinstance(item, MessageItem) and item.role == "assistant" and item.text:
-                source.complete_cut_transcript(sender, item.text)
-
     async def _send_session_message(self, payload: bytes) -> None:
         room, agent = self._room, self.state.agent.identity
         if room is None or agent is None:
@@ -776,7 +685,7 @@ class Session:
         if self._agent_timer is not None:
             self._agent_timer.cancel()
             self._agent_timer = None
-        room, source, reader = self._room, self._source, self._session_reader
+        room, source = self._room, self._source
         mic, self._mic = self._mic, None
         speaker, self._speaker = self._speaker, None
         videos, self._video = list(self._video.values()), {}
@@ -790,17 +699,13 @@ class Session:
             await speaker.aclose()  # its audio stream goes before the room does
         for video in videos:
             await video.aclose()  # unpublished, and a camera lkstate opened is released
-        self._room, self._source, self._session_reader, self._session_streams = None, None, None, None
+        self._room, self._source = None, None
         try:
             if room is not None:
                 with contextlib.suppress(Exception):
                     await room.disconnect()
             if source is not None:
                 await source.aclose()
-            if reader is not None:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
             if mic is not None:
                 await mic.aclose()
         finally:

@@ -5,10 +5,11 @@ requests: each ``SessionRequest`` carries a ``request_id``, and the matching
 ``SessionResponse`` carries it back, with an ``error`` when the agent could not
 do what was asked. :class:`RemoteSessionClient` is the asking side. It does not
 own a transport: it is handed a ``send`` coroutine function that delivers bytes
-to the agent, and the owner feeds every payload received from the agent to
-:meth:`RemoteSessionClient.handle_payload`. That keeps it free of
-``livekit.rtc`` (the room owner decides how bytes travel and from whom they are
-accepted) and lets the same payloads also reach the pure state decoder.
+to the agent, and it hears the answers from the store
+(:meth:`RemoteSessionClient.follow`): the room source emits every
+``lk.agent.session`` message as an event, and a tap passes the client those the
+reducer took as the agent's. So the answers travel the one path everything
+else does, and the client stays free of ``livekit.rtc``.
 
 Every request ends in exactly one of: a typed, frozen result; a
 :class:`~lkstate.RemoteSessionError` carrying the agent's own message; a
@@ -34,7 +35,10 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError
 from livekit.protocol.agent_pb import agent_session as pb
 
+from .._core import events as ev
 from .._core.errors import RemoteSessionError, RequestTimeoutError, SessionClosedError
+from .._core.state import SessionState
+from .._core.store import Store
 from google.protobuf.struct_pb2 import Struct
 
 from .._core.remote_state import (
@@ -143,8 +147,9 @@ class RemoteSessionClient:
 
     ``send`` delivers one serialized ``AgentSessionMessage`` to the agent (on a
     room: ``send_bytes`` on topic ``lk.agent.session`` to the agent's identity
-    only). Feed every payload received from that agent to
-    :meth:`handle_payload`. Use it on one event loop; it is not thread-safe.
+    only). :meth:`follow` a store to hear the answers (or feed every payload
+    received from that agent to :meth:`handle_payload`). Use it on one event
+    loop; it is not thread-safe.
     """
 
     def __init__(
@@ -161,6 +166,7 @@ class RemoteSessionClient:
         self._max_response_bytes = max_response_bytes
         self._pending: dict[str, asyncio.Future[pb.SessionResponse]] = {}
         self._closed = False
+        self._unfollow: Callable[[], None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -171,6 +177,22 @@ class RemoteSessionClient:
     def pending_requests(self) -> int:
         """How many requests are waiting for an answer right now."""
         return len(self._pending)
+
+    def follow(self, store: Store) -> None:
+        """Hear the agent's answers from ``store``'s events, until :meth:`aclose`.
+
+        A tap sees each ``AgentSessionPayload`` with the snapshot it produced,
+        and passes on those from the agent that snapshot tracks: the reducer's
+        rule, not a second copy of it.
+        """
+        if self._unfollow is not None:
+            self._unfollow()
+
+        def tap(event: ev.Event, state: SessionState) -> None:
+            if isinstance(event, ev.AgentSessionPayload) and event.sender == state.agent.identity:
+                self.handle_payload(event.payload)
+
+        self._unfollow = store.add_tap(tap)
 
     def handle_payload(self, payload: bytes) -> None:
         """Take one payload received from the agent; resolve the request it answers.
@@ -197,6 +219,9 @@ class RemoteSessionClient:
 
     async def aclose(self) -> None:
         """Stop: every waiting request fails with :class:`SessionClosedError`."""
+        if self._unfollow is not None:
+            self._unfollow()
+            self._unfollow = None
         if self._closed:
             return
         self._closed = True

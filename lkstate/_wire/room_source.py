@@ -1,30 +1,43 @@
 """The room source: ``livekit.rtc.Room`` callbacks and streams, turned into events.
 
-This is the only module that listens to the room. It translates what the SDK
-reports into :mod:`lkstate._core.events` and hands them to ``emit``; it decides
-nothing about the state. A few rules from the wire shape it:
+This is the only module that listens to the room — participants, tracks, the
+connection, and the ``lk.transcription``, ``lk.chat`` and ``lk.agent.session``
+streams. It translates what the SDK reports into :mod:`lkstate._core.events`
+and hands them to ``emit``; it decides nothing about the state (who may
+transcribe, which sender is the agent: the reducer decides, so a recording
+replays the same decisions). A few rules from the wire shape it:
 
 - Stream handlers are registered *before* ``connect()`` (early transcripts are
-  otherwise dropped) and there is one handler per topic per room.
+  otherwise dropped) and there is one handler per topic per room. Every room
+  callback is registered through one :class:`RoomListeners`, so
+  :meth:`RoomSource.aclose` leaves none behind.
 - Participants already in the room at connect produce no join events, so
   :meth:`RoomSource.seed` announces them. A stream can also arrive from a
   participant not announced yet; it is announced first.
-- Every stream reader is read to its end or closed, also when its content is
-  refused, or the SDK's subscription leaks.
+- Attributes are followed change by change. The SDK's
+  ``participant_attributes_changed`` carries the values that changed, but by
+  the time the callback runs ``participant.attributes`` may already hold the
+  *next* change (two ``lk.agent.state`` updates a few milliseconds apart,
+  thinking → speaking, are typical). So the source keeps its own copy of each
+  participant's attributes, applies each change to it in order, and emits
+  that: every transition the wire carried reaches the state.
+- Every stream is read by one capped reader (:meth:`RoomSource._read_capped`):
+  to its end or closed, also when its content is refused, or the SDK's
+  subscription leaks; never holding more than its limit.
 - Transcription streams get an arrival number: a user's interim results come
   as one stream each for the same segment, and the newest must win even if an
   older stream's chunk is delivered later.
 - What a hostile participant sends is capped (:class:`~lkstate.Limits`) and
-  reported; it never reaches the conversation as if the agent had said it.
-  Streams that declare a size over the limit are refused unread, floods from
-  participants that are not agents are held to a rate, and a stream the SDK
-  could not deliver (too large, not UTF-8) is reported.
+  reported. Streams that declare a size over the limit are refused unread,
+  floods from participants that are not agents are held to a rate, and a
+  stream the SDK could not deliver (too large, not UTF-8) is reported.
 - A full reconnect of our own connection makes the SDK drop every remote
   participant and add them back a moment later. Departures without a reason
   are therefore held until the reconnect settles, so the agent is not
   reported as gone (and its message as cut off) when it never left. A
-  transcript whose stream the reconnect broke is completed from the agent's
-  own record of the turn when that arrives (:meth:`RoomSource.complete_cut_transcript`).
+  transcript whose stream the reconnect broke is reported as
+  :class:`~lkstate._core.events.TranscriptCut`; the reducer completes it from
+  the agent's own record of the turn when that arrives.
 """
 
 from __future__ import annotations
@@ -35,14 +48,15 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 from livekit import rtc
 
 from .._core import events as ev
 from .._core.options import Limits
 from .._core.state import TrackSource, attributes_of
+from .room_listeners import RoomListeners
 
 __all__ = ["RoomSource", "TOPIC_TRANSCRIPTION", "TOPIC_CHAT", "TOPIC_AGENT_SESSION", "describe_disconnect"]
 
@@ -60,9 +74,6 @@ TRANSCRIPT_ORDER_GRACE = 1.0
 
 DEPARTURE_GRACE = 1.0
 """How long a departure without a reason waits for a full reconnect to begin (s)."""
-
-_MAX_CUT_TRANSCRIPTS = 8
-"""Broken agent transcripts remembered for completion (the newest are kept)."""
 
 _KIND_NAMES: dict[int, str] = {
     rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD: "standard",
@@ -117,9 +128,30 @@ async def _after(previous: asyncio.Future[None] | None, grace: float) -> None:
             await asyncio.shield(previous)
 
 
-def _listener_registrar(room: rtc.Room) -> Callable[[str, Callable[..., None]], object]:
-    """``room.on``, typed: the SDK's emitter leaves callback types unknown."""
-    return room.on  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType, reportReturnType]
+_Chunk = TypeVar("_Chunk", str, bytes)
+_ChunkOut = TypeVar("_ChunkOut", str, bytes, covariant=True)
+
+
+class _StreamReader(Protocol[_ChunkOut]):
+    """What ``rtc.TextStreamReader`` (of ``str``) and ``rtc.ByteStreamReader`` (of ``bytes``) share."""
+
+    def __aiter__(self) -> AsyncIterator[_ChunkOut]: ...
+
+    def close(self) -> None: ...
+
+
+def _size_of(chunk: str | bytes) -> int:
+    return len(chunk) if isinstance(chunk, bytes) else len(chunk.encode("utf-8", "surrogatepass"))
+
+
+class _Reading:
+    """How one capped read went: whether the limit cut it, whether the stream broke."""
+
+    __slots__ = ("oversized", "error")
+
+    def __init__(self) -> None:
+        self.oversized = False
+        self.error: rtc.StreamError | None = None
 
 
 class RoomSource:
@@ -132,53 +164,56 @@ class RoomSource:
         *,
         limits: Limits,
         is_ending: Callable[[], bool],
-        on_session_payload: Callable[[str, rtc.ByteStreamReader], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._room = room
         self._emit = emit
         self._limits = limits
         self._is_ending = is_ending
-        self._on_session_payload = on_session_payload
         self._clock = clock
+        self._listeners = RoomListeners()
         self._announced: set[str] = set()
+        self._attributes: dict[str, dict[str, str]] = {}  # identity -> attributes as the changes so far made them
         self._stream_seq = itertools.count(1)
         self._open_streams: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._join_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._attached = False
         self._transcript_turn: asyncio.Future[None] | None = None  # the last admitted stream's first words
+        self._session_turns: dict[str, asyncio.Future[None]] = {}  # sender -> its last session stream, emitted
         self._buckets: dict[str, tuple[float, float]] = {}  # sender -> (tokens, last refill, monotonic)
         self._held_departures: set[str] = set()
         self._reconnecting = False
         self._departures: Counter[str] = Counter()  # per identity, to tell why a stream broke
         self._reconnects = 0
         self._departure_timer: asyncio.TimerHandle | None = None
-        self._cut: dict[tuple[str, str], tuple[int, str]] = {}  # (sender, segment) -> (stream seq, text so far)
 
     # -- lifecycle ----------------------------------------------------------------
 
     def attach(self) -> None:
         """Register every callback and stream handler. Call before ``room.connect()``."""
         room = self._room
-        on = _listener_registrar(room)
-        on("participant_connected", self._on_participant_connected)
-        on("participant_disconnected", self._on_participant_disconnected)
-        on("participant_attributes_changed", self._on_attributes_changed)
-        on("participant_name_changed", self._on_name_changed)
-        on("track_published", self._on_track_published)
-        on("track_unpublished", self._on_track_unpublished)
-        on("track_subscribed", self._on_track_subscribed)
-        on("track_unsubscribed", self._on_track_unsubscribed)
-        on("track_muted", self._on_track_muted)
-        on("track_unmuted", self._on_track_muted)
-        on("reconnecting", self._on_reconnecting)
-        on("reconnected", self._on_reconnected)
-        on("disconnected", self._on_disconnected)
+        self._listeners.attach(
+            room,
+            [
+                ("participant_connected", self._on_participant_connected),
+                ("participant_disconnected", self._on_participant_disconnected),
+                ("participant_attributes_changed", self._on_attributes_changed),
+                ("participant_name_changed", self._on_name_changed),
+                ("track_published", self._on_track_published),
+                ("track_unpublished", self._on_track_unpublished),
+                ("track_subscribed", self._on_track_subscribed),
+                ("track_unsubscribed", self._on_track_unsubscribed),
+                ("track_muted", self._on_track_muted),
+                ("track_unmuted", self._on_track_muted),
+                ("reconnecting", self._on_reconnecting),
+                ("reconnected", self._on_reconnected),
+                ("disconnected", self._on_disconnected),
+            ],
+        )
         room.register_text_stream_handler(TOPIC_TRANSCRIPTION, self._on_transcription_stream)
         room.register_text_stream_handler(TOPIC_CHAT, self._on_chat_stream)
-        if self._on_session_payload is not None:
-            room.register_byte_stream_handler(TOPIC_AGENT_SESSION, self._on_session_stream)
+        room.register_byte_stream_handler(TOPIC_AGENT_SESSION, self._on_session_stream)
         self._attached = True
 
     def seed(self) -> None:
@@ -187,13 +222,16 @@ class RoomSource:
             self._announce(participant)
 
     async def aclose(self) -> None:
-        """Stop reading: cancel stream readers and wait for them to finish."""
+        """Stop listening: remove every callback and handler, cancel stream readers and wait for them."""
+        self._listeners.detach()
         if self._attached:
-            with contextlib.suppress(Exception):
-                self._room.unregister_text_stream_handler(TOPIC_TRANSCRIPTION)
-                self._room.unregister_text_stream_handler(TOPIC_CHAT)
-                if self._on_session_payload is not None:
-                    self._room.unregister_byte_stream_handler(TOPIC_AGENT_SESSION)
+            for unregister, topic in (
+                (self._room.unregister_text_stream_handler, TOPIC_TRANSCRIPTION),
+                (self._room.unregister_text_stream_handler, TOPIC_CHAT),
+                (self._room.unregister_byte_stream_handler, TOPIC_AGENT_SESSION),
+            ):
+                with contextlib.suppress(Exception):
+                    unregister(topic)
             self._attached = False
         if self._departure_timer is not None:
             self._departure_timer.cancel()
@@ -206,15 +244,26 @@ class RoomSource:
 
     # -- participants ---------------------------------------------------------------
 
-    def _announce(self, participant: rtc.RemoteParticipant) -> None:
-        self._announced.add(participant.identity)
+    def _announce(self, participant: rtc.RemoteParticipant, attributes: dict[str, str] | None = None) -> None:
+        """Emit the participant's join (again) with the attributes its changes so far add up to.
+
+        ``attributes`` starts the copy afresh (a participant that just
+        connected); otherwise the copy already kept wins over
+        ``participant.attributes``, which may be ahead of the changes
+        delivered so far.
+        """
+        identity = participant.identity
+        if attributes is not None:
+            self._attributes[identity] = attributes
+        kept = self._attributes.setdefault(identity, dict(participant.attributes))
+        self._announced.add(identity)
         self._emit(
             ev.ParticipantJoined(
                 at=self._clock(),
-                identity=participant.identity,
+                identity=identity,
                 name=participant.name,
                 kind=kind_name(participant.kind),
-                attributes=attributes_of(participant.attributes),
+                attributes=attributes_of(kept),
             )
         )
         for publication in list(participant.track_publications.values()):
@@ -229,7 +278,8 @@ class RoomSource:
 
     def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
         self._held_departures.discard(participant.identity)
-        self._announce(participant)
+        # A new participant object: its attributes are those it joined with.
+        self._announce(participant, dict(participant.attributes))
         for waiter in self._join_waiters.pop(participant.identity, []):
             if not waiter.done():
                 waiter.set_result(None)
@@ -266,6 +316,7 @@ class RoomSource:
 
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
         self._announced.discard(participant.identity)
+        self._attributes.pop(participant.identity, None)
         self._departures[participant.identity] += 1
         if participant.disconnect_reason is None and not self._is_ending():
             # No reason: most likely our own full reconnect, which drops everyone
@@ -278,8 +329,6 @@ class RoomSource:
         self._leave(participant.identity)
 
     def _leave(self, identity: str) -> None:
-        for key in [key for key in self._cut if key[0] == identity]:
-            del self._cut[key]  # gone for good: its broken transcripts stay as they are
         self._buckets.pop(identity, None)
         self._emit(ev.ParticipantLeft(at=self._clock(), identity=identity))
 
@@ -294,22 +343,28 @@ class RoomSource:
                 self._leave(identity)
 
     def _on_attributes_changed(self, changed: dict[str, str], participant: rtc.Participant) -> None:
-        del changed
-        if isinstance(participant, rtc.RemoteParticipant):
-            self._ensure_announced(participant.identity)
-            self._emit(
-                ev.ParticipantAttributesChanged(
-                    at=self._clock(),
-                    identity=participant.identity,
-                    attributes=attributes_of(participant.attributes),
-                )
-            )
+        """Apply the change itself to our copy: ``participant.attributes`` may already be a later one."""
+        if not isinstance(participant, rtc.RemoteParticipant):
+            return
+        identity = participant.identity
+        kept = self._attributes.get(identity)
+        if kept is None or identity not in self._announced:
+            # Not announced yet: announce it as of this change (the keys this
+            # change set are as it set them; any others are as the SDK has them).
+            merged = {**participant.attributes, **changed}
+            self._announce(participant, {key: value for key, value in merged.items() if value})
+            return
+        for key, value in changed.items():
+            if value:
+                kept[key] = value
+            else:
+                kept.pop(key, None)  # the SDK reports a removed attribute as set to ""
+        self._emit(ev.ParticipantAttributesChanged(at=self._clock(), identity=identity, attributes=attributes_of(kept)))
 
     def _on_name_changed(self, participant: rtc.Participant, old_name: str, new_name: str) -> None:
         del old_name, new_name
         if isinstance(participant, rtc.RemoteParticipant):
             self._announce(participant)
-
     # -- tracks -------------------------------------------------------------------
 
     def _emit_track(
@@ -392,13 +447,9 @@ class RoomSource:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _admit_stream(self, sender: str, topic: str, declared_size: int | None = None) -> bool:
-        if declared_size is not None and declared_size > self._limits.max_stream_bytes:
-            self._problem(
-                topic,
-                f"Refused a stream of {declared_size} bytes from {sender!r} "
-                f"(limit {self._limits.max_stream_bytes}).",
-            )
+    def _admit_stream(self, sender: str, topic: str, declared_size: int | None, limit: int) -> bool:
+        if declared_size is not None and declared_size > limit:
+            self._problem(topic, f"Refused a stream of {declared_size} bytes from {sender!r} (limit {limit}).")
             return False
         if not self._within_rate(sender):
             self._problem(
@@ -417,12 +468,16 @@ class RoomSource:
         self._open_streams[sender] += 1
         return True
 
+    def _is_agent_kind(self, sender: str) -> bool:
+        """``sender`` is ourselves or an agent-kind participant: trusted with a higher cost, not with a role."""
+        participant = self._room.remote_participants.get(sender)
+        return sender == self._room.local_participant.identity or (
+            participant is not None and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        )
+
     def _within_rate(self, sender: str) -> bool:
         """A token bucket per participant that is not an agent (agents are not limited)."""
-        participant = self._room.remote_participants.get(sender)
-        if sender == self._room.local_participant.identity or (
-            participant is not None and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-        ):
+        if self._is_agent_kind(sender):
             return True
         now = time.monotonic()
         burst = float(self._limits.stream_burst)
@@ -460,11 +515,43 @@ class RoomSource:
         if self._open_streams[sender] <= 0:
             del self._open_streams[sender]
 
-    def _may_transcribe(self, sender: str) -> bool:
-        if sender == self._room.local_participant.identity:
-            return True  # the agent transcribing the user, on the user's behalf
-        participant = self._room.remote_participants.get(sender)
-        return participant is not None and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+    async def _read_capped(
+        self,
+        reader: _StreamReader[_Chunk],
+        sender: str,
+        topic: str,
+        what: str,
+        limit: int,
+        reading: _Reading,
+    ) -> AsyncGenerator[_Chunk, None]:
+        """The one way a stream is read: its chunks up to ``limit`` bytes, the rest drained unkept.
+
+        Going over the limit is reported once, when it happens; a stream the
+        SDK broke is recorded in ``reading`` (and reported after a grace,
+        unless a departure or reconnect explains it). Whatever happens,
+        including cancellation, the reader ends up closed and its sender's
+        open-stream count released. Use it under ``contextlib.aclosing``.
+        """
+        received = 0
+        since = self._disruptions(sender)
+        try:
+            async for chunk in reader:
+                if reading.oversized:
+                    continue  # keep draining so the reader ends cleanly
+                received += _size_of(chunk)
+                if received > limit:
+                    reading.oversized = True
+                    self._problem(topic, f"{what} from {sender!r} exceeded {limit} bytes; the rest was dropped.")
+                    continue
+                yield chunk
+        except rtc.StreamError as error:
+            reading.error = error
+            self._stream_failed(topic, what, sender, error, since)
+        finally:
+            reader.close()
+            self._release_stream(sender)
+
+    # transcriptions
 
     def _on_transcription_stream(self, reader: rtc.TextStreamReader, sender: str) -> None:
         seq = next(self._stream_seq)  # arrival order, fixed now even if the decision waits
@@ -484,20 +571,18 @@ class RoomSource:
             self._admit_transcription(reader, sender, seq)
 
     def _admit_transcription(self, reader: rtc.TextStreamReader, sender: str, seq: int) -> None:
-        if not self._may_transcribe(sender):
-            reader.close()
-            self._problem(
-                TOPIC_TRANSCRIPTION,
-                f"Ignored a transcription from {sender!r}: only the agent may send transcriptions.",
-            )
-            return
-        if not self._admit_stream(sender, TOPIC_TRANSCRIPTION, reader.info.size):
+        if not self._admit_stream(sender, TOPIC_TRANSCRIPTION, reader.info.size, self._limits.max_stream_bytes):
             reader.close()
             return
         # Streams are admitted in arrival order, but the SDK delivers each
         # stream's chunks on its own: the first words of the next segment can
         # overtake this one's, and the transcript would show them in the wrong
         # order. So each stream's first words wait for the previous stream's.
+        # Only the agent's streams (its words and the user's, which it sends
+        # from our identity) take part: nobody else can hold them up.
+        if not self._is_agent_kind(sender):
+            self._spawn(self._read_transcription(reader, sender, seq), f"lkstate-transcription-{seq}")
+            return
         previous, turn = self._transcript_turn, asyncio.get_running_loop().create_future()
         self._transcript_turn = turn
         self._spawn(self._read_transcription(reader, sender, seq, previous, turn), f"lkstate-transcription-{seq}")
@@ -515,39 +600,34 @@ class RoomSource:
         segment_id = attributes.get("lk.segment_id") or info.stream_id
         final_in_header = attributes.get("lk.transcription_final") == "true"
         header = attributes_of(attributes)  # sent with the first words; the trailer may add to it
-        received = 0
-        cut = False
-        text: list[str] = []  # kept for completion if the stream breaks
-        since = self._disruptions(sender)
+        reading = _Reading()
+        received_any = False
         try:
-            async for chunk in reader:
-                if cut:
-                    continue  # keep draining so the reader ends cleanly
-                received += len(chunk.encode("utf-8", "surrogatepass"))
-                if received > self._limits.max_stream_bytes:
-                    cut = True
-                    self._problem(
-                        TOPIC_TRANSCRIPTION,
-                        f"A transcription from {sender!r} exceeded "
-                        f"{self._limits.max_stream_bytes} bytes; the rest was dropped.",
+            chunks = self._read_capped(
+                reader, sender, TOPIC_TRANSCRIPTION, "A transcription", self._limits.max_stream_bytes, reading
+            )
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    if turn is not None and not turn.done():
+                        await _after(previous, TRANSCRIPT_ORDER_GRACE)
+                        turn.set_result(None)
+                    received_any = received_any or bool(chunk)
+                    self._emit(
+                        ev.TranscriptReceived(
+                            at=self._clock(),
+                            sender=sender,
+                            segment_id=segment_id,
+                            stream_seq=seq,
+                            text=chunk,
+                            final=final_in_header,
+                            attributes=header,
+                        )
                     )
-                    continue
-                text.append(chunk)
-                if turn is not None and not turn.done():
-                    await _after(previous, TRANSCRIPT_ORDER_GRACE)
-                    turn.set_result(None)
-                self._emit(
-                    ev.TranscriptReceived(
-                        at=self._clock(),
-                        sender=sender,
-                        segment_id=segment_id,
-                        stream_seq=seq,
-                        text=chunk,
-                        final=final_in_header,
-                        attributes=header,
-                    )
-                )
-                header = ()  # unchanged until the close
+                    header = ()  # unchanged until the close
+        finally:
+            if turn is not None and not turn.done():
+                turn.set_result(None)
+        if reading.error is None:
             final = (info.attributes or {}).get("lk.transcription_final") == "true" or final_in_header
             self._emit(
                 ev.TranscriptReceived(
@@ -561,54 +641,17 @@ class RoomSource:
                     attributes=attributes_of(info.attributes),
                 )
             )
-        except rtc.StreamError as error:
-            self._stream_failed(TOPIC_TRANSCRIPTION, "A transcription", sender, error, since)
-            if text and not cut and not final_in_header and sender != self._room.local_participant.identity:
-                self._remember_cut(sender, segment_id, seq, "".join(text))
-        finally:
-            if turn is not None and not turn.done():
-                turn.set_result(None)
-            reader.close()
-            self._release_stream(sender)
+        elif received_any and not reading.oversized and not final_in_header:
+            # Broken before its trailer (our reconnect, usually): the reducer
+            # completes it from the agent's own record of the turn, if that comes.
+            self._emit(ev.TranscriptCut(at=self._clock(), sender=sender, segment_id=segment_id, stream_seq=seq))
 
-    def _remember_cut(self, sender: str, segment_id: str, seq: int, text: str) -> None:
-        self._cut.pop((sender, segment_id), None)
-        self._cut[(sender, segment_id)] = (seq, text)
-        while len(self._cut) > _MAX_CUT_TRANSCRIPTS:
-            del self._cut[next(iter(self._cut))]
-
-    def complete_cut_transcript(self, sender: str, text: str) -> bool:
-        """Finish a transcript of ``sender`` whose stream broke, with the full ``text``.
-
-        The agent reports each finished utterance on ``lk.agent.session``. When
-        our connection was rebuilt while it spoke, the SDK broke the stream
-        carrying its words, and the rest never reaches us. If the words we
-        did get begin ``text``, the rest is delivered now as the end of that
-        same stream (and marked final), so the message reads as the agent said
-        it, once. Returns whether a transcript was completed.
-        """
-        for key, (seq, received) in reversed(list(self._cut.items())):
-            if key[0] != sender or not text.startswith(received):
-                continue
-            del self._cut[key]
-            self._emit(
-                ev.TranscriptReceived(
-                    at=self._clock(),
-                    sender=sender,
-                    segment_id=key[1],
-                    stream_seq=seq,
-                    text=text[len(received) :],
-                    final=True,
-                    closed=True,
-                )
-            )
-            return True
-        return False
+    # chat
 
     def _on_chat_stream(self, reader: rtc.TextStreamReader, sender: str) -> None:
         self._ensure_announced(sender)
         if sender == self._room.local_participant.identity or not self._admit_stream(
-            sender, TOPIC_CHAT, reader.info.size
+            sender, TOPIC_CHAT, reader.info.size, self._limits.max_stream_bytes
         ):
             reader.close()
             return
@@ -616,27 +659,12 @@ class RoomSource:
 
     async def _read_chat(self, reader: rtc.TextStreamReader, sender: str) -> None:
         parts: list[str] = []
-        received = 0
-        cut = False
-        since = self._disruptions(sender)
-        try:
-            async for chunk in reader:
-                if cut:
-                    continue
-                received += len(chunk.encode("utf-8", "surrogatepass"))
-                if received > self._limits.max_stream_bytes:
-                    cut = True
-                    self._problem(
-                        TOPIC_CHAT,
-                        f"A chat message from {sender!r} was too long; the rest was dropped.",
-                    )
-                    continue
+        chunks = self._read_capped(
+            reader, sender, TOPIC_CHAT, "A chat message", self._limits.max_stream_bytes, _Reading()
+        )
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
                 parts.append(chunk)
-        except rtc.StreamError as error:
-            self._stream_failed(TOPIC_CHAT, "A chat message", sender, error, since)
-        finally:
-            reader.close()
-            self._release_stream(sender)
         if parts and await self.wait_known(sender):
             self._emit(
                 ev.ChatReceived(
@@ -648,7 +676,61 @@ class RoomSource:
                 )
             )
 
+    # the agent's session messages
+
     def _on_session_stream(self, reader: rtc.ByteStreamReader, sender: str) -> None:
-        assert self._on_session_payload is not None
+        """Read an ``lk.agent.session`` message; the reducer decides whether its sender is the agent.
+
+        Responses (a long chat history) may legitimately be large, so an
+        agent-kind sender gets ``max_session_response_bytes``; anyone else,
+        who cannot be the agent, costs no more than an event may hold.
+        Messages of one sender are emitted in the order their streams arrived:
+        the protocol's events must stay in order.
+        """
         self._ensure_announced(sender)
-        self._on_session_payload(sender, reader)
+        limits = self._limits
+        limit = (
+            max(limits.max_session_message_bytes, limits.max_session_response_bytes)
+            if self._is_agent_kind(sender) or not self.is_known(sender)
+            else limits.max_session_message_bytes
+        )
+        if not self._admit_stream(sender, TOPIC_AGENT_SESSION, reader.info.size, limit):
+            reader.close()
+            return
+        previous = self._session_turns.get(sender)
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._session_turns[sender] = turn
+        self._spawn(
+            self._read_session(reader, sender, limit, previous, turn),
+            f"lkstate-agent-session-{reader.info.stream_id}",
+        )
+
+    async def _read_session(
+        self,
+        reader: rtc.ByteStreamReader,
+        sender: str,
+        limit: int,
+        previous: asyncio.Future[None] | None,
+        turn: asyncio.Future[None],
+    ) -> None:
+        try:
+            reading = _Reading()
+            parts: list[bytes] = []
+            chunks = self._read_capped(
+                reader, sender, TOPIC_AGENT_SESSION, "An agent-session message", limit, reading
+            )
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    parts.append(chunk)
+            if previous is not None and not previous.done():
+                await asyncio.shield(previous)
+            if reading.error is not None or reading.oversized:
+                return  # reported by the reader
+            if not self.is_known(sender):
+                await self.wait_known(sender)  # its first events can beat its join
+            self._emit(ev.AgentSessionPayload(at=self._clock(), sender=sender, payload=b"".join(parts)))
+        finally:
+            if not turn.done():
+                turn.set_result(None)
+            if self._session_turns.get(sender) is turn:
+                del self._session_turns[sender]

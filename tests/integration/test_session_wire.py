@@ -26,6 +26,7 @@ from lkstate import (
     SessionState,
 )
 from lkstate.errors import AgentUnavailableError, ConnectionFailedError, TokenSourceError
+from lkstate.media import PatternVideoInput
 from lkstate._core.options import SessionOptions
 from tests.harness.server import LiveKitServer
 from tests.harness.sessions import SessionFactory, agent_sees_user
@@ -293,6 +294,39 @@ async def test_end_then_start_again_works(make_session: SessionFactory, room_nam
     assert session.state.agent.status is AgentStatus.DISCONNECTED
     state = await asyncio.wait_for(session.start(), timeout=15)
     assert state.agent.is_ready and state.connection.attempt == 2
+
+
+async def test_after_end_the_room_holds_none_of_our_callbacks(
+    make_session: SessionFactory, room_name: str, agent_factory: Any
+) -> None:
+    agent = await agent_factory(room_name)
+    session = make_session(video_input=PatternVideoInput())
+    await asyncio.wait_for(session.start(), timeout=15)
+    await agent_sees_user(agent, session)
+    await session.set_camera_enabled(True)
+    await session.send_text("hello")
+    await session.wait_until(lambda s: any(m.role is Role.AGENT and m.final for m in s.messages), timeout=20)
+    await session.remote.ping()
+    room: Any = session.room
+    assert room is not None
+
+    def ours() -> dict[str, list[str]]:
+        """lkstate's callbacks on the room, by event (the SDK keeps a few of its own there)."""
+        found: dict[str, list[str]] = {}
+        for event, callbacks in room._events.items():  # noqa: SLF001
+            for callback in callbacks:
+                if getattr(callback, "__module__", "").startswith("lkstate"):
+                    found.setdefault(event, []).append(callback.__qualname__)
+        return found
+
+    while_running = ours()
+    assert sum(map(len, while_running.values())) >= 13, f"the session listens to the room while it runs: {while_running}"
+    assert set(room._text_stream_handlers) == {"lk.transcription", "lk.chat"}  # noqa: SLF001
+    assert set(room._byte_stream_handlers) == {"lk.agent.session"}  # noqa: SLF001
+
+    await session.end()
+    assert ours() == {}, "every callback registered on the room was removed"
+    assert room._text_stream_handlers == {} and room._byte_stream_handlers == {}  # noqa: SLF001
 
 
 async def test_a_failing_token_source_is_an_error_in_the_state(make_session: SessionFactory) -> None:

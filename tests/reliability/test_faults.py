@@ -44,7 +44,9 @@ from lkstate import (
 from lkstate.errors import ConnectionFailedError, TokenSourceError
 from lkstate.tokens import Credentials, TokenRequest
 from lkstate.ui import latest_states
+from lkstate._core import events as ev
 from lkstate._core.options import SessionOptions
+from lkstate.lowlevel import reduce
 from lkstate.demo_agent import ScriptedLLM
 from tests.harness.agent import InProcessAgent, start_agent
 from tests.harness.http import serve
@@ -212,6 +214,8 @@ async def test_a_reconnect_during_a_streaming_reply_leaves_the_transcript_comple
     agent = await agent_factory(room_name, llm=ScriptedLLM([REPLY]))
     session = new_session(livekit_server, room_name)
     sessions.append(session)
+    events: list[ev.Event] = []
+    session.store.add_tap(lambda event, _: events.append(event))
     await asyncio.wait_for(session.start(), timeout=15)
     await agent_sees_user(agent, session)
     agent_statuses = watch(session, lambda s: s.agent.status)
@@ -245,6 +249,12 @@ async def test_a_reconnect_during_a_streaming_reply_leaves_the_transcript_comple
     assert [m.text for m in state.messages] == ["hi", REPLY], "nothing twice"
     assert AgentStatus.FAILED not in agent_statuses, "the agent never left"
     assert state.problems == ()
+    cuts = [e for e in events if isinstance(e, ev.TranscriptCut)]
+    figures.add(f"{scenario} reconnect: transcript streams cut and completed from the agent's record", len(cuts))
+    replayed = SessionState()
+    for event in events:
+        replayed = reduce(replayed, event)
+    assert replayed == state, "the completion is a fold of the recorded events: it replays"
 
 
 # --- the agent process dies -------------------------------------------------------------------------

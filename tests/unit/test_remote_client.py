@@ -401,3 +401,38 @@ async def test_a_session_state_number_the_client_does_not_know_reads_as_none() -
     info = await answered(peer, peer.client.get_session_state(), response)
 
     assert (info.agent_state, info.user_state, info.started_at) == ("speaking", None, None)
+
+
+# --- fed from the store ---------------------------------------------------------------------
+
+
+async def test_following_a_store_answers_from_the_tracked_agent_only_until_closed() -> None:
+    from lkstate._core import events as ev
+    from lkstate._core.store import Store
+
+    store = Store()
+    for event in (
+        ev.StartRequested(at=1.0),
+        ev.RoomConnected(at=1.1, room_name="room", local_identity="user", server_url="ws://x"),
+        ev.ParticipantJoined(at=1.2, identity="agent", name="", kind="agent", attributes=(("lk.agent.state", "listening"),)),
+        ev.ParticipantJoined(at=1.3, identity="mallory", name="", kind="standard"),
+    ):
+        store.dispatch(event)
+    peer = Peer()
+    peer.client.follow(store)
+
+    def answer_from(sender: str, request: pb.SessionRequest) -> None:
+        response = pb.SessionResponse(request_id=request.request_id, pong=pb.SessionResponse.Pong())
+        data = pb.AgentSessionMessage(response=response).SerializeToString()
+        store.dispatch(ev.AgentSessionPayload(at=2.0, sender=sender, payload=data))
+
+    waiting = asyncio.ensure_future(peer.client.ping(timeout=5))
+    request = await peer.next_request()
+    answer_from("mallory", request)  # refused by the reducer: the client never hears it
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    answer_from("agent", request)
+    assert await waiting >= 0
+
+    await peer.client.aclose()
+    assert store._taps == []  # noqa: SLF001 - closing leaves no tap behind
