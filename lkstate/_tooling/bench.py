@@ -50,11 +50,12 @@ What is measured, and how:
   snapshot.
 - Over a real livekit-server on loopback (skipped with ``--no-server``):
   ``e2e_attribute_ratio`` and ``e2e_transcript_ratio`` (a raw agent peer
-  changes an attribute or streams a transcript chunk; the median time until
-  our session's snapshot shows it, divided by the median time until a raw
-  ``rtc.Room`` callback in the same process sees it; half the trials with
-  our session joined first, half with it joined second, so the server's
-  forwarding order favours neither), ``preconnect_send_ms`` (10 s of
+  changes an attribute or streams a transcript chunk; the time until our
+  session's snapshot shows it against the time until a raw ``rtc.Room``
+  callback in the same process sees one from its own agent, each side in a
+  room of its own, in alternating trials — ours, raw, ours, raw… — so drift
+  in the machine's load reaches both alike; the median of the neighbouring
+  pairs' ratios, beside each side's median ms), ``preconnect_send_ms`` (10 s of
   buffered 48 kHz audio, recorded into a
   :class:`~lkstate._media.preconnect.PreConnectBuffer` and sent with
   :func:`~lkstate._media.preconnect.send_preconnect_audio`, from the moment the
@@ -875,30 +876,39 @@ async def _wait(future: asyncio.Future[float], timeout: float) -> float | None:
 
 
 async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
-    """Agent attribute change and transcript chunk → our snapshot, against → raw rtc callback."""
+    """Agent attribute change and transcript chunk → our snapshot, against → raw rtc callback, in alternating trials.
+
+    Each side has a room of its own with its own raw agent peer: our session
+    in one, a plain ``rtc.Room`` (the raw app) in the other, all in this
+    process on this loop. Trials alternate (ours, raw, ours, raw…), one
+    change at a time, so only one receiver handles each change and drift of
+    the machine's load reaches both sides alike. (When both received the same
+    change in one process, whichever room's event the loop ran first was
+    charged to the other as latency.) Each pair of neighbouring trials gives
+    a ratio; the median of those ratios is reported, beside each side's
+    median time.
+    """
     loop = asyncio.get_running_loop()
-    room_name = f"bench-e2e-{uuid.uuid4().hex[:8]}"
+    ours_room, raw_room = (f"bench-e2e-{side}-{uuid.uuid4().hex[:8]}" for side in ("ours", "raw"))
     ready = {"lk.agent.state": "listening"}
-    agent = rtc.Room()
-    raw = rtc.Room()
+    ours_agent, raw_agent, raw = rtc.Room(), rtc.Room(), rtc.Room()
     tasks: set[asyncio.Task[None]] = set()
     expected: list[str] = [""]
-    ours_at: list[asyncio.Future[float]] = [loop.create_future()]
-    raw_at: list[asyncio.Future[float]] = [loop.create_future()]
+    arrived: list[asyncio.Future[float]] = [loop.create_future()]
     raw_texts: dict[str, str] = {}
     raw_attributes: dict[str, dict[str, str]] = {}
     mode = ["attribute"]
     message_id = [""]
 
-    def settle(futures: list[asyncio.Future[float]]) -> None:
-        if not futures[0].done():
-            futures[0].set_result(time.perf_counter())
+    def settle() -> None:
+        if not arrived[0].done():
+            arrived[0].set_result(time.perf_counter())
 
     def raw_attributes_changed(changed: dict[str, str], participant: rtc.Participant) -> None:
         del changed
         raw_attributes[participant.identity] = dict(participant.attributes)
         if mode[0] == "attribute" and participant.attributes.get("bench.value") == expected[0]:
-            settle(raw_at)
+            settle()
 
     async def raw_read(reader: rtc.TextStreamReader) -> None:
         stream = reader.info.stream_id
@@ -906,7 +916,7 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
             async for chunk in reader:
                 raw_texts[stream] = raw_texts.get(stream, "") + chunk
                 if mode[0] == "transcript" and raw_texts[stream].endswith(expected[0]):
-                    settle(raw_at)
+                    settle()
 
     def raw_transcription(reader: rtc.TextStreamReader, sender: str) -> None:
         del sender
@@ -918,95 +928,94 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
     def ours(state: SessionState) -> None:
         if mode[0] == "attribute":
             if attribute(state.agent.attributes, "bench.value") == expected[0]:
-                settle(ours_at)
+                settle()
         else:
             message = state.messages.get(message_id[0])
             if message is not None and message.text.endswith(expected[0]):
-                settle(ours_at)
+                settle()
 
-    async def trial(send: Callable[[], Any]) -> tuple[float, float] | None:
-        ours_at[0], raw_at[0] = loop.create_future(), loop.create_future()
+    async def trial(send: Callable[[], Any]) -> float | None:
+        arrived[0] = loop.create_future()
         started = time.perf_counter()
         await send()
-        ours_done, raw_done = await _wait(ours_at[0], 5.0), await _wait(raw_at[0], 5.0)
+        done = await _wait(arrived[0], 5.0)
         await asyncio.sleep(0.01)
-        if ours_done is None or raw_done is None:
-            return None
-        return ours_done - started, raw_done - started
+        return None if done is None else done - started
 
-    attribute_samples: list[tuple[float, float]] = []
-    transcript_samples: list[tuple[float, float]] = []
+    samples: dict[str, list[tuple[float, float]]] = {"attribute": [], "transcript": []}
+    agents = (ours_agent, raw_agent)
 
-    async def run_trials(count: int, first: int) -> None:
+    async def run_trials(count: int) -> None:
         mode[0] = "attribute"
-        for index in range(first, first + count):
-            expected[0] = f"v{index}"
-            sample = await trial(
-                lambda: agent.local_participant.set_attributes({**ready, "bench.value": expected[0]})
-            )
-            if sample is not None:
-                attribute_samples.append(sample)
-        mode[0] = "transcript"
-        writer: rtc.TextStreamWriter | None = None
-        for index in range(first, first + count):
-            if writer is None or index % 50 == 0:
-                if writer is not None:
-                    await writer.aclose()
-                segment = f"SG_e2e_{index}"
-                writer = await agent.local_participant.stream_text(
-                    topic="lk.transcription", attributes={"lk.segment_id": segment, "lk.transcription_final": "false"}
+        for index in range(count):
+            pair: list[float | None] = []
+            for side, agent in enumerate(agents):
+                expected[0] = f"v{index}-{side}"
+                pair.append(
+                    await trial(lambda agent=agent: agent.local_participant.set_attributes(
+                        {**ready, "bench.value": expected[0]}
+                    ))
                 )
-                message_id[0] = transcript_message_id(_AGENT, segment)
-            expected[0] = f" <{index}>"
-            sample = await trial(functools.partial(writer.write, expected[0]))
-            if sample is not None:
-                transcript_samples.append(sample)
-        if writer is not None:
-            await writer.aclose()
+            if pair[0] is not None and pair[1] is not None:
+                samples["attribute"].append((pair[0], pair[1]))
+        mode[0] = "transcript"
+        writers: list[rtc.TextStreamWriter | None] = [None, None]
+        segments = ["", ""]
+        try:
+            for index in range(count):
+                pair = []
+                for side, agent in enumerate(agents):
+                    writer = writers[side]
+                    if writer is None or index % 50 == 0:
+                        if writer is not None:
+                            await writer.aclose()
+                        segments[side] = f"SG_e2e_{side}_{index}"
+                        writer = writers[side] = await agent.local_participant.stream_text(
+                            topic="lk.transcription",
+                            attributes={"lk.segment_id": segments[side], "lk.transcription_final": "false"},
+                        )
+                    message_id[0] = transcript_message_id(_AGENT, segments[0])
+                    expected[0] = f" <{index}-{side}>"
+                    pair.append(await trial(functools.partial(writer.write, expected[0])))
+                if pair[0] is not None and pair[1] is not None:
+                    samples["transcript"].append((pair[0], pair[1]))
+        finally:
+            for writer in writers:
+                if writer is not None:
+                    with contextlib.suppress(Exception):
+                        await writer.aclose()
 
-    def new_session() -> Session:
-        return _bench_session(server, room_name, "bench-user")
-
-    # The server forwards to participants in some order; so that order cannot
-    # favour either side, half the trials run with our session joined before
-    # the raw room and half with a new session joined after it.
-    session = new_session()
+    session = _bench_session(server, ours_room, "bench-user")
     subscription = session.states.subscribe(ours)
     try:
-        await agent.connect(server.url, _token(server, room_name, _AGENT, agent=True, attributes=ready))
+        await ours_agent.connect(server.url, _token(server, ours_room, _AGENT, agent=True, attributes=ready))
+        await raw_agent.connect(server.url, _token(server, raw_room, _AGENT, agent=True, attributes=ready))
         await session.start()
-        await raw.connect(server.url, _token(server, room_name, "bench-raw-user"))
+        await raw.connect(server.url, _token(server, raw_room, "bench-raw-user"))
         await asyncio.sleep(0.3)
-        await run_trials(plan.e2e_trials // 2, 0)
-        subscription.dispose()
-        await session.end()
-        session = new_session()
-        subscription = session.states.subscribe(ours)
-        await session.start()
-        await asyncio.sleep(0.3)
-        await run_trials(plan.e2e_trials - plan.e2e_trials // 2, plan.e2e_trials)
+        await run_trials(plan.e2e_trials)
     finally:
         subscription.dispose()
         await session.end()
-        for room in (raw, agent):
+        for room in (raw, ours_agent, raw_agent):
             with contextlib.suppress(Exception):
                 await room.disconnect()
         for task in list(tasks):
             task.cancel()
 
-    def summary(name: str, samples: list[tuple[float, float]]) -> JSON:
-        if not samples:
+    def summary(name: str, pairs: list[tuple[float, float]]) -> JSON:
+        if not pairs:
             raise BenchmarkError(f"No {name} change reached both the session and the raw room.")
-        ours_ms = statistics.median(s[0] for s in samples) * 1000
-        raw_ms = statistics.median(s[1] for s in samples) * 1000
+        ours_ms = statistics.median(p[0] for p in pairs) * 1000
+        raw_ms = statistics.median(p[1] for p in pairs) * 1000
         return {
-            f"e2e_{name}_ratio": _round(ours_ms / raw_ms, 3),
+            f"e2e_{name}_ratio": _round(statistics.median(p[0] / p[1] for p in pairs), 3),
             f"e2e_{name}_ms": _round(ours_ms, 3),
             f"e2e_{name}_raw_ms": _round(raw_ms, 3),
-            f"e2e_{name}_samples": len(samples),
+            f"e2e_{name}_samples": len(pairs),
         }
 
-    return {**summary("attribute", attribute_samples), **summary("transcript", transcript_samples)}
+    return {**summary("attribute", samples["attribute"]), **summary("transcript", samples["transcript"])}
 
 
 def _speech_like_pcm(seconds: float, sample_rate: int) -> bytes:
