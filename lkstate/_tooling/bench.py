@@ -77,6 +77,15 @@ What is measured, and how:
   session over several rounds, none missed; the agents run in a child
   process so they do not load the process being measured). Sessions are
   created without audio devices, as the raw baseline has none.
+  ``max_voice_sessions`` is the same with voice, as a server-side app with
+  many voice tabs holds it: every session sends a generated microphone (a
+  tone paced in real time, no pre-connect buffer) and plays its agent's
+  voice into an output that drops it, while the agent — a raw agent-kind
+  peer in the child process, not an AgentSession — speaks a tone without
+  pause; every session must also have been given agent audio. Both report
+  the CPU (``_cpu``: Python thread and the SDK's native threads, ms per
+  wall second) and, per session, CPU ms/s and resident MB
+  (``_per_session``) at the last step that passed.
 
 The same in-process figures are reported at 100, 1 000, 10 000 and 100 000
 messages under ``scaling``: a persistent history should make them grow no
@@ -165,6 +174,8 @@ class Plan:
     e2e_trials: int = 150
     preconnect_runs: int = 3
     session_steps: tuple[int, ...] = (10, 25, 50, 75, 100, 125, 150, 200)
+    voice_session_steps: tuple[int, ...] = (25, 50, 100, 150, 200)
+    """Steps of the voice variant: every session sends a microphone and hears its agent speak."""
     session_rounds: int = 5
     session_budget_s: float = 420.0
     fold_history: bool = True
@@ -191,6 +202,7 @@ class Plan:
             e2e_trials=8,
             preconnect_runs=1,
             session_steps=(2, 3),
+            voice_session_steps=(2,),
             session_rounds=2,
             session_budget_s=60.0,
             fold_history=False,
@@ -847,13 +859,56 @@ def _mint(
     return token.to_jwt()
 
 
-def _bench_session(server: _Server, room_name: str, identity: str) -> Session:
-    """A session as a UI holds it, minus audio devices (the raw baseline has none either)."""
+_VOICE_RATE = 48_000
+_TONE_MS = 100
+
+
+def _tone(ms: int, sample_rate: int = _VOICE_RATE, hz: float = 220.0) -> bytes:
+    """``ms`` of a quiet sine tone, s16 mono (a whole number of periods at 220 Hz for 100 ms)."""
+    count = sample_rate * ms // 1000
+    return b"".join(
+        int(3000 * math.sin(2 * math.pi * hz * i / sample_rate)).to_bytes(2, "little", signed=True)
+        for i in range(count)
+    )
+
+
+class _DiscardOutput:
+    """An :class:`~lkstate.AudioOutput` that counts the agent's frames and drops them (a muted tab)."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    async def open(self, sample_rate: int, num_channels: int) -> None:
+        del sample_rate, num_channels
+
+    def write(self, frame: rtc.AudioFrame) -> None:
+        del frame
+        self.frames += 1
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _bench_session(
+    server: _Server, room_name: str, identity: str, *, voice: _DiscardOutput | None = None
+) -> Session:
+    """A session as a UI holds it: without audio devices (the raw baseline has none either), or with voice.
+
+    With ``voice`` the session sends a generated microphone (a tone, paced in
+    real time, 10 ms frames) and plays the agent's audio into ``voice``, as a
+    voice tab in a server-side app (Gradio, say) does. Its pre-connect buffer
+    is off: the agents here never subscribe to the microphone, so a buffer
+    would record (and Opus-encode) for ever instead of being handed over once
+    at the start — the steady state measured is the one after the hand-over.
+    """
     return Session(
         LiteralTokenSource(server.url, _token(server, room_name, identity)),
         agent_connect_timeout=30.0,
-        audio_input=None,
-        audio_output=None,
+        audio_input=None if voice is None else GeneratorInput(
+            itertools.repeat(_tone(_TONE_MS)), sample_rate=_VOICE_RATE
+        ),
+        audio_output=voice,
+        options=SessionOptions(preconnect_audio=voice is None),
     )
 
 
@@ -1255,7 +1310,8 @@ class _AgentHost:
 async def _agent_host() -> None:
     """The child's side of :class:`_AgentHost`: JSON commands on stdin, one JSON reply per line.
 
-    ``join`` connects one ready agent per room; ``tick`` has each agent stamp
+    ``join`` connects one ready agent per room (with ``voice``, each also
+    speaks a tone, forever); ``leave`` disconnects them; ``tick`` has each agent stamp
     ``bench.t`` with the clock; ``preconnect`` connects an agent that reads
     the pre-connect byte stream and, once it sees the user, becomes active;
     ``preconnect_result`` waits for that stream's last byte and says when it
@@ -1272,6 +1328,7 @@ async def _agent_host() -> None:
     readers: set[asyncio.Task[None]] = set()
     delivered: list[asyncio.Future[tuple[float, int]]] = []
     agent_sessions: list[_BenchAgent] = []
+    sources: list[rtc.AudioSource] = []
 
     def reply(message: JSON) -> None:
         sys.stdout.write(json.dumps(message) + "\n")
@@ -1311,17 +1368,30 @@ async def _agent_host() -> None:
             try:
                 if command["op"] == "join":
                     names: list[str] = command["rooms"]
+                    voice = bool(command.get("voice"))
+                    # A speaking agent here need not hear the user: not subscribing keeps this
+                    # process (which shares the machine with the one measured) light.
+                    options = rtc.RoomOptions(auto_subscribe=not voice)
                     for start in range(0, len(names), 10):
                         batch = [(name, rtc.Room()) for name in names[start : start + 10]]
                         await asyncio.gather(
                             *(
                                 room.connect(url, _mint(key, secret, name, _AGENT, agent=True,
-                                                        attributes={"lk.agent.state": "listening"}))
+                                                        attributes={"lk.agent.state": "listening"}), options)
                                 for name, room in batch
                             )
                         )
                         rooms.extend(room for _, room in batch)
+                        if voice:
+                            for _, room in batch:
+                                sources.append(await _speak(room, readers))
                     reply({"ok": True, "agents": len(rooms)})
+                elif command["op"] == "leave":
+                    await asyncio.gather(*(room.disconnect() for room in rooms), return_exceptions=True)
+                    await asyncio.gather(*(source.aclose() for source in sources), return_exceptions=True)
+                    rooms.clear()
+                    sources.clear()
+                    reply({"ok": True})
                 elif command["op"] == "tick":
                     for room in rooms:
                         await room.local_participant.set_attributes(
@@ -1356,7 +1426,41 @@ async def _agent_host() -> None:
             task.cancel()
         for bench_agent in agent_sessions:
             await bench_agent.aclose()
-        await asyncio.gather(*(room.disconnect() for room in rooms), return_exceptions=True)
+        # Bounded: when the parent died (and its server with it), a disconnect can hang,
+        # and an orphaned agent process would go on using the machine.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(
+                    *(room.disconnect() for room in rooms),
+                    *(source.aclose() for source in sources),
+                    return_exceptions=True,
+                ),
+                15.0,
+            )
+
+
+async def _speak(room: rtc.Room, tasks: set[asyncio.Task[None]]) -> rtc.AudioSource:
+    """Publish a tone as ``room``'s microphone, forever: an agent that never stops talking.
+
+    Frames of 100 ms go into the source's one-second queue, which paces the
+    writer (``capture_frame`` waits while the queue is full), so ten calls a
+    second keep it speaking with little work in this process.
+    """
+    source = rtc.AudioSource(_VOICE_RATE, 1)
+    track = rtc.LocalAudioTrack.create_audio_track("agent-voice", source)
+    await room.local_participant.publish_track(
+        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    )
+    pcm = _tone(_TONE_MS)
+    frame = rtc.AudioFrame(pcm, _VOICE_RATE, 1, len(pcm) // 2)
+
+    async def talk() -> None:
+        with contextlib.suppress(Exception):  # the room or the source went away
+            while True:
+                await source.capture_frame(frame)
+
+    _spawn(tasks, talk())
+    return source
 
 
 class _BenchAgent:
@@ -1458,16 +1562,40 @@ def _cpu_share(before: dict[int, tuple[str, float]], after: dict[int, tuple[str,
     }
 
 
-async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan) -> JSON:
-    """Add sessions step by step while every one still shows each agent update within 100 ms."""
+def _rss_bytes() -> int | None:
+    """This process's resident memory (Linux; ``None`` elsewhere)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    return None
+
+
+async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan, *, voice: bool = False) -> JSON:
+    """Add sessions step by step while every one still shows each agent update within 100 ms.
+
+    With ``voice``, every session also sends a generated microphone and
+    plays its agent's voice (a tone the agent never stops) into an output
+    that drops it, and every one of them must have been given agent audio
+    during the update rounds; the keys are then ``max_voice_sessions…``.
+    CPU (this process's Python thread and the SDK's native threads) and
+    resident memory are reported per session at the last step that passed.
+    """
+    prefix = "max_voice_sessions" if voice else "max_sessions"
+    steps = plan.voice_session_steps if voice else plan.session_steps
     sessions: list[Session] = []
+    outputs: list[_DiscardOutput] = []
     latencies: list[list[float]] = []
     passed = 0
     worst_median_ms: float | None = None
     p99_ms: float | None = None
     stopped = "reached the cap"
     cpu_seen: JSON = {}
+    per_session: JSON = {"sessions": 0, "cpu_ms_per_s": None, "rss_mb": None}
     deadline = time.monotonic() + plan.session_budget_s
+    gc.collect()
+    rss_before = _rss_bytes()
 
     def watcher(slot: list[float]) -> Callable[[SessionState], None]:
         last = [""]
@@ -1481,31 +1609,35 @@ async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan) -
         return on_state
 
     try:
-        for target in plan.session_steps:
+        for target in steps:
             if time.monotonic() > deadline:
                 stopped = "ran out of time"
                 break
             names = [f"bench-max-{uuid.uuid4().hex[:8]}" for _ in range(target - len(sessions))]
-            _progress(f"max_sessions: {target} sessions")
+            _progress(f"{prefix}: {target} sessions")
             try:
-                await host.ask({"op": "join", "rooms": names}, 120.0)
+                await host.ask({"op": "join", "rooms": names, "voice": voice}, 120.0)
                 for start in range(0, len(names), 10):
                     batch: list[Session] = []
                     for name in names[start : start + 10]:
-                        session = _bench_session(server, name, f"bench-user-{len(sessions)}")
+                        output = _DiscardOutput() if voice else None
+                        session = _bench_session(server, name, f"bench-user-{len(sessions)}", voice=output)
                         slot: list[float] = []
                         session.states.subscribe(watcher(slot))
                         sessions.append(session)
+                        if output is not None:
+                            outputs.append(output)
                         latencies.append(slot)
                         batch.append(session)
                     await asyncio.wait_for(asyncio.gather(*(s.start() for s in batch)), 60.0)
             except (Exception, TimeoutError) as error:
                 stopped = f"could not start {target} sessions: {type(error).__name__}: {error}"
                 break
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(2.0 if voice else 0.5)  # voice: let every track be subscribed and flowing
             for slot in latencies:
                 slot.clear()
             missing = 0
+            heard_before = [output.frames for output in outputs]
             cpu_before, rounds_started = _thread_cpu(), time.monotonic()
             try:
                 for _ in range(plan.session_rounds):
@@ -1521,27 +1653,47 @@ async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan) -
             except (Exception, TimeoutError) as error:
                 stopped = f"at {target} sessions an update round failed: {type(error).__name__}: {error}"
                 break
-            cpu = _cpu_share(cpu_before, _thread_cpu(), time.monotonic() - rounds_started)
+            seconds = time.monotonic() - rounds_started
+            cpu = _cpu_share(cpu_before, _thread_cpu(), seconds)
             cpu_seen = {"sessions": target, **cpu}
+            silent = sum(output.frames <= before for output, before in zip(outputs, heard_before, strict=True))
+            if voice:
+                frames = sum(output.frames - before for output, before in zip(outputs, heard_before, strict=True))
+                cpu_seen["agent_frames_per_s_per_session"] = _round(frames / seconds / target, 1)
             medians = [statistics.median(slot) * 1000 for slot in latencies if slot]
             everyone = [value * 1000 for slot in latencies for value in slot]
             worst = max(medians) if medians else float("inf")
-            if missing or worst > 100.0 or len(medians) < len(latencies):
-                stopped = f"at {target} sessions the slowest session took {worst:.0f} ms ({missing} updates missing)"
+            if missing or worst > 100.0 or len(medians) < len(latencies) or silent:
+                stopped = (
+                    f"at {target} sessions the slowest session took {worst:.0f} ms ({missing} updates missing"
+                    + (f", {silent} sessions heard no agent audio)" if voice else ")")
+                )
                 break
             passed, worst_median_ms = target, worst
             p99_ms = _percentile(everyone, 0.99)
+            rss = _rss_bytes()
+            per_session = {
+                "sessions": target,
+                "cpu_ms_per_s": _round(
+                    (cpu.get("python_thread_ms_per_s", 0.0) + cpu.get("native_threads_ms_per_s", 0.0)) / target, 2
+                ),
+                "rss_mb": None if rss is None or rss_before is None else _round((rss - rss_before) / target / 2**20, 2),
+            }
     finally:
-        _progress(f"max_sessions: ending {len(sessions)} sessions")
+        _progress(f"{prefix}: ending {len(sessions)} sessions")
         for start in range(0, len(sessions), 20):
             await asyncio.gather(*(s.end() for s in sessions[start : start + 20]), return_exceptions=True)
+        if sessions:
+            with contextlib.suppress(Exception, TimeoutError):  # the next part's agents are new ones anyway
+                await host.ask({"op": "leave"}, 120.0)
     return {
-        "max_sessions": passed,
-        "max_sessions_cap": plan.session_steps[-1],
-        "max_sessions_worst_median_ms": None if worst_median_ms is None else _round(worst_median_ms, 1),
-        "max_sessions_p99_ms": None if p99_ms is None else _round(p99_ms, 1),
-        "max_sessions_stopped": stopped,
-        "max_sessions_cpu": cpu_seen,
+        prefix: passed,
+        f"{prefix}_cap": steps[-1],
+        f"{prefix}_worst_median_ms": None if worst_median_ms is None else _round(worst_median_ms, 1),
+        f"{prefix}_p99_ms": None if p99_ms is None else _round(p99_ms, 1),
+        f"{prefix}_stopped": stopped,
+        f"{prefix}_cpu": cpu_seen,
+        f"{prefix}_per_session": per_session,
     }
 
 
@@ -1577,6 +1729,7 @@ async def _measure_server_parts(plan: Plan) -> JSON:
         try:
             result.update(await _measure_preconnect_parts(server, host, plan))
             result.update(await _measure_max_sessions(server, host, plan))
+            result.update(await _measure_max_sessions(server, host, plan, voice=True))
         finally:
             await host.close()
         return result
@@ -1598,6 +1751,7 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("preconnect_send_ms", "<=", 150.0),
     ("preconnect_stt_ms", "<=", 400.0),
     ("max_sessions", ">=", 50.0),
+    ("max_voice_sessions", ">=", 150.0),
     ("ui_updates_per_s_at_1000_deltas_per_s", "<=", DEFAULT_MAX_RATE * 1.01),
     ("reduce_growth_100_to_100000", "<=", math.log(100_000) / math.log(100)),
     ("events_per_s_drop_100_to_100000", "<=", math.log(100_000) / math.log(100)),
@@ -1629,6 +1783,14 @@ SERVER_KEYS = (
     "max_sessions_p99_ms",
     "max_sessions_stopped",
     "max_sessions_cpu",
+    "max_sessions_per_session",
+    "max_voice_sessions",
+    "max_voice_sessions_cap",
+    "max_voice_sessions_worst_median_ms",
+    "max_voice_sessions_p99_ms",
+    "max_voice_sessions_stopped",
+    "max_voice_sessions_cpu",
+    "max_voice_sessions_per_session",
 )
 
 
