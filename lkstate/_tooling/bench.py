@@ -50,11 +50,12 @@ What is measured, and how:
   snapshot.
 - Over a real livekit-server on loopback (skipped with ``--no-server``):
   ``e2e_attribute_ratio`` and ``e2e_transcript_ratio`` (a raw agent peer
-  changes an attribute or streams a transcript chunk; the median time until
-  our session's snapshot shows it, divided by the median time until a raw
-  ``rtc.Room`` callback in the same process sees it; half the trials with
-  our session joined first, half with it joined second, so the server's
-  forwarding order favours neither), ``preconnect_send_ms`` (10 s of
+  changes an attribute or streams a transcript chunk; the time until our
+  session's snapshot shows it against the time until a raw ``rtc.Room``
+  callback in the same process sees one from its own agent, each side in a
+  room of its own, in alternating trials — ours, raw, ours, raw… — so drift
+  in the machine's load reaches both alike; the median of the neighbouring
+  pairs' ratios, beside each side's median ms), ``preconnect_send_ms`` (10 s of
   buffered 48 kHz audio, recorded into a
   :class:`~lkstate._media.preconnect.PreConnectBuffer` and sent with
   :func:`~lkstate._media.preconnect.send_preconnect_audio`, from the moment the
@@ -76,6 +77,15 @@ What is measured, and how:
   session over several rounds, none missed; the agents run in a child
   process so they do not load the process being measured). Sessions are
   created without audio devices, as the raw baseline has none.
+  ``max_voice_sessions`` is the same with voice, as a server-side app with
+  many voice tabs holds it: every session sends a generated microphone (a
+  tone paced in real time, no pre-connect buffer) and plays its agent's
+  voice into an output that drops it, while the agent — a raw agent-kind
+  peer in the child process, not an AgentSession — speaks a tone without
+  pause; every session must also have been given agent audio. Both report
+  the CPU (``_cpu``: Python thread and the SDK's native threads, ms per
+  wall second) and, per session, CPU ms/s and resident MB
+  (``_per_session``) at the last step that passed.
 
 The same in-process figures are reported at 100, 1 000, 10 000 and 100 000
 messages under ``scaling``: a persistent history should make them grow no
@@ -164,6 +174,8 @@ class Plan:
     e2e_trials: int = 150
     preconnect_runs: int = 3
     session_steps: tuple[int, ...] = (10, 25, 50, 75, 100, 125, 150, 200)
+    voice_session_steps: tuple[int, ...] = (25, 50, 100, 150, 200)
+    """Steps of the voice variant: every session sends a microphone and hears its agent speak."""
     session_rounds: int = 5
     session_budget_s: float = 420.0
     fold_history: bool = True
@@ -190,6 +202,7 @@ class Plan:
             e2e_trials=8,
             preconnect_runs=1,
             session_steps=(2, 3),
+            voice_session_steps=(2,),
             session_rounds=2,
             session_budget_s=60.0,
             fold_history=False,
@@ -846,13 +859,56 @@ def _mint(
     return token.to_jwt()
 
 
-def _bench_session(server: _Server, room_name: str, identity: str) -> Session:
-    """A session as a UI holds it, minus audio devices (the raw baseline has none either)."""
+_VOICE_RATE = 48_000
+_TONE_MS = 100
+
+
+def _tone(ms: int, sample_rate: int = _VOICE_RATE, hz: float = 220.0) -> bytes:
+    """``ms`` of a quiet sine tone, s16 mono (a whole number of periods at 220 Hz for 100 ms)."""
+    count = sample_rate * ms // 1000
+    return b"".join(
+        int(3000 * math.sin(2 * math.pi * hz * i / sample_rate)).to_bytes(2, "little", signed=True)
+        for i in range(count)
+    )
+
+
+class _DiscardOutput:
+    """An :class:`~lkstate.AudioOutput` that counts the agent's frames and drops them (a muted tab)."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    async def open(self, sample_rate: int, num_channels: int) -> None:
+        del sample_rate, num_channels
+
+    def write(self, frame: rtc.AudioFrame) -> None:
+        del frame
+        self.frames += 1
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _bench_session(
+    server: _Server, room_name: str, identity: str, *, voice: _DiscardOutput | None = None
+) -> Session:
+    """A session as a UI holds it: without audio devices (the raw baseline has none either), or with voice.
+
+    With ``voice`` the session sends a generated microphone (a tone, paced in
+    real time, 10 ms frames) and plays the agent's audio into ``voice``, as a
+    voice tab in a server-side app (Gradio, say) does. Its pre-connect buffer
+    is off: the agents here never subscribe to the microphone, so a buffer
+    would record (and Opus-encode) for ever instead of being handed over once
+    at the start — the steady state measured is the one after the hand-over.
+    """
     return Session(
         LiteralTokenSource(server.url, _token(server, room_name, identity)),
         agent_connect_timeout=30.0,
-        audio_input=None,
-        audio_output=None,
+        audio_input=None if voice is None else GeneratorInput(
+            itertools.repeat(_tone(_TONE_MS)), sample_rate=_VOICE_RATE
+        ),
+        audio_output=voice,
+        options=SessionOptions(preconnect_audio=voice is None),
     )
 
 
@@ -875,30 +931,39 @@ async def _wait(future: asyncio.Future[float], timeout: float) -> float | None:
 
 
 async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
-    """Agent attribute change and transcript chunk → our snapshot, against → raw rtc callback."""
+    """Agent attribute change and transcript chunk → our snapshot, against → raw rtc callback, in alternating trials.
+
+    Each side has a room of its own with its own raw agent peer: our session
+    in one, a plain ``rtc.Room`` (the raw app) in the other, all in this
+    process on this loop. Trials alternate (ours, raw, ours, raw…), one
+    change at a time, so only one receiver handles each change and drift of
+    the machine's load reaches both sides alike. (When both received the same
+    change in one process, whichever room's event the loop ran first was
+    charged to the other as latency.) Each pair of neighbouring trials gives
+    a ratio; the median of those ratios is reported, beside each side's
+    median time.
+    """
     loop = asyncio.get_running_loop()
-    room_name = f"bench-e2e-{uuid.uuid4().hex[:8]}"
+    ours_room, raw_room = (f"bench-e2e-{side}-{uuid.uuid4().hex[:8]}" for side in ("ours", "raw"))
     ready = {"lk.agent.state": "listening"}
-    agent = rtc.Room()
-    raw = rtc.Room()
+    ours_agent, raw_agent, raw = rtc.Room(), rtc.Room(), rtc.Room()
     tasks: set[asyncio.Task[None]] = set()
     expected: list[str] = [""]
-    ours_at: list[asyncio.Future[float]] = [loop.create_future()]
-    raw_at: list[asyncio.Future[float]] = [loop.create_future()]
+    arrived: list[asyncio.Future[float]] = [loop.create_future()]
     raw_texts: dict[str, str] = {}
     raw_attributes: dict[str, dict[str, str]] = {}
     mode = ["attribute"]
     message_id = [""]
 
-    def settle(futures: list[asyncio.Future[float]]) -> None:
-        if not futures[0].done():
-            futures[0].set_result(time.perf_counter())
+    def settle() -> None:
+        if not arrived[0].done():
+            arrived[0].set_result(time.perf_counter())
 
     def raw_attributes_changed(changed: dict[str, str], participant: rtc.Participant) -> None:
         del changed
         raw_attributes[participant.identity] = dict(participant.attributes)
         if mode[0] == "attribute" and participant.attributes.get("bench.value") == expected[0]:
-            settle(raw_at)
+            settle()
 
     async def raw_read(reader: rtc.TextStreamReader) -> None:
         stream = reader.info.stream_id
@@ -906,7 +971,7 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
             async for chunk in reader:
                 raw_texts[stream] = raw_texts.get(stream, "") + chunk
                 if mode[0] == "transcript" and raw_texts[stream].endswith(expected[0]):
-                    settle(raw_at)
+                    settle()
 
     def raw_transcription(reader: rtc.TextStreamReader, sender: str) -> None:
         del sender
@@ -918,95 +983,94 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
     def ours(state: SessionState) -> None:
         if mode[0] == "attribute":
             if attribute(state.agent.attributes, "bench.value") == expected[0]:
-                settle(ours_at)
+                settle()
         else:
             message = state.messages.get(message_id[0])
             if message is not None and message.text.endswith(expected[0]):
-                settle(ours_at)
+                settle()
 
-    async def trial(send: Callable[[], Any]) -> tuple[float, float] | None:
-        ours_at[0], raw_at[0] = loop.create_future(), loop.create_future()
+    async def trial(send: Callable[[], Any]) -> float | None:
+        arrived[0] = loop.create_future()
         started = time.perf_counter()
         await send()
-        ours_done, raw_done = await _wait(ours_at[0], 5.0), await _wait(raw_at[0], 5.0)
+        done = await _wait(arrived[0], 5.0)
         await asyncio.sleep(0.01)
-        if ours_done is None or raw_done is None:
-            return None
-        return ours_done - started, raw_done - started
+        return None if done is None else done - started
 
-    attribute_samples: list[tuple[float, float]] = []
-    transcript_samples: list[tuple[float, float]] = []
+    samples: dict[str, list[tuple[float, float]]] = {"attribute": [], "transcript": []}
+    agents = (ours_agent, raw_agent)
 
-    async def run_trials(count: int, first: int) -> None:
+    async def run_trials(count: int) -> None:
         mode[0] = "attribute"
-        for index in range(first, first + count):
-            expected[0] = f"v{index}"
-            sample = await trial(
-                lambda: agent.local_participant.set_attributes({**ready, "bench.value": expected[0]})
-            )
-            if sample is not None:
-                attribute_samples.append(sample)
-        mode[0] = "transcript"
-        writer: rtc.TextStreamWriter | None = None
-        for index in range(first, first + count):
-            if writer is None or index % 50 == 0:
-                if writer is not None:
-                    await writer.aclose()
-                segment = f"SG_e2e_{index}"
-                writer = await agent.local_participant.stream_text(
-                    topic="lk.transcription", attributes={"lk.segment_id": segment, "lk.transcription_final": "false"}
+        for index in range(count):
+            pair: list[float | None] = []
+            for side, agent in enumerate(agents):
+                expected[0] = f"v{index}-{side}"
+                pair.append(
+                    await trial(lambda agent=agent: agent.local_participant.set_attributes(
+                        {**ready, "bench.value": expected[0]}
+                    ))
                 )
-                message_id[0] = transcript_message_id(_AGENT, segment)
-            expected[0] = f" <{index}>"
-            sample = await trial(functools.partial(writer.write, expected[0]))
-            if sample is not None:
-                transcript_samples.append(sample)
-        if writer is not None:
-            await writer.aclose()
+            if pair[0] is not None and pair[1] is not None:
+                samples["attribute"].append((pair[0], pair[1]))
+        mode[0] = "transcript"
+        writers: list[rtc.TextStreamWriter | None] = [None, None]
+        segments = ["", ""]
+        try:
+            for index in range(count):
+                pair = []
+                for side, agent in enumerate(agents):
+                    writer = writers[side]
+                    if writer is None or index % 50 == 0:
+                        if writer is not None:
+                            await writer.aclose()
+                        segments[side] = f"SG_e2e_{side}_{index}"
+                        writer = writers[side] = await agent.local_participant.stream_text(
+                            topic="lk.transcription",
+                            attributes={"lk.segment_id": segments[side], "lk.transcription_final": "false"},
+                        )
+                    message_id[0] = transcript_message_id(_AGENT, segments[0])
+                    expected[0] = f" <{index}-{side}>"
+                    pair.append(await trial(functools.partial(writer.write, expected[0])))
+                if pair[0] is not None and pair[1] is not None:
+                    samples["transcript"].append((pair[0], pair[1]))
+        finally:
+            for writer in writers:
+                if writer is not None:
+                    with contextlib.suppress(Exception):
+                        await writer.aclose()
 
-    def new_session() -> Session:
-        return _bench_session(server, room_name, "bench-user")
-
-    # The server forwards to participants in some order; so that order cannot
-    # favour either side, half the trials run with our session joined before
-    # the raw room and half with a new session joined after it.
-    session = new_session()
+    session = _bench_session(server, ours_room, "bench-user")
     subscription = session.states.subscribe(ours)
     try:
-        await agent.connect(server.url, _token(server, room_name, _AGENT, agent=True, attributes=ready))
+        await ours_agent.connect(server.url, _token(server, ours_room, _AGENT, agent=True, attributes=ready))
+        await raw_agent.connect(server.url, _token(server, raw_room, _AGENT, agent=True, attributes=ready))
         await session.start()
-        await raw.connect(server.url, _token(server, room_name, "bench-raw-user"))
+        await raw.connect(server.url, _token(server, raw_room, "bench-raw-user"))
         await asyncio.sleep(0.3)
-        await run_trials(plan.e2e_trials // 2, 0)
-        subscription.dispose()
-        await session.end()
-        session = new_session()
-        subscription = session.states.subscribe(ours)
-        await session.start()
-        await asyncio.sleep(0.3)
-        await run_trials(plan.e2e_trials - plan.e2e_trials // 2, plan.e2e_trials)
+        await run_trials(plan.e2e_trials)
     finally:
         subscription.dispose()
         await session.end()
-        for room in (raw, agent):
+        for room in (raw, ours_agent, raw_agent):
             with contextlib.suppress(Exception):
                 await room.disconnect()
         for task in list(tasks):
             task.cancel()
 
-    def summary(name: str, samples: list[tuple[float, float]]) -> JSON:
-        if not samples:
+    def summary(name: str, pairs: list[tuple[float, float]]) -> JSON:
+        if not pairs:
             raise BenchmarkError(f"No {name} change reached both the session and the raw room.")
-        ours_ms = statistics.median(s[0] for s in samples) * 1000
-        raw_ms = statistics.median(s[1] for s in samples) * 1000
+        ours_ms = statistics.median(p[0] for p in pairs) * 1000
+        raw_ms = statistics.median(p[1] for p in pairs) * 1000
         return {
-            f"e2e_{name}_ratio": _round(ours_ms / raw_ms, 3),
+            f"e2e_{name}_ratio": _round(statistics.median(p[0] / p[1] for p in pairs), 3),
             f"e2e_{name}_ms": _round(ours_ms, 3),
             f"e2e_{name}_raw_ms": _round(raw_ms, 3),
-            f"e2e_{name}_samples": len(samples),
+            f"e2e_{name}_samples": len(pairs),
         }
 
-    return {**summary("attribute", attribute_samples), **summary("transcript", transcript_samples)}
+    return {**summary("attribute", samples["attribute"]), **summary("transcript", samples["transcript"])}
 
 
 def _speech_like_pcm(seconds: float, sample_rate: int) -> bytes:
@@ -1246,7 +1310,8 @@ class _AgentHost:
 async def _agent_host() -> None:
     """The child's side of :class:`_AgentHost`: JSON commands on stdin, one JSON reply per line.
 
-    ``join`` connects one ready agent per room; ``tick`` has each agent stamp
+    ``join`` connects one ready agent per room (with ``voice``, each also
+    speaks a tone, forever); ``leave`` disconnects them; ``tick`` has each agent stamp
     ``bench.t`` with the clock; ``preconnect`` connects an agent that reads
     the pre-connect byte stream and, once it sees the user, becomes active;
     ``preconnect_result`` waits for that stream's last byte and says when it
@@ -1263,6 +1328,7 @@ async def _agent_host() -> None:
     readers: set[asyncio.Task[None]] = set()
     delivered: list[asyncio.Future[tuple[float, int]]] = []
     agent_sessions: list[_BenchAgent] = []
+    sources: list[rtc.AudioSource] = []
 
     def reply(message: JSON) -> None:
         sys.stdout.write(json.dumps(message) + "\n")
@@ -1302,17 +1368,30 @@ async def _agent_host() -> None:
             try:
                 if command["op"] == "join":
                     names: list[str] = command["rooms"]
+                    voice = bool(command.get("voice"))
+                    # A speaking agent here need not hear the user: not subscribing keeps this
+                    # process (which shares the machine with the one measured) light.
+                    options = rtc.RoomOptions(auto_subscribe=not voice)
                     for start in range(0, len(names), 10):
                         batch = [(name, rtc.Room()) for name in names[start : start + 10]]
                         await asyncio.gather(
                             *(
                                 room.connect(url, _mint(key, secret, name, _AGENT, agent=True,
-                                                        attributes={"lk.agent.state": "listening"}))
+                                                        attributes={"lk.agent.state": "listening"}), options)
                                 for name, room in batch
                             )
                         )
                         rooms.extend(room for _, room in batch)
+                        if voice:
+                            for _, room in batch:
+                                sources.append(await _speak(room, readers))
                     reply({"ok": True, "agents": len(rooms)})
+                elif command["op"] == "leave":
+                    await asyncio.gather(*(room.disconnect() for room in rooms), return_exceptions=True)
+                    await asyncio.gather(*(source.aclose() for source in sources), return_exceptions=True)
+                    rooms.clear()
+                    sources.clear()
+                    reply({"ok": True})
                 elif command["op"] == "tick":
                     for room in rooms:
                         await room.local_participant.set_attributes(
@@ -1347,7 +1426,41 @@ async def _agent_host() -> None:
             task.cancel()
         for bench_agent in agent_sessions:
             await bench_agent.aclose()
-        await asyncio.gather(*(room.disconnect() for room in rooms), return_exceptions=True)
+        # Bounded: when the parent died (and its server with it), a disconnect can hang,
+        # and an orphaned agent process would go on using the machine.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(
+                    *(room.disconnect() for room in rooms),
+                    *(source.aclose() for source in sources),
+                    return_exceptions=True,
+                ),
+                15.0,
+            )
+
+
+async def _speak(room: rtc.Room, tasks: set[asyncio.Task[None]]) -> rtc.AudioSource:
+    """Publish a tone as ``room``'s microphone, forever: an agent that never stops talking.
+
+    Frames of 100 ms go into the source's one-second queue, which paces the
+    writer (``capture_frame`` waits while the queue is full), so ten calls a
+    second keep it speaking with little work in this process.
+    """
+    source = rtc.AudioSource(_VOICE_RATE, 1)
+    track = rtc.LocalAudioTrack.create_audio_track("agent-voice", source)
+    await room.local_participant.publish_track(
+        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    )
+    pcm = _tone(_TONE_MS)
+    frame = rtc.AudioFrame(pcm, _VOICE_RATE, 1, len(pcm) // 2)
+
+    async def talk() -> None:
+        with contextlib.suppress(Exception):  # the room or the source went away
+            while True:
+                await source.capture_frame(frame)
+
+    _spawn(tasks, talk())
+    return source
 
 
 class _BenchAgent:
@@ -1449,16 +1562,40 @@ def _cpu_share(before: dict[int, tuple[str, float]], after: dict[int, tuple[str,
     }
 
 
-async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan) -> JSON:
-    """Add sessions step by step while every one still shows each agent update within 100 ms."""
+def _rss_bytes() -> int | None:
+    """This process's resident memory (Linux; ``None`` elsewhere)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    return None
+
+
+async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan, *, voice: bool = False) -> JSON:
+    """Add sessions step by step while every one still shows each agent update within 100 ms.
+
+    With ``voice``, every session also sends a generated microphone and
+    plays its agent's voice (a tone the agent never stops) into an output
+    that drops it, and every one of them must have been given agent audio
+    during the update rounds; the keys are then ``max_voice_sessions…``.
+    CPU (this process's Python thread and the SDK's native threads) and
+    resident memory are reported per session at the last step that passed.
+    """
+    prefix = "max_voice_sessions" if voice else "max_sessions"
+    steps = plan.voice_session_steps if voice else plan.session_steps
     sessions: list[Session] = []
+    outputs: list[_DiscardOutput] = []
     latencies: list[list[float]] = []
     passed = 0
     worst_median_ms: float | None = None
     p99_ms: float | None = None
     stopped = "reached the cap"
     cpu_seen: JSON = {}
+    per_session: JSON = {"sessions": 0, "cpu_ms_per_s": None, "rss_mb": None}
     deadline = time.monotonic() + plan.session_budget_s
+    gc.collect()
+    rss_before = _rss_bytes()
 
     def watcher(slot: list[float]) -> Callable[[SessionState], None]:
         last = [""]
@@ -1472,31 +1609,35 @@ async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan) -
         return on_state
 
     try:
-        for target in plan.session_steps:
+        for target in steps:
             if time.monotonic() > deadline:
                 stopped = "ran out of time"
                 break
             names = [f"bench-max-{uuid.uuid4().hex[:8]}" for _ in range(target - len(sessions))]
-            _progress(f"max_sessions: {target} sessions")
+            _progress(f"{prefix}: {target} sessions")
             try:
-                await host.ask({"op": "join", "rooms": names}, 120.0)
+                await host.ask({"op": "join", "rooms": names, "voice": voice}, 120.0)
                 for start in range(0, len(names), 10):
                     batch: list[Session] = []
                     for name in names[start : start + 10]:
-                        session = _bench_session(server, name, f"bench-user-{len(sessions)}")
+                        output = _DiscardOutput() if voice else None
+                        session = _bench_session(server, name, f"bench-user-{len(sessions)}", voice=output)
                         slot: list[float] = []
                         session.states.subscribe(watcher(slot))
                         sessions.append(session)
+                        if output is not None:
+                            outputs.append(output)
                         latencies.append(slot)
                         batch.append(session)
                     await asyncio.wait_for(asyncio.gather(*(s.start() for s in batch)), 60.0)
             except (Exception, TimeoutError) as error:
                 stopped = f"could not start {target} sessions: {type(error).__name__}: {error}"
                 break
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(2.0 if voice else 0.5)  # voice: let every track be subscribed and flowing
             for slot in latencies:
                 slot.clear()
             missing = 0
+            heard_before = [output.frames for output in outputs]
             cpu_before, rounds_started = _thread_cpu(), time.monotonic()
             try:
                 for _ in range(plan.session_rounds):
@@ -1512,27 +1653,47 @@ async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan) -
             except (Exception, TimeoutError) as error:
                 stopped = f"at {target} sessions an update round failed: {type(error).__name__}: {error}"
                 break
-            cpu = _cpu_share(cpu_before, _thread_cpu(), time.monotonic() - rounds_started)
+            seconds = time.monotonic() - rounds_started
+            cpu = _cpu_share(cpu_before, _thread_cpu(), seconds)
             cpu_seen = {"sessions": target, **cpu}
+            silent = sum(output.frames <= before for output, before in zip(outputs, heard_before, strict=True))
+            if voice:
+                frames = sum(output.frames - before for output, before in zip(outputs, heard_before, strict=True))
+                cpu_seen["agent_frames_per_s_per_session"] = _round(frames / seconds / target, 1)
             medians = [statistics.median(slot) * 1000 for slot in latencies if slot]
             everyone = [value * 1000 for slot in latencies for value in slot]
             worst = max(medians) if medians else float("inf")
-            if missing or worst > 100.0 or len(medians) < len(latencies):
-                stopped = f"at {target} sessions the slowest session took {worst:.0f} ms ({missing} updates missing)"
+            if missing or worst > 100.0 or len(medians) < len(latencies) or silent:
+                stopped = (
+                    f"at {target} sessions the slowest session took {worst:.0f} ms ({missing} updates missing"
+                    + (f", {silent} sessions heard no agent audio)" if voice else ")")
+                )
                 break
             passed, worst_median_ms = target, worst
             p99_ms = _percentile(everyone, 0.99)
+            rss = _rss_bytes()
+            per_session = {
+                "sessions": target,
+                "cpu_ms_per_s": _round(
+                    (cpu.get("python_thread_ms_per_s", 0.0) + cpu.get("native_threads_ms_per_s", 0.0)) / target, 2
+                ),
+                "rss_mb": None if rss is None or rss_before is None else _round((rss - rss_before) / target / 2**20, 2),
+            }
     finally:
-        _progress(f"max_sessions: ending {len(sessions)} sessions")
+        _progress(f"{prefix}: ending {len(sessions)} sessions")
         for start in range(0, len(sessions), 20):
             await asyncio.gather(*(s.end() for s in sessions[start : start + 20]), return_exceptions=True)
+        if sessions:
+            with contextlib.suppress(Exception, TimeoutError):  # the next part's agents are new ones anyway
+                await host.ask({"op": "leave"}, 120.0)
     return {
-        "max_sessions": passed,
-        "max_sessions_cap": plan.session_steps[-1],
-        "max_sessions_worst_median_ms": None if worst_median_ms is None else _round(worst_median_ms, 1),
-        "max_sessions_p99_ms": None if p99_ms is None else _round(p99_ms, 1),
-        "max_sessions_stopped": stopped,
-        "max_sessions_cpu": cpu_seen,
+        prefix: passed,
+        f"{prefix}_cap": steps[-1],
+        f"{prefix}_worst_median_ms": None if worst_median_ms is None else _round(worst_median_ms, 1),
+        f"{prefix}_p99_ms": None if p99_ms is None else _round(p99_ms, 1),
+        f"{prefix}_stopped": stopped,
+        f"{prefix}_cpu": cpu_seen,
+        f"{prefix}_per_session": per_session,
     }
 
 
@@ -1568,6 +1729,7 @@ async def _measure_server_parts(plan: Plan) -> JSON:
         try:
             result.update(await _measure_preconnect_parts(server, host, plan))
             result.update(await _measure_max_sessions(server, host, plan))
+            result.update(await _measure_max_sessions(server, host, plan, voice=True))
         finally:
             await host.close()
         return result
@@ -1589,6 +1751,7 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("preconnect_send_ms", "<=", 150.0),
     ("preconnect_stt_ms", "<=", 400.0),
     ("max_sessions", ">=", 50.0),
+    ("max_voice_sessions", ">=", 150.0),
     ("ui_updates_per_s_at_1000_deltas_per_s", "<=", DEFAULT_MAX_RATE * 1.01),
     ("reduce_growth_100_to_100000", "<=", math.log(100_000) / math.log(100)),
     ("events_per_s_drop_100_to_100000", "<=", math.log(100_000) / math.log(100)),
@@ -1620,6 +1783,14 @@ SERVER_KEYS = (
     "max_sessions_p99_ms",
     "max_sessions_stopped",
     "max_sessions_cpu",
+    "max_sessions_per_session",
+    "max_voice_sessions",
+    "max_voice_sessions_cap",
+    "max_voice_sessions_worst_median_ms",
+    "max_voice_sessions_p99_ms",
+    "max_voice_sessions_stopped",
+    "max_voice_sessions_cpu",
+    "max_voice_sessions_per_session",
 )
 
 

@@ -30,9 +30,17 @@ LIVE_NUMBERS = (
     "preconnect_stt_pcm_ms",
     "preconnect_handover_delay_share",
     "max_sessions",
+    "max_voice_sessions",
 )
 
-TARGETED = ("e2e_attribute_ratio", "e2e_transcript_ratio", "preconnect_send_ms", "preconnect_stt_ms", "max_sessions")
+TARGETED = (
+    "e2e_attribute_ratio",
+    "e2e_transcript_ratio",
+    "preconnect_send_ms",
+    "preconnect_stt_ms",
+    "max_sessions",
+    "max_voice_sessions",
+)
 
 
 def test_the_smallest_run_with_a_server_reports_every_live_figure() -> None:
@@ -48,6 +56,9 @@ def test_the_smallest_run_with_a_server_reports_every_live_figure() -> None:
         assert isinstance(result["targets"][key]["met"], bool), key
     assert result["e2e_attribute_samples"] > 0 and result["e2e_transcript_samples"] > 0
     assert isinstance(result["max_sessions_stopped"], str)
+    assert isinstance(result["max_voice_sessions_stopped"], str)
+    # With voice, the per-session cost is what an app sizing its server needs.
+    assert set(result["max_voice_sessions_per_session"]) >= {"sessions", "cpu_ms_per_s", "rss_mb"}
     # Opus is what is sent by default; PCM is the baseline measured alongside it.
     assert 0 < result["preconnect_bytes"] < result["preconnect_pcm_bytes"] / 10
 

@@ -48,6 +48,7 @@ SERVER_FIGURES = (
     "preconnect_stt_ms",
     "preconnect_stt_pcm_ms",
     "max_sessions",
+    "max_voice_sessions",
 )
 TARGETED = (
     "reduce_p99_us",
@@ -60,6 +61,7 @@ TARGETED = (
     "preconnect_send_ms",
     "preconnect_stt_ms",
     "max_sessions",
+    "max_voice_sessions",
 )
 SIZES = ("100", "1000", "10000", "100000")
 
