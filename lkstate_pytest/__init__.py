@@ -166,7 +166,12 @@ def agent_worker(
     """
     from lkstate.testing import start_worker
 
-    worker = asyncio.run(start_worker(livekit_server, agent_entrypoint, log_dir=tmp_path_factory.mktemp("agent")))
+    entrypoint, env = agent_entrypoint, {}
+    if entrypoint is None:  # the demo agent, quiet on joining, through the kit's worker (which reports no load)
+        entrypoint, env = "lkstate.demo_agent:create_server", {"LKSTATE_DEMO_GREETING": ""}
+    worker = asyncio.run(
+        start_worker(livekit_server, entrypoint, extra_env=env, log_dir=tmp_path_factory.mktemp("agent"))
+    )
     try:
         yield worker
     finally:

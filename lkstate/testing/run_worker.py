@@ -93,6 +93,7 @@ def _build_server(found: object, agent_name: str, executor: str) -> Any:
             api_key=os.environ["LIVEKIT_API_KEY"],
             api_secret=os.environ["LIVEKIT_API_SECRET"],
         )
+        server.load_fnc = _no_load
         return server
     if not callable(found):
         raise SystemExit(f"lkstate-testing: {found!r} is neither an AgentServer nor an entrypoint function")
@@ -109,7 +110,19 @@ def _build_server(found: object, agent_name: str, executor: str) -> Any:
         shutdown_process_timeout=5.0,
     )
     server.rtc_session(found, agent_name=agent_name)  # pyright: ignore[reportArgumentType, reportUnknownMemberType]
+    server.load_fnc = _no_load
     return server
+
+
+def _no_load() -> float:
+    """The load a test worker reports: none.
+
+    The default is the machine's CPU load, and livekit-server stops sending
+    jobs to a worker whose load is high ("no servers available"): on a busy
+    CI machine a worker kept for a whole test session would soon get no more
+    jobs. A test worker serves one test's rooms; it is never really full.
+    """
+    return 0.0
 
 
 async def _serve(server: Any) -> None:
