@@ -154,6 +154,7 @@ class Expectations:
         Spoken or typed by the agent, at any time in the session so far or
         within ``timeout`` seconds. Returns the first such message.
         """
+        __tracebackhide__ = True
         regex = _pattern(pattern)
         return await self._find(
             lambda s: next((m for m in s.messages if m.role is Role.AGENT and m.final and regex.search(m.text)), None),
@@ -167,6 +168,7 @@ class Expectations:
 
         For speech this is what the agent's STT heard, as the UI shows it.
         """
+        __tracebackhide__ = True
         regex = _pattern(pattern)
         return await self._find(
             lambda s: next((m for m in s.messages if m.role is Role.USER and m.final and regex.search(m.text)), None),
@@ -188,6 +190,7 @@ class Expectations:
         Only the arguments named are compared (by equality with the JSON the
         agent reported); others may be present. Returns the first such call.
         """
+        __tracebackhide__ = True
         wanted = {**(arguments or {}), **expected}
 
         def matches(call: ToolCall) -> bool:
@@ -211,6 +214,7 @@ class Expectations:
         went through, so a brief ``thinking`` is not missed; for another
         session, the state must hold now or within ``timeout``.
         """
+        __tracebackhide__ = True
         wanted = AgentStatus(state).value
         watched = _watched.get(self.session)
         if watched is not None and wanted in watched.agent_states:
@@ -227,6 +231,7 @@ class Expectations:
         self, predicate: Callable[[SessionState], object], description: str, *, timeout: float | None = None
     ) -> SessionState:
         """Anything else: ``predicate(state)`` becomes truthy; ``description`` words it for the failure."""
+        __tracebackhide__ = True
         return await self._find(lambda s: s if predicate(s) else None, description, timeout, lambda s: "")
 
     # -- waiting and failing ------------------------------------------------------
@@ -238,6 +243,7 @@ class Expectations:
         timeout: float | None,
         seen: Callable[[SessionState], str],
     ) -> _T:
+        __tracebackhide__ = True  # pytest shows the test's line and the message, not this machinery
         limit = self.timeout if timeout is None else timeout
         try:
             state = await self.session.wait_until(lambda s: find(s) is not None, timeout=limit)

@@ -158,3 +158,27 @@ def test_an_agent_is_named_for_its_worker_by_module_and_name() -> None:
     assert entrypoint_spec(CONVERSATION) == f"{__name__}:CONVERSATION", "an object: the global holding it"
     with pytest.raises(ValueError, match="not a global of an importable module"):
         entrypoint_spec(lambda ctx: None)
+
+
+def test_the_kit_sits_on_top_nothing_in_lkstate_imports_it() -> None:
+    import ast
+
+    import lkstate
+
+    root = Path(lkstate.__file__).parent
+    offenders: list[str] = []
+    for path in root.rglob("*.py"):
+        if root / "testing" in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                names = [("." * node.level) + (node.module or "")]
+            if any(n.startswith(("lkstate.testing", "lkstate_pytest")) or n.lstrip(".").startswith("testing")
+                   for n in names):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert offenders == []
