@@ -10,6 +10,7 @@ The wire versions are in tests/integration/test_testing_kit_wire.py.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -182,3 +183,30 @@ def test_the_kit_sits_on_top_nothing_in_lkstate_imports_it() -> None:
                    for n in names):
                 offenders.append(f"{path.relative_to(root)}:{node.lineno}")
     assert offenders == []
+
+
+def test_without_a_server_and_without_go_the_fixture_says_what_to_install(tmp_path: Path) -> None:
+    """The ``livekit_server`` fixture, in a pytest run of its own, on a machine with neither."""
+    (tmp_path / "test_needs_server.py").write_text(
+        "import lkstate._tooling.devserver as devserver\n"
+        "devserver.find_livekit_server = lambda *args, **kwargs: None  # no server anywhere\n"
+        "def test_it(livekit_server):\n"
+        "    pass\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("LKSTATE_ALLOW_SKIP", "LIVEKIT_SERVER_BIN")}
+    env["PATH"] = str(tmp_path)  # no go either
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # the plugin by name alone, installed entry point or not
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "lkstate_pytest", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "Go is not available to build it" in run.stdout and "Install Go" in run.stdout, run.stdout
+    assert "LKSTATE_ALLOW_SKIP=1" in run.stdout
+
+    env["LKSTATE_ALLOW_SKIP"] = "1"
+    skipped = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "lkstate_pytest", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+    )
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout
