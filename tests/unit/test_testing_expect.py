@@ -161,30 +161,6 @@ def test_an_agent_is_named_for_its_worker_by_module_and_name() -> None:
         entrypoint_spec(lambda ctx: None)
 
 
-def test_the_kit_sits_on_top_nothing_in_lkstate_imports_it() -> None:
-    import ast
-
-    import lkstate
-
-    root = Path(lkstate.__file__).parent
-    offenders: list[str] = []
-    for path in root.rglob("*.py"):
-        if root / "testing" in path.parents:
-            continue
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names: list[str] = []
-            if not isinstance(node, (ast.Import, ast.ImportFrom)):
-                continue
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                names = [("." * node.level) + (node.module or "")]
-            if any(n.startswith(("lkstate.testing", "lkstate_pytest")) or n.lstrip(".").startswith("testing")
-                   for n in names):
-                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
-    assert offenders == []
-
-
 def test_without_a_server_and_without_go_the_fixture_says_what_to_install(tmp_path: Path) -> None:
     """The ``livekit_server`` fixture, in a pytest run of its own, on a machine with neither."""
     (tmp_path / "test_needs_server.py").write_text(
