@@ -9,17 +9,16 @@ worker, dispatch it, and run a user's few-line test file: one expectation
 that passes and one that fails with the timeline and a recording path in its
 message.
 
-What it does not prove: that the dependencies resolve from PyPI. To keep the
-test offline and quick, the fresh venv sees the shared venv's site-packages
-through a ``.pth`` file (livekit, livekit-agents, pytest, pytest-asyncio…);
+What it does not prove: that the dependencies resolve from PyPI (that is
+tests/integration/test_package.py's clean install). To keep this test offline
+and quick, the fresh venv sees the shared venv's site-packages through a
+``.pth`` file (livekit, livekit-agents, pytest, pytest-asyncio…);
 only lkstate itself comes from the wheel (``--no-deps``), and it is the copy
 that is imported (checked).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.package import build_distributions, outside_env
 from tests.harness.server import REPO_ROOT, LiveKitServer
 
 pytestmark = [pytest.mark.wire, pytest.mark.agent, pytest.mark.timeout(600)]
@@ -47,23 +47,6 @@ def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str
     return subprocess.run(command, capture_output=True, text=True, timeout=300, **kwargs)  # type: ignore[call-overload]
 
 
-def build_wheel(out: Path, scratch: Path) -> Path:
-    """A wheel of this checkout's files (tracked and new), built from a copy so the checkout stays clean."""
-    listed = run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT)
-    assert listed.returncode == 0, listed.stderr
-    source = scratch / "source"
-    for name in listed.stdout.splitlines():
-        origin = REPO_ROOT / name
-        if origin.is_file():
-            target = source / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(origin, target)
-    built = run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(out)])
-    assert built.returncode == 0, built.stdout + built.stderr
-    (wheel,) = out.glob("lkstate-*.whl")
-    return wheel
-
-
 def fresh_venv(where: Path, wheel: Path) -> Path:
     """A new venv with the wheel installed, borrowing the shared venv's packages through a .pth file."""
     created = run([sys.executable, "-m", "venv", "--without-pip", str(where)])
@@ -71,7 +54,9 @@ def fresh_venv(where: Path, wheel: Path) -> Path:
     python = where / "bin" / "python"
     site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
     (site / "shared-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    installed = run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)])
+    # outside_env: with the checkout on PYTHONPATH, pip would find its lkstate.egg-info and install nothing
+    installed = run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+                    env=outside_env())
     assert installed.returncode == 0, installed.stdout + installed.stderr
     return python
 
@@ -79,15 +64,18 @@ def fresh_venv(where: Path, wheel: Path) -> Path:
 def test_a_users_test_file_runs_with_plain_pytest_against_the_installed_kit(
     tmp_path: Path, livekit_server: LiveKitServer
 ) -> None:
-    wheel = build_wheel(tmp_path / "dist", tmp_path / "build")
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    wheel = build_distributions(dist).wheel  # python -m build, as tests/integration/test_package.py does
     python = fresh_venv(tmp_path / "venv", wheel)
     project = tmp_path / "my-agent-tests"
     project.mkdir()
     # the example as printed, and one expectation the demo agent cannot meet
     (project / "test_my_agent.py").write_text(EXAMPLE.read_text() + textwrap.dedent(FAILING_TEST))
     (project / "pytest.ini").write_text("[pytest]\nasyncio_mode = auto\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS", "LIVEKIT_URL")}
-    env["LIVEKIT_SERVER_BIN"] = str(livekit_server.binary)  # as a user with the server on PATH
+    env = outside_env(LIVEKIT_SERVER_BIN=str(livekit_server.binary))  # as a user with the server on PATH
+    for name in ("PYTEST_ADDOPTS", "LIVEKIT_URL"):
+        env.pop(name, None)
 
     where = run([str(python), "-c", "import lkstate, lkstate_pytest; print(lkstate.__file__, lkstate_pytest.__file__)"],
                 cwd=project, env=env)
