@@ -1,5 +1,11 @@
 """Shared fixtures: a real livekit-server, real agents, raw peers.
 
+The server, the worker, the sessions and the failure reports come from
+lkstate's own published test kit (the ``lkstate_pytest`` plugin:
+``livekit_server``, ``room_name``, ``user_token``, ``worker_factory``,
+``make_session``, ``agent_worker``, ``agent_session``), so the project tests
+itself with what its users get. What stays here is for the project's own
+hostile tests: an agent in this process and raw peers.
 See tests/harness/README.md for how to use them. In short::
 
     async def test_agent_answers_chat(livekit_server, room_name, agent_factory, peer_factory):
@@ -17,12 +23,10 @@ logs of any worker subprocess it started) are attached to the report.
 from __future__ import annotations
 
 import os
-import re
 import sys
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
@@ -32,15 +36,26 @@ _REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from tests.harness.server import LiveKitServer, find_livekit_server  # noqa: E402
-from tests.harness.sessions import SessionFactory  # noqa: E402
+from tests.harness.server import LiveKitServer  # noqa: E402
 
-_SERVER_KEY = pytest.StashKey[LiveKitServer]()
-_LOG_OFFSET_KEY = pytest.StashKey[int]()
-_WORKER_LOGS_KEY = pytest.StashKey[list[Path]]()
 
-_WIRE_FIXTURES = {"livekit_server", "agent_factory", "peer_factory", "worker_factory", "user_token"}
-_AGENT_FIXTURES = {"agent_factory", "worker_factory"}
+def _kit_plugin_autoloaded() -> bool:
+    """The ``lkstate`` pytest11 entry point is installed and pytest loads plugins by itself."""
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return False
+    from importlib.metadata import entry_points
+
+    return any(ep.value == "lkstate_pytest" for ep in entry_points(group="pytest11"))
+
+
+# An editable install made before the entry point existed does not announce it: load it by name.
+pytest_plugins = [] if _kit_plugin_autoloaded() else ["lkstate_pytest"]
+
+_WIRE_FIXTURES = {
+    "livekit_server", "agent_factory", "peer_factory", "worker_factory", "user_token",
+    "make_session", "agent_worker", "agent_session",
+}
+_AGENT_FIXTURES = {"agent_factory", "worker_factory", "agent_worker", "agent_session"}
 
 
 # --------------------------------------------------------------------------- options & markers
@@ -68,81 +83,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_soak)
 
 
-# --------------------------------------------------------------------------- server
-
-
-@pytest.fixture(scope="session")
-def livekit_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKitServer]:
-    """One real livekit-server for the whole test session, on free loopback ports.
-
-    The binary comes from $LIVEKIT_SERVER_BIN, PATH or .tools/bin. A missing
-    binary fails the tests — unless LKSTATE_ALLOW_SKIP=1, which skips them.
-    """
-    binary = find_livekit_server()
-    if binary is None:
-        message = (
-            "livekit-server not found (looked at $LIVEKIT_SERVER_BIN, PATH and .tools/bin). "
-            "Run scripts/install-livekit-server, or set LKSTATE_ALLOW_SKIP=1 to skip wire tests."
-        )
-        if os.environ.get("LKSTATE_ALLOW_SKIP") == "1":
-            pytest.skip(message)
-        pytest.fail(message, pytrace=False)
-    server = LiveKitServer(binary, workdir=tmp_path_factory.mktemp("livekit-server"))
-    server.start()
-    request.config.stash[_SERVER_KEY] = server
-    try:
-        yield server
-    finally:
-        server.stop()
-        del request.config.stash[_SERVER_KEY]
-
-
-@pytest.fixture
-def room_name(request: pytest.FixtureRequest) -> str:
-    """A fresh room name for this test: readable prefix, random suffix."""
-    stem = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[:40].strip("-")
-    return f"{stem}-{uuid.uuid4().hex[:8]}"
-
-
-class TokenFactory(Protocol):
-    def __call__(self, room: str, identity: str, **kwargs: Any) -> str: ...
-
-
-@pytest.fixture
-def user_token(livekit_server: LiveKitServer) -> TokenFactory:
-    """``user_token(room, identity, **kwargs)`` -> a join JWT (see LiveKitServer.token)."""
-
-    def make(room: str, identity: str, **kwargs: Any) -> str:
-        return livekit_server.token(room, identity, **kwargs)
-
-    return make
-
-
-@pytest.fixture
-async def make_session(livekit_server: LiveKitServer, room_name: str) -> AsyncIterator[SessionFactory]:
-    """``make_session(**session_kwargs) -> Session``: lkstate's own session, in this test's room.
-
-    Each gets development tokens of its own for the test server (``room_name``
-    can be overridden like any :class:`~lkstate.Session` argument); every
-    session made is ended at teardown.
-    """
-    from lkstate import DevelopmentTokenSource, Session
-
-    sessions: list[Session] = []
-
-    def factory(**kwargs: Any) -> Session:
-        kwargs.setdefault("room_name", room_name)
-        tokens = DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
-        session = Session(tokens, **kwargs)
-        sessions.append(session)
-        return session
-
-    yield factory
-    for session in sessions:
-        await session.end()
-
-
-# --------------------------------------------------------------------------- agents & peers
+# --------------------------------------------------------------------------- in-process agents & raw peers
 
 
 @pytest.fixture
@@ -183,57 +124,3 @@ async def peer_factory(livekit_server: LiveKitServer) -> AsyncIterator[Callable[
     yield factory
     for peer in reversed(joined):
         await peer.disconnect()
-
-
-@pytest.fixture
-async def worker_factory(
-    request: pytest.FixtureRequest, livekit_server: LiveKitServer, tmp_path: Path
-) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
-    """``await worker_factory(agent_name=None, **kwargs)`` -> WorkerProcess, registered.
-
-    Runs ``python -m lkstate.demo_agent`` against the test server; stopped at
-    teardown. Its log is attached to the report when the test fails.
-    """
-    from tests.harness.agent import WorkerProcess, start_worker
-
-    workers: list[WorkerProcess] = []
-    logs = request.node.stash.setdefault(_WORKER_LOGS_KEY, [])
-
-    async def factory(**kwargs: Any) -> WorkerProcess:
-        kwargs.setdefault("log_dir", tmp_path)
-        worker = await start_worker(livekit_server, **kwargs)
-        workers.append(worker)
-        logs.append(worker.log_path)
-        return worker
-
-    yield factory
-    for worker in reversed(workers):
-        await worker.stop()
-
-
-# --------------------------------------------------------------------------- failure reports
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    server = item.config.stash.get(_SERVER_KEY, None)
-    item.stash[_LOG_OFFSET_KEY] = server.log_size() if server is not None else 0
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
-    if not report.failed:
-        return
-    server = item.config.stash.get(_SERVER_KEY, None)
-    if server is not None:
-        offset = item.stash.get(_LOG_OFFSET_KEY, 0)
-        text = server.log_since(offset, max_lines=80, max_line_chars=400) or "(nothing logged during this test)"
-        report.sections.append((f"livekit-server log ({server.log_path})", text))
-    for path in item.stash.get(_WORKER_LOGS_KEY, []):
-        try:
-            lines = path.read_text(errors="replace").splitlines()[-60:]
-        except FileNotFoundError:
-            continue
-        report.sections.append((f"agent worker log ({path})", "\n".join(lines)))

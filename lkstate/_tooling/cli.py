@@ -742,7 +742,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     header, events = read_recording(args.file)
-    replay = Replay(events, header=header)
     step = len(events) if args.step is None else args.step
     if step < 0:
         step += len(events) + 1
@@ -751,20 +750,42 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             f"There is no step {args.step} in {args.file}; it has {len(events)} events.",
             remedy=f"Choose --step from 0 (before the first event) to {len(events)} (after the last).",
         )
-    out = sys.stdout
-    print(_describe_header(args.file, header, events), file=out)
-    if not args.no_timeline:
-        print("", file=out)
-        print("timeline (step, seconds since the first event, event):", file=out)
-        origin = events[0].at if events else 0.0
-        for index, event in enumerate(events, start=1):
-            marker = "▶" if index == step else " "
-            print(f"{marker}{index:5d} {event.at - origin:+9.3f}  {describe_event(event)}", file=out)
-    print("", file=out)
-    where = "before the first event" if step == 0 else f"after step {step} of {len(events)}"
-    print(f"state {where}:", file=out)
-    print(describe_state(replay.state_at(step)), file=out)
+    print(inspection_text(args.file, header, events, step=step, timeline=not args.no_timeline), file=sys.stdout)
     return 0
+
+
+def inspection_text(
+    path: str,
+    header: RecordingHeader,
+    events: Sequence[ev.Event],
+    *,
+    step: int | None = None,
+    timeline: bool = True,
+    last_events: int | None = None,
+) -> str:
+    """What ``lkstate inspect`` prints: the header, the timeline of events and the state at ``step``.
+
+    ``step`` defaults to after the last event. ``last_events`` keeps only the
+    end of a long timeline (the test kit's failure messages), saying how many
+    earlier events the recording holds.
+    """
+    step = len(events) if step is None else step
+    lines = [_describe_header(path, header, events)]
+    if timeline:
+        lines += ["", "timeline (step, seconds since the first event, event):"]
+        origin = events[0].at if events else 0.0
+        first = 1 if last_events is None else max(1, len(events) - last_events + 1)
+        if first > 1:
+            lines.append(f"  … {first - 1} earlier events (all of them in {path})")
+        for index in range(first, len(events) + 1):
+            event = events[index - 1]
+            marker = "▶" if index == step else " "
+            lines.append(f"{marker}{index:5d} {event.at - origin:+9.3f}  {describe_event(event)}")
+    lines.append("")
+    where = "before the first event" if step == 0 else f"after step {step} of {len(events)}"
+    lines.append(f"state {where}:")
+    lines.append(describe_state(Replay(events, header=header).state_at(step)))
+    return "\n".join(lines)
 
 
 def _describe_header(path: str, header: RecordingHeader, events: Sequence[ev.Event]) -> str:

@@ -11,7 +11,8 @@ Two ways to bring the demo agent (:mod:`lkstate.demo_agent`) into a room:
   subprocess**: a genuine worker that registers with the server under an
   agent name and is dispatched into rooms whose creating token names it
   (``RoomConfiguration(agents=[RoomAgentDispatch(agent_name=...)])``). This
-  is the path a deployed agent takes.
+  is the path a deployed agent takes. It is the published test kit's
+  (:mod:`lkstate.testing.workers`), re-exported here.
 
 Both can leave the room abruptly for failure tests: the in-process agent by
 dropping its room connection while the session keeps running, the worker by
@@ -23,13 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Literal
 
 from livekit import api, rtc
@@ -38,7 +34,9 @@ from livekit.agents.testing import fake_job_context
 
 from lkstate.demo_agent import DemoAgent, ScriptedLLM, ScriptedSTT, ToneTTS, ToolRule, build_session, room_options
 
-from .server import REPO_ROOT, LiveKitServer
+from lkstate.testing.workers import WorkerProcess, start_worker
+
+from .server import LiveKitServer
 
 __all__ = [
     "InProcessAgent",
@@ -246,105 +244,3 @@ async def start_agent(
         identity=identity,
         states=states,
     )
-
-
-class WorkerProcess:
-    """``python -m lkstate.demo_agent`` running as a registered worker."""
-
-    def __init__(self, process: subprocess.Popen[bytes], agent_name: str, log_path: Path) -> None:
-        self.process = process
-        self.agent_name = agent_name
-        self.log_path = log_path
-        self.worker_id: str | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    async def wait_registered(self, timeout: float = 30.0) -> str:
-        """Wait for the worker to announce its registration with the server."""
-        deadline = time.monotonic() + timeout
-        marker = "lkstate-demo: registered worker "
-        while time.monotonic() < deadline:
-            for line in self.log_path.read_text(errors="replace").splitlines():
-                if line.startswith(marker):
-                    self.worker_id = line[len(marker) :].strip()
-                    return self.worker_id
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"demo worker exited with status {self.process.returncode} before registering:\n"
-                    f"{self.log_tail()}"
-                )
-            await asyncio.sleep(0.05)
-        raise TimeoutError(f"demo worker did not register within {timeout:.0f} s:\n{self.log_tail()}")
-
-    async def stop(self, grace: float = 8.0) -> None:
-        """SIGTERM (the worker closes its jobs), SIGKILL after ``grace`` seconds."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while self.process.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            if self.process.poll() is None:
-                self.process.kill()
-        await asyncio.to_thread(self.process.wait)
-
-    async def kill(self) -> None:
-        """SIGKILL: the agent disappears without saying goodbye."""
-        if self.process.poll() is None:
-            self.process.kill()
-        await asyncio.to_thread(self.process.wait)
-
-
-async def start_worker(
-    server: LiveKitServer,
-    *,
-    agent_name: str | None = None,
-    log_dir: Path | None = None,
-    greeting: str | None = "",
-    extra_env: dict[str, str] | None = None,
-    wait: bool = True,
-) -> WorkerProcess:
-    """Start the demo worker in a subprocess registered under ``agent_name``.
-
-    ``greeting`` is what the agent says on joining: nothing by default, ``None``
-    for the demo's own greeting. Waits (by default) until the worker has registered with the server, so a
-    token dispatching ``agent_name`` created afterwards gets a job.
-    """
-    agent_name = agent_name or f"lkstate-test-{uuid.uuid4().hex[:6]}"
-    log_dir = log_dir or server.workdir
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"worker-{agent_name}.log"
-    env = {
-        **os.environ,
-        **server.env(),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-        "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
-    }
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "lkstate.demo_agent", "--agent-name", agent_name]
-            + ([] if greeting is None else ["--greeting", greeting]),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            env=env,
-            start_new_session=True,
-        )
-    worker = WorkerProcess(process, agent_name, log_path)
-    if wait:
-        try:
-            await worker.wait_registered()
-        except BaseException:
-            await worker.kill()
-            raise
-    return worker

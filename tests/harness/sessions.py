@@ -1,20 +1,20 @@
 """lkstate's own :class:`~lkstate.Session` in the wire tests, and waiting for the agent to see it.
 
-The ``make_session`` fixture (tests/conftest.py) makes sessions with
-development tokens for the test server, in the test's room; this module holds
-what tests import next to it.
+The ``make_session`` fixture (the test kit's, :mod:`lkstate_pytest`) makes
+sessions with development tokens for the test server, in the test's room,
+with no devices, recorded; this module holds what tests import next to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from lkstate import Session
+from lkstate.testing import SessionMaker
 
 __all__ = ["SessionFactory", "agent_sees_user"]
 
-SessionFactory = Callable[..., Session]
+SessionFactory = SessionMaker
 """``make_session(**session_kwargs) -> Session``: unstarted, in the test's room; ended at teardown."""
 
 
