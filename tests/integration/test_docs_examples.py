@@ -150,9 +150,8 @@ async def test_a_docstring_example_runs_as_printed(
     """Like a doctest: in its module's namespace, plus the names its prose takes as given.
 
     Those are the server (``url``, ``api_key``/``key``, ``api_secret``/``secret``,
-    ``token_source``), an unstarted ``session`` and ``argparse``. An example that
-    names no agent gets an automatically dispatched one, as a deployment with a
-    default agent would give it.
+    ``token_source``), an unstarted ``session`` and ``argparse``; the agent they
+    dispatch, ``my-agent``, is the example worker registered under that name.
     """
     import argparse
     import ast
@@ -161,8 +160,6 @@ async def test_a_docstring_example_runs_as_printed(
     from lkstate import DevelopmentTokenSource
 
     await worker_factory(agent_name="my-agent", greeting=None)
-    if "agent_name=" not in example.code:
-        await worker_factory(agent_name=None, greeting=None)
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     monkeypatch.setattr(sys, "argv", ["example"])
     url, key, secret = server_env["LIVEKIT_URL"], server_env["LIVEKIT_API_KEY"], server_env["LIVEKIT_API_SECRET"]
