@@ -138,7 +138,26 @@ class ApiModule(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         name = self.arguments[0]
         module = _import(name)
-        lines = [f".. automodule:: {name}", "   :members:", "   :undoc-members:", "   :imported-members:", ""]
+        # A class built on a private base (Messages on the persistent Vector) is documented
+        # on its own, with the members it inherits from lkstate, so its page is complete.
+        private_based = [
+            member
+            for member in getattr(module, "__all__", ())
+            if inspect.isclass(getattr(module, member)) and _private_bases(getattr(module, member))
+        ]
+        lines = [f".. automodule:: {name}", "   :members:", "   :undoc-members:", "   :imported-members:"]
+        if private_based:
+            lines.append(f"   :exclude-members: {', '.join(private_based)}")
+        lines.append("")
+        for member in private_based:
+            outside = sorted({k.__name__ for k in getattr(module, member).__mro__ if not k.__module__.startswith("lkstate")})
+            lines += [
+                f".. autoclass:: {name}.{member}",
+                "   :members:",
+                "   :undoc-members:",
+                f"   :inherited-members: {', '.join(outside)}",
+                "",
+            ]
         try:
             own = ModuleAnalyzer.for_module(module.__name__).find_attr_docs()
         except PycodeError:
@@ -157,6 +176,25 @@ class ApiModule(SphinxDirective):
         container = nodes.container()
         self.state.nested_parse(content, self.content_offset, container)
         return list(container.children)
+
+
+def _private_bases(cls: type) -> list[type]:
+    """The bases of ``cls`` defined in lkstate's private modules and published nowhere."""
+    return [k for k in cls.__mro__[1:] if k.__module__.startswith("lkstate._")]
+
+
+def _public_bases(app: Sphinx, name: str, obj: object, options: object, bases: list[Any]) -> None:
+    """Show a class built on a private base as built on that base's own bases (``Sequence``)."""
+    changed = True
+    while changed:
+        changed = False
+        for index, base in enumerate(bases):
+            origin = getattr(base, "__origin__", base)  # Vector[Message] -> Vector
+            if isinstance(origin, type) and origin.__module__.startswith("lkstate._"):
+                replacement = [b for b in origin.__bases__ if b not in bases and b is not object]
+                bases[index : index + 1] = replacement
+                changed = True
+                break
 
 
 def _short_repr(value: object) -> str:
@@ -276,6 +314,7 @@ def _defining_module(cls: type) -> types.ModuleType | None:
 def setup(app: Sphinx) -> dict[str, Any]:
     ModuleAnalyzer.for_module = staticmethod(_public_for_module)  # type: ignore[method-assign]
     app.connect("autodoc-process-signature", _short_defaults)
+    app.connect("autodoc-process-bases", _public_bases)
     app.connect("missing-reference", _resolve)
     app.add_directive("lkstate-api", ApiModule)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -67,6 +67,9 @@ nitpicky = True
 nitpick_ignore_regex = [
     # private names (TypeVars such as ``_T``, internal protocols) cannot be documented by design
     (r"py:.*", r"lkstate\..*\._[A-Za-z]\w*"),
+    # the private persistent vector under Messages, ConversationItems and ToolCalls; its
+    # public methods are documented on each of them (``_lkstate_refs.ApiModule``)
+    (r"py:class", r"lkstate\._core\.vector\.Vector"),
     (r"py:.*", r"(livekit|rtc|reactivex|rx|attrs|numpy|np|aiohttp|trio|textual|PySide6|gradio|gr|google|typing_extensions|collections|concurrent|asyncio|argparse|enum|types|pathlib|datetime|logging|io|os|typing)(\..*)?"),
 ]
 smartquotes = False  # keep "--flag" as two hyphens
