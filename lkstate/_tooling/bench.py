@@ -1719,7 +1719,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``lkstate bench``: run the benchmark; print one JSON object with ``--json``."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.agent_host:
         asyncio.run(_agent_host())
         return 0
