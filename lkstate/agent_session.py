@@ -48,7 +48,7 @@ from ._core.remote_state import (
     TTSUsage,
     UserStateName,
 )
-from ._core.timeline import TimelineBuilder, TimelineEntry, timeline
+from ._core.timeline import EntryKind, TimelineBuilder, TimelineEntry, timeline
 from ._wire.remote_client import AgentInfo, AgentSessionInfo, FrameworkInfo, RemoteSessionClient, RtcStats
 from ._wire.rpc import RpcHandler, RpcInvocation
 
@@ -63,6 +63,7 @@ __all__ = [
     "ChatRoleName",
     "ConversationItem",
     "ConversationItems",
+    "EntryKind",
     "EotUsage",
     "FalseInterruption",
     "FrameworkInfo",

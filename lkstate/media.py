@@ -12,6 +12,7 @@ exception.
 from __future__ import annotations
 
 from ._core.exports import publish as _publish
+from ._core.options import PreConnectCodec
 from ._media.audio import MicrophoneInput, default_audio_input
 from ._media.push import PushAudioInput
 from ._media.speaker import AgentVoice, SpeakerOutput, agent_voice, default_audio_output
@@ -23,6 +24,7 @@ __all__ = [
     "MicrophoneInput",
     "PATTERN_COLOURS",
     "PatternVideoInput",
+    "PreConnectCodec",
     "PushAudioInput",
     "SpeakerOutput",
     "VideoGeneratorInput",

@@ -430,10 +430,11 @@ class ToolCalls(Vector[ToolCall]):
 class RemoteSessionState:
     """Everything the agent's session host has told us, and what we could not read.
 
-    Start from ``RemoteSessionState()`` and fold payloads in with
-    :func:`apply_remote_payload`. ``items`` and ``tool_calls`` are persistent
-    vectors (:class:`ConversationItems`, :class:`ToolCalls`): read them like
-    tuples (index, iterate, ``len``); they hash and compare by content.
+    Start from ``RemoteSessionState()``; the reducer folds in each payload the
+    agent sends (:class:`~lkstate.lowlevel.events.AgentSessionPayload`).
+    ``items`` and ``tool_calls`` are persistent vectors
+    (:class:`ConversationItems`, :class:`ToolCalls`): read them like tuples
+    (index, iterate, ``len``); they hash and compare by content.
 
     ``agent_state`` is the agent's own report over this protocol; the
     ``lk.agent.state`` participant attribute says the same thing by another

@@ -489,6 +489,7 @@ class MicrophoneInput:
         self._queue: asyncio.Queue[bytes | None] | None = None
         self._running = False
         self._closed = False
+        #: Captured blocks dropped because the event loop fell behind (PortAudio never waits).
         self.dropped_blocks = 0
 
     @property

@@ -323,6 +323,7 @@ class SpeakerOutput:
         self._max_bytes = 0
         self._format: tuple[int, int] | None = None
         self._stream: Any = None
+        #: Bytes of the oldest audio dropped to keep the buffer within ``max_buffered_seconds``.
         self.dropped_bytes = 0
 
     @property

@@ -34,7 +34,7 @@ class LoopThread:
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
         with LoopThread() as loop_thread:
-            session = Session(token_source)
+            session = Session(token_source, agent_name="my-agent")
             loop_thread.run(session.start())
             ...
             loop_thread.run(session.end())

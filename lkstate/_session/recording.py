@@ -489,6 +489,7 @@ class Recorder:
     ) -> None:
         self.redactor = Redactor(secrets)
         self.events_written = 0
+        #: The write error that stopped recording, if one did; the session carries on without it.
         self.error: OSError | None = None
         self._remove_tap: Callable[[], None] | None = None
         self._closed = False

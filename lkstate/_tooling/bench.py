@@ -1867,8 +1867,8 @@ def _human(result: JSON) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``lkstate bench``: run the benchmark; print one JSON object with ``--json``."""
+def _parser() -> argparse.ArgumentParser:
+    """The ``lkstate bench`` flags (also what the reference site's CLI page is generated from)."""
     parser = argparse.ArgumentParser(
         prog="lkstate bench",
         description="Measure lkstate against a raw livekit.rtc app and a naive deep-copying store.",
@@ -1885,6 +1885,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also time the Gradio page's audio channel against the local audio path, each way (needs the gradio extra)",
     )
     parser.add_argument("--agent-host", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lkstate bench``: run the benchmark; print one JSON object with ``--json``."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.agent_host:
         asyncio.run(_agent_host())
