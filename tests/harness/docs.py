@@ -23,7 +23,7 @@ import attrs
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-KINDS = ("plain", "agent", "textual", "qt", "gradio")
+KINDS = ("plain", "agent", "textual", "qt", "gradio", "pytest")
 GUI_KINDS = ("textual", "qt", "gradio")
 
 _FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)

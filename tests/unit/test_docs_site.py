@@ -129,6 +129,16 @@ def test_every_python_block_on_the_site_says_how_it_is_run() -> None:
             assert example.main_block(), f"{example.id}: a GUI example ends in its __main__ block"
 
 
+@pytest.mark.parametrize("example", of_kind("pytest"), ids=lambda e: e.id)
+def test_a_pytest_example_is_a_test_file_the_installed_kit_runs(example: Example) -> None:
+    # tests/integration/test_testing_kit_installed.py runs examples/testing/ with plain
+    # pytest in a fresh virtualenv; the page shows one of those files as it is.
+    files = {p: p.read_text() for p in (ROOT / "examples" / "testing").glob("test_*.py")}
+    assert any(example.code.strip() in text for text in files.values()), (
+        f"{example.id} is not the body of a file in examples/testing/"
+    )
+
+
 @pytest.mark.parametrize("example", of_kind("plain"), ids=lambda e: e.id)
 def test_a_plain_example_runs_as_printed(example: Example, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
