@@ -62,19 +62,9 @@ __all__ = [
 
 
 class Palette:
-    """Status colours: lkstate's one colour per tone (:attr:`lkstate.ui.Tone.colour`), as every front end uses them."""
+    """The page's own colours; a tone's colour is :attr:`lkstate.ui.Tone.colour`, as in every front end."""
 
-    GREY = Tone.NEUTRAL.colour
-    AMBER = Tone.WAITING.colour
-    CYAN = Tone.BUFFERING.colour
-    GREEN = Tone.OK.colour
-    VIOLET = Tone.THINKING.colour
-    BLUE = Tone.SPEAKING.colour
-    RED = Tone.ERROR.colour
     SLATE = "#64748b"
-
-    TONES = {tone: tone.colour for tone in Tone}
-    """The colour of each tone."""
 
 
 @attrs.frozen
@@ -99,7 +89,7 @@ def _agent_label(state: SessionState) -> str:
 def agent_status_words(state: SessionState) -> StatusWords:
     """How the agent indicator describes the session right now (see :func:`lkstate.ui.describe_agent`)."""
     words = describe_agent(state)
-    return StatusWords(words.headline, words.detail, Palette.TONES[words.tone], words.status.value, words.reasons)
+    return StatusWords(words.headline, words.detail, words.tone.colour, words.status.value, words.reasons)
 
 
 def preconnect_words(pre: PreConnectState) -> str | None:

@@ -7,6 +7,8 @@ an app can restyle the kit by applying its own sheet instead.
 
 from __future__ import annotations
 
+from lkstate.ui import Tone
+
 from ._words import Palette
 
 __all__ = ["STYLE_SHEET"]
@@ -26,17 +28,17 @@ QPushButton {{
 }}
 QPushButton:hover {{ background: #f9fafb; border-color: #9ca3af; }}
 QPushButton:disabled {{ color: #9ca3af; background: #f3f4f6; border-color: {Palette.BORDER}; }}
-QPushButton[role="primary"], #SendButton {{ background: {Palette.BLUE}; color: white; border-color: {Palette.BLUE}; }}
+QPushButton[role="primary"], #SendButton {{ background: {Tone.SPEAKING.colour}; color: white; border-color: {Tone.SPEAKING.colour}; }}
 QPushButton[role="primary"]:hover, #SendButton:hover {{ background: #1d4ed8; }}
 #SendButton:disabled {{ background: #93c5fd; border-color: #93c5fd; color: white; }}
-QPushButton[role="danger"] {{ color: {Palette.RED}; border-color: #fca5a5; }}
+QPushButton[role="danger"] {{ color: {Tone.ERROR.colour}; border-color: #fca5a5; }}
 QPushButton[role="danger"]:hover {{ background: #fef2f2; }}
 #MicrophoneToggle, #CameraToggle {{ font-weight: bold; }}
 QLineEdit {{
     padding: 7px 10px; border: 1px solid #d1d5db; border-radius: 6px; background: white; color: {Palette.TEXT};
     font-size: 14px;
 }}
-QLineEdit:focus {{ border-color: {Palette.BLUE}; }}
+QLineEdit:focus {{ border-color: {Tone.SPEAKING.colour}; }}
 QLineEdit:disabled {{ background: #f3f4f6; }}
 QStatusBar {{ color: {Palette.MUTED}; }}
 QSplitter::handle {{ background: transparent; }}

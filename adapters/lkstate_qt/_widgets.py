@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from lkstate import AgentStatus, ConnectionStatus, DeliveryStatus, LocalTrackState, Message, Role, SessionState
-from lkstate.ui import describe_problems
+from lkstate.ui import Tone, describe_problems
 
 from ._words import (
     Palette,
@@ -98,7 +98,7 @@ class StatusDot(QWidget):
 
     def __init__(self, diameter: int = 12, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._color = QColor(Palette.GREY)
+        self._color = QColor(Tone.NEUTRAL.colour)
         self._diameter = diameter
         self.setFixedSize(diameter + 4, diameter + 4)
 
@@ -201,7 +201,7 @@ class _MessageBubble(QFrame):
         self.error = QLabel()
         self.error.setObjectName("MessageError")
         self.error.setWordWrap(True)
-        self.error.setStyleSheet(f"color: {Palette.RED}; font-size: 11px;")
+        self.error.setStyleSheet(f"color: {Tone.ERROR.colour}; font-size: 11px;")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 7, 12, 8)
         layout.setSpacing(2)
@@ -249,7 +249,7 @@ class _MessageBubble(QFrame):
         background, border = _BUBBLE_STYLES[message.role]
         failed = message.delivery is DeliveryStatus.FAILED
         if failed:
-            border = Palette.RED
+            border = Tone.ERROR.colour
         if message.final:
             frame = f"border: 1px solid {border};"
             body = f"color: {Palette.TEXT};"
@@ -529,7 +529,7 @@ class CameraNotice(QLabel):
         self._slice = _Slice()
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.setStyleSheet(f"#CameraNotice {{ color: {Palette.RED}; }}")
+        self.setStyleSheet(f"#CameraNotice {{ color: {Tone.ERROR.colour}; }}")
         self.setContentsMargins(24, 2, 0, 0)  # under the indicator's words, not its dot
         self.setVisible(False)
 

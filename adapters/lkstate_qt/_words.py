@@ -48,20 +48,10 @@ __all__ = [
 class Palette:
     """The colours of the kit: lkstate's one colour per tone, and the kit's own text and border colours."""
 
-    GREY = Tone.NEUTRAL.colour
-    AMBER = Tone.WAITING.colour
-    CYAN = Tone.BUFFERING.colour
-    GREEN = Tone.OK.colour
-    VIOLET = Tone.THINKING.colour
-    BLUE = Tone.SPEAKING.colour
-    RED = Tone.ERROR.colour
     SLATE = "#64748b"
     TEXT = "#111827"
     MUTED = "#6b7280"
     BORDER = "#e5e7eb"
-
-    TONES = {tone: tone.colour for tone in Tone}
-    """The colour of each tone (:attr:`lkstate.ui.Tone.colour`, the same in every front end)."""
 
 
 @attrs.frozen
@@ -77,7 +67,7 @@ def agent_status_words(state: SessionState) -> StatusWords:
     """How the agent indicator describes the session right now (why it failed before what to do)."""
     words = describe_agent(state)
     detail = " ".join((*words.reasons, words.detail))
-    return StatusWords(words.headline, detail, Palette.TONES[words.tone])
+    return StatusWords(words.headline, detail, words.tone.colour)
 
 
 def message_header(message: Message, agent_name: str | None) -> str:
@@ -99,19 +89,19 @@ def preconnect_words(preconnect: PreConnectState) -> StatusWords | None:
     words = describe_preconnect(preconnect)
     if words is None:
         return None
-    return StatusWords(words.headline, words.detail, Palette.TONES[words.tone])
+    return StatusWords(words.headline, words.detail, words.tone.colour)
 
 
 def microphone_words(microphone: LocalTrackState) -> StatusWords:
     """The microphone toggle's label, its tooltip and its colour."""
     words = describe_microphone(microphone)
-    return StatusWords(words.headline, words.detail, Palette.TONES[words.tone])
+    return StatusWords(words.headline, words.detail, words.tone.colour)
 
 
 def camera_words(camera: LocalTrackState) -> StatusWords:
     """The camera toggle's label, its tooltip (the whole reason, when it cannot work) and its colour."""
     words = describe_camera(camera)
-    return StatusWords(words.headline, words.detail, Palette.TONES[words.tone])
+    return StatusWords(words.headline, words.detail, words.tone.colour)
 
 
 def _arguments(raw: str) -> str:

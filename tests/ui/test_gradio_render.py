@@ -24,6 +24,7 @@ from lkstate import (
 )
 from lkstate._core.remote_state import LLMUsage, RemoteSessionState, SessionUsage, ToolCall, TTSUsage
 
+from lkstate.ui import Tone
 from lkstate_gradio import (
     Palette,
     agent_status_words,
@@ -55,13 +56,13 @@ def message(**fields: object) -> Message:
 @pytest.mark.parametrize(
     ("status", "title", "color"),
     [
-        (AgentStatus.CONNECTING, "Waiting for the agent…", Palette.AMBER),
-        (AgentStatus.PRE_CONNECT_BUFFERING, "Listening (buffering)", Palette.CYAN),
-        (AgentStatus.INITIALIZING, "Agent starting…", Palette.AMBER),
-        (AgentStatus.IDLE, "Agent idle", Palette.AMBER),
-        (AgentStatus.LISTENING, "Listening", Palette.GREEN),
-        (AgentStatus.THINKING, "Thinking…", Palette.VIOLET),
-        (AgentStatus.SPEAKING, "Speaking", Palette.BLUE),
+        (AgentStatus.CONNECTING, "Waiting for the agent…", Tone.WAITING.colour),
+        (AgentStatus.PRE_CONNECT_BUFFERING, "Listening (buffering)", Tone.BUFFERING.colour),
+        (AgentStatus.INITIALIZING, "Agent starting…", Tone.WAITING.colour),
+        (AgentStatus.IDLE, "Agent idle", Tone.WAITING.colour),
+        (AgentStatus.LISTENING, "Listening", Tone.OK.colour),
+        (AgentStatus.THINKING, "Thinking…", Tone.THINKING.colour),
+        (AgentStatus.SPEAKING, "Speaking", Tone.SPEAKING.colour),
     ],
 )
 def test_each_agent_state_has_its_own_words_and_colour(status: AgentStatus, title: str, color: str) -> None:
@@ -77,7 +78,7 @@ def test_a_failed_agent_is_red_and_lists_every_reason() -> None:
         failure_reasons=("The agent did not join within 20 s.", "Check the <worker>."),
     )
     words = agent_status_words(state)
-    assert words.title == "Agent unavailable" and words.color == Palette.RED
+    assert words.title == "Agent unavailable" and words.color == Tone.ERROR.colour
     html = status_html(state)
     assert "<li>The agent did not join within 20 s.</li>" in html
     assert "Check the &lt;worker&gt;." in html, "reasons are escaped"
@@ -93,7 +94,7 @@ def test_not_connected_says_why_the_last_connection_ended_or_failed() -> None:
     failed = SessionState(connection=ConnectionState(error="Could not connect to ws://x: refused"))
     words = agent_status_words(failed)
     assert words.title == "Could not connect"
-    assert words.detail == "Could not connect to ws://x: refused" and words.color == Palette.RED
+    assert words.detail == "Could not connect to ws://x: refused" and words.color == Tone.ERROR.colour
 
 
 def test_reconnecting_takes_over_the_headline() -> None:
