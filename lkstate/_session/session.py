@@ -44,6 +44,8 @@ from .._core.errors import (
 )
 from .._media.audio import AudioInput
 from .._core.messages import Message
+from .._core.levels import AudioLevels
+from .._media.levels import LevelMeter
 from .._media.microphone import MicrophoneController
 from .._media.video import VideoInput
 from .._media.video_track import VideoTrackController
@@ -157,6 +159,7 @@ class Session:
         self._mic: MicrophoneController | None = None
         self._audio_output: AudioOutput | Literal["default"] | None = audio_output
         self._speaker: SpeakerController | None = None
+        self._meter = LevelMeter(clock=clock)
         self._video_inputs: dict[TrackSource, VideoInput | Literal["default"]] = {}
         if video_input is not None:
             self._video_inputs[TrackSource.CAMERA] = video_input
@@ -184,6 +187,20 @@ class Session:
         adapters move it to their own thread and frame rate.
         """
         return self._store.states
+
+    @property
+    def levels(self) -> Observable[AudioLevels]:
+        """How loud the microphone and the agent are, for meters and voice visualizers.
+
+        Apart from the state (it would churn every snapshot and fill
+        recordings): the latest value on subscribe, then each change, at most
+        every :data:`~lkstate.media.LEVELS_INTERVAL` seconds, on the session's
+        loop thread like :attr:`states`; silent (and quiet) while the session
+        is not started. The agent's voice is measured as received, so it needs
+        an ``audio_output`` — a muted speaker still measures it, and
+        :class:`~lkstate.media.SilentOutput` measures it without playing it.
+        """
+        return self._meter.levels
 
     def select(self, selector: Callable[[SessionState], _T]) -> Observable[_T]:
         """A slice of the state (``selector(state)``), delivered only when it changes."""
@@ -264,6 +281,7 @@ class Session:
                 keep_history=self._options.keep_history_on_restart,
             )
         )
+        self._meter.start(self._loop)
         audio_input = self._audio_input
         if audio_input is not None:
             self._mic = MicrophoneController(
@@ -272,12 +290,15 @@ class Session:
                 clock=self._clock,
                 preconnect=self._options.preconnect_audio,
                 limits=self._options.preconnect_limits,
+                on_level=self._meter.microphone,
             )
             if not self._microphone_wanted:
                 await self._mic.set_enabled(False)  # before capture: it starts muted
             await self._mic.start_capture()  # before connecting: the user may speak already
         if self._audio_output is not None:
-            self._speaker = SpeakerController(audio_output=self._audio_output, emit=self._dispatch, clock=self._clock)
+            self._speaker = SpeakerController(
+                audio_output=self._audio_output, emit=self._dispatch, clock=self._clock, on_level=self._meter.agent
+            )
             await self._speaker.start()
         for kind, video_input in self._video_inputs.items():
             self._video[kind] = VideoTrackController(
@@ -697,6 +718,7 @@ class Session:
             )
         if speaker is not None:
             await speaker.aclose()  # its audio stream goes before the room does
+        self._meter.stop()
         for video in videos:
             await video.aclose()  # unpublished, and a camera lkstate opened is released
         self._room, self._source = None, None
