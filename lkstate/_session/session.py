@@ -46,6 +46,7 @@ from .._media.audio import AudioInput
 from .._core.messages import Message
 from .._core.levels import AudioLevels
 from .._media.levels import LevelMeter
+from .._wire.encryption import Encryption, EncryptionWatcher, as_encryption
 from .._media.microphone import MicrophoneController
 from .._media.video import VideoInput
 from .._media.video_track import VideoTrackController
@@ -111,6 +112,10 @@ class Session:
     that agent when the join creates the room, and make it the preferred agent
     when several are present; ``agent_deployment`` picks which deployment of it. ``agent_connect_timeout`` (seconds, ``None`` for
     no limit) bounds the wait for an agent to join and become ready.
+    ``encryption`` (a key, or :class:`~lkstate.tokens.Encryption`) turns on
+    end-to-end encryption with a key shared by everyone in the room;
+    ``state.connection.encryption`` says what is encrypted and whose key does
+    not match.
     """
 
     def __init__(
@@ -130,6 +135,7 @@ class Session:
         video_input: VideoInput | Literal["default"] | None = "default",
         screen_share_input: VideoInput | None = None,
         clock: Callable[[], float] = time.time,
+        encryption: Encryption | bytes | str | None = None,
     ) -> None:
         base = options if options is not None else SessionOptions()
         if agent_connect_timeout != base.agent_connect_timeout and options is None:
@@ -160,6 +166,7 @@ class Session:
         self._audio_output: AudioOutput | Literal["default"] | None = audio_output
         self._speaker: SpeakerController | None = None
         self._meter = LevelMeter(clock=clock)
+        self._encryption = EncryptionWatcher(as_encryption(encryption), self._dispatch, clock)
         self._video_inputs: dict[TrackSource, VideoInput | Literal["default"]] = {}
         if video_input is not None:
             self._video_inputs[TrackSource.CAMERA] = video_input
@@ -314,6 +321,7 @@ class Session:
             room, self._dispatch, limits=self._options.limits, is_ending=lambda: self._ending, clock=self._clock
         )
         source.attach()
+        self._encryption.attach(room)
         self._room, self._source = room, source
         # The client hears the agent's answers from the store, like any other reader of its events.
         self._remote = RemoteSessionClient(
@@ -350,6 +358,7 @@ class Session:
                 words, remedy="Check the server URL and that the LiveKit server is running and reachable."
             ) from error
         self._connected_at = asyncio.get_running_loop().time()
+        self._encryption.connected(room)
         self._dispatch(
             ev.RoomConnected(
                 at=self._clock(),
@@ -374,7 +383,10 @@ class Session:
         # reading it: a hostile 100 MB stream then costs nothing.
         limits = self._options.limits
         largest = max(limits.max_stream_bytes, limits.max_session_message_bytes, limits.max_session_response_bytes)
-        return rtc.RoomOptions(data_stream=rtc.DataStreamOptions(max_payload_byte_length=largest))
+        return rtc.RoomOptions(
+            data_stream=rtc.DataStreamOptions(max_payload_byte_length=largest),
+            encryption=self._encryption.room_options(),
+        )
 
     async def _fail_start(self, words: str) -> None:
         await self._teardown(dispatch_disconnect=False)
@@ -719,6 +731,7 @@ class Session:
         if speaker is not None:
             await speaker.aclose()  # its audio stream goes before the room does
         self._meter.stop()
+        self._encryption.detach()
         for video in videos:
             await video.aclose()  # unpublished, and a camera lkstate opened is released
         self._room, self._source = None, None
