@@ -36,7 +36,7 @@ class AudioLevels:
     agent: float = 0.0
     """The agent's voice (or its avatar's) as received, whether or not the speaker is muted."""
     agent_bands: tuple[float, ...] = SILENT_BANDS
-    """The agent's voice in :data:`BAND_COUNT` log-spaced bands from 100 Hz to 8 kHz, low to high."""
+    """The agent's voice in eight log-spaced bands from 100 Hz to 8 kHz, low to high (``BAND_COUNT``)."""
     at: float = 0.0
     """When it was measured, on the session's clock (the clock its events use)."""
 
