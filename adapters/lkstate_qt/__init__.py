@@ -36,6 +36,7 @@ from ._widgets import (
     TranscriptView,
     connect_widgets,
 )
+from ._visualizer import VoiceVisualizer
 from ._words import (
     Palette,
     StatusWords,
@@ -69,6 +70,7 @@ __all__ = [
     "StatusWords",
     "ToolCallsPanel",
     "TranscriptView",
+    "VoiceVisualizer",
     "agent_status_words",
     "camera_words",
     "connect_widgets",

@@ -40,6 +40,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, Slot
 from reactivex.abc import DisposableBase
 
 from lkstate import LoopThread, SessionState
+from lkstate.media import AudioLevels
 from lkstate.errors import LkstateError
 from lkstate.ui import DEFAULT_MAX_RATE, FrameLimiter, Mailbox, SessionLike
 
@@ -105,6 +106,12 @@ class SessionBridge(QObject):
     closed = Signal()
     """The bridge has ended its session and stopped its loop thread."""
 
+    levels_changed = Signal(object)
+    """The newest :class:`~lkstate.media.AudioLevels` (``session.levels``), on the GUI thread, paced like
+    :attr:`state_changed`: for a voice visualizer."""
+
+    _levels_wake = Signal()
+
     _wake = Signal()
     # Emitted from whichever thread filled the mailbox; connected with a queued
     # connection, so the drain always runs on the bridge's (the GUI) thread.
@@ -137,6 +144,13 @@ class SessionBridge(QObject):
         self._report.connect(self._emit_failure, Qt.ConnectionType.QueuedConnection)
         self._mailbox: Mailbox[SessionState] = Mailbox(self._wake_gui)
         self._subscription: DisposableBase | None = session.states.subscribe(self._mailbox.put)
+        # Levels travel apart from the state, across the same kind of boundary.
+        self._levels_limiter: FrameLimiter[AudioLevels] = FrameLimiter(
+            self.levels_changed.emit, max_rate=max_rate or DEFAULT_MAX_RATE, call_later=self._call_later
+        )
+        self._levels_wake.connect(self._drain_levels, Qt.ConnectionType.QueuedConnection)
+        self._levels_box: Mailbox[AudioLevels] = Mailbox(self._wake_levels)
+        self._levels_subscription: DisposableBase | None = session.levels.subscribe(self._levels_box.put)
         self._app = QCoreApplication.instance()
         if self._app is not None:
             # Quitting the application without closing the window first (Ctrl+Q,
@@ -230,6 +244,9 @@ class SessionBridge(QObject):
         if self._subscription is not None:
             self._subscription.dispose()
             self._subscription = None
+        if self._levels_subscription is not None:
+            self._levels_subscription.dispose()
+            self._levels_subscription = None
         if self._owns_loop:
             self._loop_thread.stop(timeout)
         if self._app is not None:
@@ -299,6 +316,18 @@ class SessionBridge(QObject):
             self._deliver(state)
         else:
             self._limiter.offer(state)
+
+    def _wake_levels(self) -> None:
+        try:
+            self._levels_wake.emit()
+        except RuntimeError:
+            pass
+
+    @Slot()
+    def _drain_levels(self) -> None:
+        has_value, levels = self._levels_box.take()
+        if has_value and levels is not None and not self._closed:
+            self._levels_limiter.offer(levels)
 
     def _call_later(self, delay: float, callback: Callable[[], None]) -> None:
         # Round up: a timer that fires early would find the slot not yet free.

@@ -67,6 +67,7 @@ from lkstate.apps import CONNECTION_HELP, add_camera_argument, add_connection_ar
 
 from ._bridge import CommandError, SessionBridge, SessionLike
 from ._style import STYLE_SHEET
+from ._visualizer import VoiceVisualizer
 from ._widgets import (
     AgentStateIndicator,
     CameraNotice,
@@ -123,6 +124,7 @@ class MainWindow(QMainWindow):
         self.tools = ToolCallsPanel()
         self.preconnect = PreConnectIndicator()
         self.chat = ChatInput()
+        self.voice = VoiceVisualizer()
 
         app_name = QLabel("LKSTATE · VOICE AGENT")
         app_name.setObjectName("AppName")
@@ -135,6 +137,7 @@ class MainWindow(QMainWindow):
         header_row.setContentsMargins(16, 12, 16, 12)
         header_row.setSpacing(10)
         header_row.addLayout(status_column, 1)
+        header_row.addWidget(self.voice, 0, Qt.AlignmentFlag.AlignVCenter)
         header_row.addWidget(self.microphone, 0, Qt.AlignmentFlag.AlignVCenter)
         header_row.addWidget(self.camera, 0, Qt.AlignmentFlag.AlignVCenter)
         header_row.addWidget(self.connect_button, 0, Qt.AlignmentFlag.AlignVCenter)
@@ -207,6 +210,7 @@ class MainWindow(QMainWindow):
         )
         connect_widgets(bridge.state_changed, widgets)
         bridge.state_changed.connect(self._render_title)
+        bridge.levels_changed.connect(self.voice.render_levels)
         bridge.command_failed.connect(self._command_failed)
         self.chat.submitted.connect(bridge.send_text)
         self.microphone.requested.connect(bridge.set_microphone_enabled)

@@ -43,6 +43,7 @@ from .widgets import (
     ToolCallsPanel,
     TranscriptView,
     UsagePanel,
+    VoiceVisualizer,
 )
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "ToolCallsPanel",
     "TranscriptView",
     "UsagePanel",
+    "VoiceVisualizer",
     "binding_of",
     "describe_agent",
     "describe_camera",

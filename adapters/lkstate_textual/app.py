@@ -58,6 +58,7 @@ from .widgets import (
     ToolCallsPanel,
     TranscriptView,
     UsagePanel,
+    VoiceVisualizer,
 )
 
 __all__ = ["VoiceAgentApp", "build_parser", "main", "run"]
@@ -153,6 +154,7 @@ class VoiceAgentApp(App[None]):
         with Horizontal(id="main"):
             yield TranscriptView(id="transcript")
             with Vertical(id="side"):
+                yield VoiceVisualizer(id="voice")
                 yield ToolCallsPanel(id="tool-calls")
                 yield UsagePanel(id="usage")
                 yield SessionInfo(id="session-info")

@@ -18,6 +18,8 @@ part changes. Drop them into any Textual app that has a
   what its models used (from the agent's ``lk.agent.session`` events).
 - :class:`ProblemsBar` — what went wrong, until dismissed.
 - :class:`SessionInfo` — room, identity, server, who is present.
+- :class:`VoiceVisualizer` — the agent's voice as bars and the microphone as a
+  meter, from ``session.levels`` (not the state).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from lkstate.ui import (
 )
 
 from ._binding import StateView, StateWidget
+from ._visualizer import VoiceVisualizer
 from ._describe import (
     AgentDescription,
     Tone,
@@ -76,6 +79,7 @@ __all__ = [
     "ToolCallsPanel",
     "TranscriptView",
     "UsagePanel",
+    "VoiceVisualizer",
 ]
 
 

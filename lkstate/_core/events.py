@@ -17,7 +17,7 @@ from __future__ import annotations
 import attrs
 
 from .rpc import RpcDirection, RpcStatus
-from .state import Attributes, LocalTrackState, PreConnectState, TrackSource
+from .state import Attributes, EncryptionState, LocalTrackState, PreConnectState, TrackSource
 
 __all__ = [
     "Event",
@@ -41,6 +41,7 @@ __all__ = [
     "AgentWaitTimedOut",
     "LocalTrackChanged",
     "LocalOutputChanged",
+    "EncryptionChanged",
     "PreConnectChanged",
     "AgentSessionPayload",
     "ProblemObserved",
@@ -248,6 +249,14 @@ class LocalOutputChanged:
 
 
 @attrs.frozen(slots=True)
+class EncryptionChanged:
+    """End-to-end encryption changed (turned on, a key that does not match…); carries its whole new state."""
+
+    at: float
+    encryption: EncryptionState
+
+
+@attrs.frozen(slots=True)
 class PreConnectChanged:
     """The pre-connect buffer changed; carries its whole new state."""
 
@@ -341,6 +350,7 @@ Event = (
     | AgentWaitTimedOut
     | LocalTrackChanged
     | LocalOutputChanged
+    | EncryptionChanged
     | PreConnectChanged
     | AgentSessionPayload
     | ProblemObserved

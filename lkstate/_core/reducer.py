@@ -720,6 +720,16 @@ def _on_local_output(state: SessionState, e: ev.LocalOutputChanged, limits: Limi
     return _evolve(state, local_media=media, updated_at=e.at)
 
 
+def _on_encryption(state: SessionState, e: ev.EncryptionChanged, limits: Limits) -> SessionState:
+    previous = state.connection.encryption
+    if previous == e.encryption:
+        return state
+    new = _evolve(state, connection=_evolve(state.connection, encryption=e.encryption), updated_at=e.at)
+    if e.encryption.error is not None and e.encryption.error != previous.error:
+        new = _with_problem(new, e.at, "encryption", e.encryption.error, limits)
+    return new
+
+
 def _on_preconnect(state: SessionState, e: ev.PreConnectChanged, limits: Limits) -> SessionState:
     del limits
     if state.preconnect == e.preconnect:
@@ -816,6 +826,7 @@ _HANDLERS: dict[type[Any], Callable[[SessionState, Any, Limits], SessionState]] 
     ev.AgentWaitTimedOut: _on_agent_wait_timed_out,
     ev.LocalTrackChanged: _on_local_track,
     ev.LocalOutputChanged: _on_local_output,
+    ev.EncryptionChanged: _on_encryption,
     ev.PreConnectChanged: _on_preconnect,
     ev.AgentSessionPayload: _on_agent_session_payload,
     ev.ProblemObserved: _on_problem,

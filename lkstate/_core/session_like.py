@@ -28,6 +28,7 @@ from typing import Protocol, TypeVar
 
 from reactivex import Observable
 
+from .levels import AudioLevels
 from .messages import Message
 from .state import SessionState
 
@@ -53,6 +54,11 @@ class SessionLike(Protocol):
     @property
     def states(self) -> Observable[SessionState]:
         """The current snapshot on subscribe, then every change in order."""
+        ...
+
+    @property
+    def levels(self) -> Observable[AudioLevels]:
+        """The microphone's and the agent's loudness, apart from the state (a replay's stays silent)."""
         ...
 
     def select(self, selector: Callable[[SessionState], _T]) -> Observable[_T]:

@@ -23,6 +23,7 @@ from .rpc import RpcState
 __all__ = [
     "ConnectionStatus",
     "ConnectionState",
+    "EncryptionState",
     "AgentStatus",
     "AgentFailure",
     "RemoteParticipant",
@@ -68,6 +69,29 @@ class ConnectionStatus(enum.StrEnum):
 
 
 @attrs.frozen(slots=True)
+class EncryptionState:
+    """Whether the session's media and data are end-to-end encrypted, and what stops it, in words.
+
+    End-to-end encryption means the LiveKit server relays what it cannot read:
+    only participants with the same key can. Turned on with
+    ``Session(..., encryption=key)``. A participant with another key, or with
+    none, cannot be heard — and hears only noise from us — so a mismatch is
+    said in :attr:`error`, in words a person can act on.
+    """
+
+    enabled: bool = False
+    """This session has a key: what it publishes is encrypted, what it receives is decrypted."""
+    media: bool = False
+    """Its audio and video tracks are end-to-end encrypted (frame encryption, AES-GCM)."""
+    data: bool = False
+    """Its text and byte streams — chat, transcripts, the agent-session messages — are too."""
+    error: str | None = None
+    """Why someone's media cannot be read (a wrong or missing key), or ``None`` when all is well."""
+    failing: tuple[str, ...] = ()
+    """Identities whose media cannot be decrypted (or, without a key, arrive encrypted)."""
+
+
+@attrs.frozen(slots=True)
 class ConnectionState:
     """The room connection as the user would describe it."""
 
@@ -83,6 +107,8 @@ class ConnectionState:
     """How many times ``start()`` was called on this session."""
     since: float | None = None
     """When ``status`` last changed (seconds since the epoch)."""
+    encryption: EncryptionState = EncryptionState()
+    """End-to-end encryption: on or off, for media and data, and a wrong or missing key in words."""
 
     @property
     def is_connected(self) -> bool:

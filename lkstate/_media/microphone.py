@@ -679,6 +679,9 @@ class MicrophoneController:
     (``"default"``) are closed by :meth:`aclose`; an input you passed in is
     only stopped being read.
 
+    ``on_level`` sees every frame the microphone sends or records (not while
+    muted), for the level meter.
+
     ``sender`` (for tests) replaces :func:`~lkstate._media.preconnect.send_preconnect_audio`.
     """
 
@@ -692,7 +695,9 @@ class MicrophoneController:
         limits: PreConnectLimits,
         track_name: str = "microphone",
         sender: PreConnectSender = send_preconnect_audio,
+        on_level: Callable[[rtc.AudioFrame], object] | None = None,
     ) -> None:
+        self._on_level = on_level
         self._requested_input = audio_input
         self._emit = emit
         self._clock = clock
@@ -886,6 +891,8 @@ class MicrophoneController:
     def _on_frame(self, frame: rtc.AudioFrame) -> bool:
         if not self._enabled:
             return True  # muted: the frame goes nowhere
+        if self._on_level is not None:
+            self._on_level(frame)
         loop = self._loop
         assert loop is not None
         claimed = self._handover.frame(frame, loop.time())

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AudioOutput",
+    "SilentOutput",
     "SpeakerOutput",
     "WavFileOutput",
     "default_audio_output",
@@ -415,6 +416,29 @@ class SpeakerOutput:
             self._buffer.clear()
 
 
+class SilentOutput:
+    """An output that plays nothing: the agent's voice is received and dropped.
+
+    For an app that shows the agent's voice (``session.levels``) but plays
+    it elsewhere or not at all. With ``audio_output=None`` the session does
+    not even receive the agent's audio, so ``levels.agent`` stays 0; with a
+    ``SilentOutput`` it is received (and decoded) for the meter alone.
+    """
+
+    def __repr__(self) -> str:
+        return "SilentOutput()"
+
+    async def open(self, sample_rate: int, num_channels: int) -> None:
+        if sample_rate <= 0 or num_channels <= 0:
+            raise ValueError(f"bad format: {sample_rate} Hz / {num_channels} ch")
+
+    def write(self, frame: rtc.AudioFrame) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
 def default_audio_output() -> AudioOutput | None:
     """The default speaker if this machine has one, else ``None``; never raises."""
     output, error = _open_default_speaker()
@@ -437,7 +461,7 @@ def _open_default_speaker() -> tuple[AudioOutput | None, str | None]:
 def _describe_output(output: AudioOutput) -> str:
     if isinstance(output, SpeakerOutput):
         return output.device_name
-    if isinstance(output, WavFileOutput):
+    if isinstance(output, WavFileOutput | SilentOutput):
         return repr(output)
     return type(output).__name__
 
@@ -511,6 +535,9 @@ class SpeakerController:
 
     The controller opens its output and closes it again in :meth:`aclose`,
     whether it built the output (``"default"``) or was given it.
+
+    ``on_level`` sees every frame of the agent's voice as received, muted or
+    not (for the level meter: a muted agent still moves a visualizer).
     """
 
     def __init__(
@@ -521,7 +548,9 @@ class SpeakerController:
         clock: Callable[[], float],
         sample_rate: int = PLAYBACK_SAMPLE_RATE,
         num_channels: int = PLAYBACK_CHANNELS,
+        on_level: Callable[[rtc.AudioFrame], object] | None = None,
     ) -> None:
+        self._on_level = on_level
         self._requested = audio_output
         self._emit = emit
         self._clock = clock
@@ -691,6 +720,8 @@ class SpeakerController:
         output = self._output
         if output is None:
             return
+        if self._on_level is not None:
+            self._on_level(frame)
         if not self._enabled:
             silence = self._silence
             if silence is None or silence.samples_per_channel != frame.samples_per_channel:

@@ -51,9 +51,11 @@ from types import TracebackType
 from typing import Any, TextIO, TypeVar, cast
 
 import attrs
+import reactivex
 from reactivex import Observable
 
 from .._core import events as ev
+from .._core.levels import AudioLevels
 from .._core.errors import LkstateError, RecordingError, ReplayReadOnlyError
 from .._core.options import Limits, SessionOptions
 from .._core.reducer import reduce
@@ -826,6 +828,11 @@ class Replay:
     def states(self) -> Observable[SessionState]:
         """The current snapshot on subscribe, then every change as the replay moves."""
         return self._store.states
+
+    @property
+    def levels(self) -> Observable[AudioLevels]:
+        """Silent: levels are not recorded (they would dwarf the events), so a replay shows still meters."""
+        return reactivex.just(AudioLevels())
 
     def select(self, selector: Callable[[SessionState], _T]) -> Observable[_T]:
         """A slice of the state, delivered only when it changes."""

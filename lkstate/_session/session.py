@@ -44,6 +44,9 @@ from .._core.errors import (
 )
 from .._media.audio import AudioInput
 from .._core.messages import Message
+from .._core.levels import AudioLevels
+from .._media.levels import LevelMeter
+from .._wire.encryption import Encryption, EncryptionWatcher, as_encryption
 from .._media.microphone import MicrophoneController
 from .._media.video import VideoInput
 from .._media.video_track import VideoTrackController
@@ -109,6 +112,10 @@ class Session:
     that agent when the join creates the room, and make it the preferred agent
     when several are present; ``agent_deployment`` picks which deployment of it. ``agent_connect_timeout`` (seconds, ``None`` for
     no limit) bounds the wait for an agent to join and become ready.
+    ``encryption`` (a key, or :class:`~lkstate.tokens.Encryption`) turns on
+    end-to-end encryption with a key shared by everyone in the room;
+    ``state.connection.encryption`` says what is encrypted and whose key does
+    not match.
     """
 
     def __init__(
@@ -128,6 +135,7 @@ class Session:
         video_input: VideoInput | Literal["default"] | None = "default",
         screen_share_input: VideoInput | None = None,
         clock: Callable[[], float] = time.time,
+        encryption: Encryption | bytes | str | None = None,
     ) -> None:
         base = options if options is not None else SessionOptions()
         if agent_connect_timeout != base.agent_connect_timeout and options is None:
@@ -157,6 +165,8 @@ class Session:
         self._mic: MicrophoneController | None = None
         self._audio_output: AudioOutput | Literal["default"] | None = audio_output
         self._speaker: SpeakerController | None = None
+        self._meter = LevelMeter(clock=clock)
+        self._encryption = EncryptionWatcher(as_encryption(encryption), self._dispatch, clock)
         self._video_inputs: dict[TrackSource, VideoInput | Literal["default"]] = {}
         if video_input is not None:
             self._video_inputs[TrackSource.CAMERA] = video_input
@@ -184,6 +194,20 @@ class Session:
         adapters move it to their own thread and frame rate.
         """
         return self._store.states
+
+    @property
+    def levels(self) -> Observable[AudioLevels]:
+        """How loud the microphone and the agent are, for meters and voice visualizers.
+
+        Apart from the state (it would churn every snapshot and fill
+        recordings): the latest value on subscribe, then each change, at most
+        every :data:`~lkstate.media.LEVELS_INTERVAL` seconds, on the session's
+        loop thread like :attr:`states`; silent (and quiet) while the session
+        is not started. The agent's voice is measured as received, so it needs
+        an ``audio_output`` — a muted speaker still measures it, and
+        :class:`~lkstate.media.SilentOutput` measures it without playing it.
+        """
+        return self._meter.levels
 
     def select(self, selector: Callable[[SessionState], _T]) -> Observable[_T]:
         """A slice of the state (``selector(state)``), delivered only when it changes."""
@@ -264,6 +288,7 @@ class Session:
                 keep_history=self._options.keep_history_on_restart,
             )
         )
+        self._meter.start(self._loop)
         audio_input = self._audio_input
         if audio_input is not None:
             self._mic = MicrophoneController(
@@ -272,12 +297,15 @@ class Session:
                 clock=self._clock,
                 preconnect=self._options.preconnect_audio,
                 limits=self._options.preconnect_limits,
+                on_level=self._meter.microphone,
             )
             if not self._microphone_wanted:
                 await self._mic.set_enabled(False)  # before capture: it starts muted
             await self._mic.start_capture()  # before connecting: the user may speak already
         if self._audio_output is not None:
-            self._speaker = SpeakerController(audio_output=self._audio_output, emit=self._dispatch, clock=self._clock)
+            self._speaker = SpeakerController(
+                audio_output=self._audio_output, emit=self._dispatch, clock=self._clock, on_level=self._meter.agent
+            )
             await self._speaker.start()
         for kind, video_input in self._video_inputs.items():
             self._video[kind] = VideoTrackController(
@@ -293,6 +321,7 @@ class Session:
             room, self._dispatch, limits=self._options.limits, is_ending=lambda: self._ending, clock=self._clock
         )
         source.attach()
+        self._encryption.attach(room)
         self._room, self._source = room, source
         # The client hears the agent's answers from the store, like any other reader of its events.
         self._remote = RemoteSessionClient(
@@ -329,6 +358,7 @@ class Session:
                 words, remedy="Check the server URL and that the LiveKit server is running and reachable."
             ) from error
         self._connected_at = asyncio.get_running_loop().time()
+        self._encryption.connected(room)
         self._dispatch(
             ev.RoomConnected(
                 at=self._clock(),
@@ -353,7 +383,10 @@ class Session:
         # reading it: a hostile 100 MB stream then costs nothing.
         limits = self._options.limits
         largest = max(limits.max_stream_bytes, limits.max_session_message_bytes, limits.max_session_response_bytes)
-        return rtc.RoomOptions(data_stream=rtc.DataStreamOptions(max_payload_byte_length=largest))
+        return rtc.RoomOptions(
+            data_stream=rtc.DataStreamOptions(max_payload_byte_length=largest),
+            encryption=self._encryption.room_options(),
+        )
 
     async def _fail_start(self, words: str) -> None:
         await self._teardown(dispatch_disconnect=False)
@@ -697,6 +730,8 @@ class Session:
             )
         if speaker is not None:
             await speaker.aclose()  # its audio stream goes before the room does
+        self._meter.stop()
+        self._encryption.detach()
         for video in videos:
             await video.aclose()  # unpublished, and a camera lkstate opened is released
         self._room, self._source = None, None

@@ -39,6 +39,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import (
     Agent,
     AgentServer,
@@ -73,6 +74,8 @@ DEFAULT_INSTRUCTIONS = (
     "Use get_weather when someone asks about the weather."
 )
 _GREETING_ENV = "LKSTATE_DEMO_GREETING"
+_E2EE_KEY_ENV = "LKSTATE_AGENT_E2EE_KEY"
+"""A shared key: the demo agent joins end-to-end encrypted with it (see :func:`entrypoint`)."""
 
 
 def weather_report(city: str) -> str:
@@ -203,7 +206,17 @@ def room_options(
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    """The worker's job: start a demo session in the dispatched room."""
+    """The worker's job: start a demo session in the dispatched room.
+
+    With ``LKSTATE_AGENT_E2EE_KEY`` set, the agent joins end-to-end encrypted
+    with that shared key, through the framework's own
+    ``JobContext.connect(encryption=...)``: a client needs the same key.
+    """
+    key = os.environ.get(_E2EE_KEY_ENV)
+    if key:
+        await ctx.connect(
+            encryption=rtc.E2EEOptions(key_provider_options=rtc.KeyProviderOptions(shared_key=key.encode("utf-8")))
+        )
     session = build_session(close_transcript_timeout=0.5)
     greeting = os.environ.get(_GREETING_ENV, "Hello! I am the lkstate demo agent.")
     await session.start(  # pyright: ignore[reportUnknownMemberType]

@@ -196,6 +196,7 @@ async def start_agent(
     options: room_io.RoomOptions | None = None,
     agent_name: str = "lkstate-demo",
     session_kwargs: dict[str, Any] | None = None,
+    encryption: rtc.E2EEOptions | None = None,
 ) -> InProcessAgent:
     """Join ``room_name`` as an agent and start a real :class:`AgentSession` there.
 
@@ -221,7 +222,7 @@ async def start_agent(
     # Connect first, then start: under fake_job_context, JobContext.connect()
     # is a no-op, so session.start() would not wait for the connection, and
     # state changes made before it completes are never published.
-    await room.connect(server.url, token, options=rtc.RoomOptions(auto_subscribe=True))
+    await room.connect(server.url, token, options=rtc.RoomOptions(auto_subscribe=True, encryption=encryption))
     try:
         with fake_job_context(room=room, agent_identity=identity, job_id=f"job-{uuid.uuid4().hex[:8]}"):
             await asyncio.wait_for(

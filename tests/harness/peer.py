@@ -273,11 +273,13 @@ class Peer:
         text_topics: Iterable[str] = DEFAULT_TEXT_TOPICS,
         byte_topics: Iterable[str] = (),
         auto_subscribe: bool = True,
+        encryption: rtc.E2EEOptions | None = None,
     ) -> Peer:
         """Connect a new participant to ``room_name`` and return it.
 
         ``kind="agent"`` mints an agent token (kind AGENT, ``agent`` grant).
-        ``token`` overrides the generated one entirely.
+        ``token`` overrides the generated one entirely. ``encryption`` joins
+        with end-to-end encryption (``rtc.RoomOptions.encryption``).
         """
         identity = identity or f"peer-{uuid.uuid4().hex[:8]}"
         peer = cls(server, room_name, identity, text_topics=text_topics, byte_topics=byte_topics)
@@ -290,7 +292,7 @@ class Peer:
             metadata=metadata,
             room_config=room_config,
         )
-        await peer.room.connect(server.url, jwt, options=rtc.RoomOptions(auto_subscribe=auto_subscribe))
+        await peer.room.connect(server.url, jwt, options=rtc.RoomOptions(auto_subscribe=auto_subscribe, encryption=encryption))
         # participants already present emit no participant_connected: seed from the room
         for participant in peer.room.remote_participants.values():
             peer._on_participant_connected(participant)

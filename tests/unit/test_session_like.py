@@ -56,6 +56,7 @@ def test_the_protocol_holds_the_read_api_the_lifecycle_and_every_command() -> No
     assert set(_members()) == {
         "state",
         "states",
+        "levels",
         "select",
         "wait_until",
         "room",
