@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from livekit import api
+from livekit.protocol.room import RoomConfiguration
 
 from .._tooling.devserver import (
     PINNED_VERSION,
@@ -79,7 +80,7 @@ class LiveKitServer(DevServer):
         name: str | None = None,
         metadata: str | None = None,
         attributes: Mapping[str, str] | None = None,
-        room_config: api.RoomConfiguration | None = None,
+        room_config: RoomConfiguration | None = None,
         grants: api.VideoGrants | None = None,
         ttl: datetime.timedelta = datetime.timedelta(hours=1),
     ) -> str:
