@@ -21,19 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.docs import DOCS, GUI_KINDS, KINDS, ROOT, Example, examples, of_kind
+from tests.harness.docs import DOCS, GUI_KINDS, KINDS, PUBLIC_MODULES, ROOT, Example, examples, of_kind
 
-PUBLIC_MODULES = (
-    "lkstate",
-    "lkstate.ui",
-    "lkstate.media",
-    "lkstate.tokens",
-    "lkstate.agent_session",
-    "lkstate.recording",
-    "lkstate.errors",
-    "lkstate.apps",
-    "lkstate.lowlevel",
-)
 
 
 def sphinx_build(source: Path, out: Path) -> subprocess.CompletedProcess[str]:

@@ -17,17 +17,7 @@ from collections import defaultdict
 
 import pytest
 
-PUBLIC_MODULES = (
-    "lkstate",
-    "lkstate.media",
-    "lkstate.tokens",
-    "lkstate.agent_session",
-    "lkstate.recording",
-    "lkstate.errors",
-    "lkstate.ui",
-    "lkstate.apps",
-    "lkstate.lowlevel",
-)
+from tests.harness.docs import PUBLIC_MODULES
 
 
 def _exports() -> dict[str, dict[str, object]]:
