@@ -517,10 +517,34 @@ def _show_agent_expression(state: SessionState, message: Message, position: int)
     return _copy_state(state, agent=_evolve(agent, expression=message.expression))
 
 
+def _spoken_by_us(state: SessionState, e: ev.TranscriptReceived) -> str | None:
+    """The agent transcribed *our* microphone, but the stream names the agent as its sender.
+
+    The agent publishes the user's transcript on the user's behalf, and the
+    server shows the user as the sender — unless the room is end-to-end
+    encrypted: the server cannot read an encrypted stream's header, so it
+    arrives under the agent's identity. Its ``lk.transcribed_track_id`` still
+    names our microphone track, and every later stream of the segment is keyed
+    to the message that attribute started. Returns our identity when so.
+    """
+    local = state.connection.local_identity
+    if not local or e.sender == local:
+        return None
+    if e.attributes:
+        track = dict(e.attributes).get("lk.transcribed_track_id")
+        ours = track is not None and track == state.local_media.microphone.track_sid
+    else:
+        ours = state.messages.position(transcript_message_id(local, e.segment_id)) is not None
+    return local if ours else None
+
+
 def _on_transcript(state: SessionState, e: ev.TranscriptReceived, limits: Limits) -> SessionState:
     message_id = transcript_message_id(e.sender, e.segment_id)
     messages = state.messages
     position = messages.position(message_id)
+
+    if position is None and (us := _spoken_by_us(state, e)) is not None:
+        return _on_transcript(state, _evolve(e, sender=us), limits)
 
     if position is None:
         if not e.text:

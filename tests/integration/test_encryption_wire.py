@@ -176,7 +176,10 @@ async def test_the_agent_framework_with_the_key_hears_the_user_and_is_heard(
         timeout=30,
     )
     # ScriptedSTT turned the tone it decrypted into "Hello there.", and the agent answered it.
-    assert [m.text for m in state.messages if m.final][-2:] == ["Hello there.", "You said: Hello there."]
+    assert [(m.role, m.text) for m in state.messages if m.final][-2:] == [
+        (Role.USER, "Hello there."),
+        (Role.AGENT, "You said: Hello there."),
+    ]
     await session.wait_until(lambda s: s.agent.status is AgentStatus.LISTENING, timeout=20)
     assert max(v.agent for v in levels) > 0.4, "and the agent's encrypted voice was decrypted here"
     assert session.state.connection.encryption == EncryptionState(enabled=True, media=True, data=True)

@@ -286,6 +286,34 @@ def test_a_transcription_from_a_non_agent_participant_is_refused_and_reported() 
     assert "only the agent may send transcriptions" in state.problems[-1].message
 
 
+def test_in_an_encrypted_room_the_users_transcript_sent_under_the_agents_name_is_still_the_users() -> None:
+    # End-to-end encryption hides the stream header from the server, so the transcript
+    # the agent publishes on our behalf arrives with the agent as its sender; the track
+    # it transcribed is our microphone.
+    from lkstate import LocalTrackState
+
+    microphone = ev.LocalTrackChanged(
+        at=3.5, source=TrackSource.MICROPHONE, track=LocalTrackState(enabled=True, published=True, track_sid="TR_mic")
+    )
+    ours = (("lk.transcribed_track_id", "TR_mic"), ("lk.transcription_final", "false"))
+    theirs = (("lk.transcribed_track_id", "TR_agent"), ("lk.transcription_final", "false"))
+    state = fold(
+        [
+            microphone,
+            ev.TranscriptReceived(at=4.0, sender=AGENT, segment_id="SG_u", stream_seq=1, text="What is", attributes=ours),
+            ev.TranscriptReceived(at=4.2, sender=AGENT, segment_id="SG_u", stream_seq=2, text="What is the time",
+                                  final=True, attributes=ours),
+            ev.TranscriptReceived(at=4.3, sender=AGENT, segment_id="SG_u", stream_seq=2, text="", closed=True, final=True),
+            ev.TranscriptReceived(at=5.0, sender=AGENT, segment_id="SG_a", stream_seq=3, text="Noon.", attributes=theirs),
+        ],
+        ready_session(),
+    )
+    user, agent = state.messages
+    assert (user.role, user.sender, user.text, user.final) == (Role.USER, USER, "What is the time", True)
+    assert user.id == transcript_message_id(USER, "SG_u")
+    assert (agent.role, agent.sender, agent.text) == (Role.AGENT, AGENT, "Noon.")
+
+
 def test_an_agent_leaving_mid_reply_keeps_the_partial_message_marked_interrupted() -> None:
     state = fold([delta("I was say"), ev.ParticipantLeft(at=5.0, identity=AGENT)], ready_session())
     (message,) = state.messages
