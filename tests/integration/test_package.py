@@ -16,6 +16,7 @@ them from there.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -23,7 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.package import REPO, Distributions, InstalledLkstate, build_distributions, clean_install
+from tests.harness.package import (
+    REPO,
+    Distributions,
+    InstalledLkstate,
+    build_distributions,
+    clean_install,
+    outside_env,
+)
 from tests.harness.server import find_livekit_server
 
 pytestmark = [pytest.mark.wire, pytest.mark.agent, pytest.mark.timeout(1500)]
@@ -94,3 +102,29 @@ def test_the_wheel_installs_the_same_files_as_the_sdist(
     inspected = installed_lkstate.run(installed_lkstate.lkstate, "inspect", REPO / "examples" / "recordings" / "demo.jsonl",
                                     "--no-timeline")
     assert inspected.returncode == 0 and "state after step" in inspected.stdout, inspected.stderr
+
+
+def test_the_pytest_plugin_runs_a_users_test_from_the_installed_package(
+    installed_lkstate: InstalledLkstate, livekit_server_bin: str, tmp_path: Path
+) -> None:
+    # A user's project outside the checkout: the example test file as printed, and plain
+    # pytest, which finds lkstate's plugin through its pytest11 entry point.
+    tools = installed_lkstate.run(
+        installed_lkstate.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "pytest>=8", "pytest-asyncio>=0.24", timeout=600,
+    )
+    assert tools.returncode == 0, tools.stderr[-3000:]
+    project = tmp_path / "my-agent-tests"
+    project.mkdir()
+    (project / "test_my_agent.py").write_text((REPO / "examples" / "testing" / "test_demo_agent.py").read_text())
+    (project / "pytest.ini").write_text("[pytest]\nasyncio_mode = auto\n")
+
+    env = outside_env(LIVEKIT_SERVER_BIN=livekit_server_bin)  # as a user with the server on PATH
+    for name in ("PYTEST_ADDOPTS", "LIVEKIT_URL"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [str(installed_lkstate.python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        capture_output=True, text=True, timeout=300, cwd=project, env=env,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert "1 passed" in result.stdout
