@@ -108,7 +108,7 @@ async def test_without_a_camera_the_state_says_so_and_the_session_goes_on(
     make_session: SessionFactory, room_name: str
 ) -> None:
     # CI machines have no camera: "default" finds none (or no OpenCV) and says so in words.
-    session = make_session(audio_input=None, audio_output=None)
+    session = make_session(audio_input=None, audio_output=None, video_input="default")
     await session.start(wait_for_agent=False)
     await session.set_camera_enabled(True)
     camera = session.state.local_media.camera
