@@ -259,7 +259,7 @@ async def test_without_a_camera_f5_says_why_in_words_and_the_session_goes_on(
     make_session: Callable[..., Session],
 ) -> None:
     # This machine has no camera (CI has none): "default" cannot open one.
-    session = make_session(agent_connect_timeout=None)
+    session = make_session(agent_connect_timeout=None, video_input="default")
     app = VoiceAgentApp(session)
     async with app.run_test(size=SIZE) as pilot:
         await screen_shows(app, pilot, "Waiting for the agent", "○ Camera off")
