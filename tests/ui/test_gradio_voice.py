@@ -471,8 +471,9 @@ async def test_the_agents_voice_plays_in_the_page_as_spoken_and_its_bars_move(
     for want, have in zip(expected, got):
         assert abs(have.hertz - want.hertz) <= 0.01 * want.hertz, f"pitch {have} is not {want}"
         # The server's WebRTC receiver (NetEq) stretches audio while its jitter buffer settles: the first
-        # word was seen 33 ms longer, consistently; a lost 20 ms frame or a dropped stretch would be shorter.
-        assert -0.015 <= have.seconds - want.seconds <= 0.05, f"length {have} is not {want} (player: {stats})"
+        # word was seen 33 ms longer, and once (in a full CI run) 15 ms shorter, as NetEq also
+        # accelerates; what our own path drops is counted below (out_dropped, droppedSamples).
+        assert -0.03 <= have.seconds - want.seconds <= 0.05, f"length {have} is not {want} (player: {stats})"
     link = demo.voice.get(tab_key(demo))
     assert link is not None and link.counts.out_dropped == 0 and stats["droppedSamples"] == 0
 
