@@ -8,7 +8,6 @@ is interrupted with Ctrl-C, or is terminated.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 
 from lkstate._session.recording import read_recording
-from tests.harness.server import LiveKitServer, find_livekit_server
+from tests.harness.server import LiveKitServer, require_livekit_server
 from tests.harness.cli import assert_nothing_left, ctrl_c_works, lkstate_command, marked_env, processes_marked
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,11 +35,7 @@ pytestmark = [
 
 @pytest.fixture(autouse=True)
 def _needs_a_server_binary() -> None:
-    if find_livekit_server() is None:
-        message = "livekit-server not found; run scripts/install-livekit-server"
-        if os.environ.get("LKSTATE_ALLOW_SKIP") == "1":
-            pytest.skip(message)
-        pytest.fail(message, pytrace=False)
+    require_livekit_server()
 
 
 def test_demo_headless_talks_to_the_agent_records_and_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.cli import assert_nothing_left, processes_marked, start_serve, stop
-from tests.harness.server import find_livekit_server
+from tests.harness.server import require_livekit_server
 
 pytestmark = [
     pytest.mark.wire,
@@ -31,11 +31,7 @@ pytestmark = [
 
 @pytest.fixture(autouse=True)
 def _needs_a_server_binary() -> None:
-    if find_livekit_server() is None:
-        message = "livekit-server not found; run scripts/install-livekit-server"
-        if os.environ.get("LKSTATE_ALLOW_SKIP") == "1":
-            pytest.skip(message)
-        pytest.fail(message, pytrace=False)
+    require_livekit_server()
 
 
 def test_serve_writes_an_env_file_while_it_runs_and_stops_on_sigterm(tmp_path: Path) -> None:

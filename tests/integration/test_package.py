@@ -15,7 +15,6 @@ them from there.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import zipfile
@@ -32,7 +31,7 @@ from tests.harness.package import (
     clean_install,
     outside_env,
 )
-from tests.harness.server import find_livekit_server
+from tests.harness.server import require_livekit_server
 
 pytestmark = [pytest.mark.wire, pytest.mark.agent, pytest.mark.timeout(1500)]
 
@@ -49,13 +48,7 @@ def installed_lkstate(tmp_path_factory: pytest.TempPathFactory, distributions: D
 
 @pytest.fixture
 def livekit_server_bin() -> str:
-    found = find_livekit_server()
-    if found is None:
-        message = "livekit-server not found; run scripts/install-livekit-server"
-        if os.environ.get("LKSTATE_ALLOW_SKIP") == "1":
-            pytest.skip(message)
-        pytest.fail(message, pytrace=False)
-    return str(found)
+    return require_livekit_server()
 
 
 def test_the_wheel_holds_the_library_the_adapters_and_the_typing_marker(distributions: Distributions) -> None:
