@@ -115,6 +115,7 @@ async def record_then_hand_over(
     buffer: PreConnectBuffer,
     rooms: list[rtc.Room],
     spoken: npt.NDArray[np.int16] | None = None,
+    speak_before_connecting: float = 1.0,
 ) -> tuple[rtc.Room, rtc.LocalTrackPublication, asyncio.Task[object]]:
     """The user's side: record before connecting, publish, stop recording when subscribed.
 
@@ -123,7 +124,19 @@ async def record_then_hand_over(
     """
     source = rtc.AudioSource(48000, 1)
     mic = GeneratorInput([speech(3.0) if spoken is None else spoken], sample_rate=48000, realtime=True)
-    pumping: asyncio.Task[object] = asyncio.create_task(pump(mic, source, on_frame=buffer.append))
+    recorded = 0.0
+    spoke_a_while = asyncio.Event()
+
+    def record(frame: rtc.AudioFrame) -> bool:
+        nonlocal recorded
+        recorded += frame.samples_per_channel / frame.sample_rate
+        if recorded >= speak_before_connecting:
+            spoke_a_while.set()
+        return buffer.append(frame)
+
+    pumping: asyncio.Task[object] = asyncio.create_task(pump(mic, source, on_frame=record))
+    # The user speaks while the app connects; a fast server must not make the recording tiny.
+    await asyncio.wait_for(spoke_a_while.wait(), 10)
 
     user = rtc.Room()
     rooms.append(user)
