@@ -73,7 +73,6 @@ import logging
 import os
 import wave
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
-from types import ModuleType
 from typing import Any, Protocol, TypeAlias, cast, runtime_checkable
 
 import attrs
@@ -83,7 +82,7 @@ from livekit import rtc
 
 from .._core.errors import AudioInputError
 from .pacing import Pacer, each
-from .sounddevice_probe import SoundDeviceUnavailable, load_sounddevice
+from .sounddevice_probe import DeviceSide
 
 __all__ = [
     "AudioInput",
@@ -382,57 +381,19 @@ class GeneratorInput:
 # The microphone
 # --------------------------------------------------------------------------
 
-_NO_DEVICE_REMEDY = (
-    "Connect a microphone, or give lkstate an input that needs no device: "
-    "WavFileInput('speech.wav') or GeneratorInput(chunks, sample_rate=48000)."
+MICROPHONE = DeviceSide(
+    noun="microphone",
+    direction="input",
+    verb="record",
+    error=AudioInputError,
+    instead="use WavFileInput / GeneratorInput instead",
+    without_device=(
+        "Connect a microphone, or give lkstate an input that needs no device: "
+        "WavFileInput('speech.wav') or GeneratorInput(chunks, sample_rate=48000)."
+    ),
+    format_remedy="Try sample_rate=48000 and num_channels=1, or choose another device.",
 )
-
-
-def _import_sounddevice() -> ModuleType:
-    try:
-        return load_sounddevice()
-    except SoundDeviceUnavailable as e:
-        raise AudioInputError(
-            f"no microphone found: {e.reason}.",
-            remedy=f"{e.remedy}, or use WavFileInput / GeneratorInput instead.",
-        ) from e.__cause__
-
-
-def _default_input_index(sd: Any) -> int | None:
-    """sounddevice's default input index (its ``default.device`` is an (input, output) pair)."""
-    pair: Any = sd.default.device
-    try:
-        value: Any = pair[0]
-    except (TypeError, IndexError, KeyError):
-        value = pair
-    return value if isinstance(value, int) and value >= 0 else None
-
-
-def _pick_input_device(sd: Any, device: int | str | None) -> tuple[int, str]:
-    """Resolve ``device`` (index, name fragment, or None = default) to (index, name)."""
-    try:
-        listed: list[dict[str, Any]] = [dict(d) for d in sd.query_devices()]
-    except Exception as e:
-        raise AudioInputError(
-            f"no microphone found: PortAudio could not list audio devices ({e}).", remedy=_NO_DEVICE_REMEDY
-        ) from e
-    inputs = [(i, str(d.get("name", f"device {i}"))) for i, d in enumerate(listed) if d.get("max_input_channels", 0) > 0]
-    if not inputs:
-        raise AudioInputError("no microphone found: this machine has no audio input device.", remedy=_NO_DEVICE_REMEDY)
-    if device is None:
-        default_index = _default_input_index(sd)
-        for index, name in inputs:
-            if index == default_index:
-                return index, name
-        return inputs[0]
-    for index, name in inputs:
-        if device == index or (isinstance(device, str) and device.lower() in name.lower()):
-            return index, name
-    names = ", ".join(f"[{i}] {n}" for i, n in inputs)
-    raise AudioInputError(
-        f"no microphone matches {device!r}; the input devices are: {names}.",
-        remedy="Pass one of those indexes or a part of its name, or device=None for the default.",
-    )
+"""How the microphone chooses its sound device, and says why it cannot."""
 
 
 class MicrophoneInput:
@@ -464,18 +425,11 @@ class MicrophoneInput:
         max_queued_seconds: float = 2.0,
     ) -> None:
         self._samples_per_frame = _samples_per_frame(sample_rate, 10)
-        self._sd: Any = _import_sounddevice()
-        self._device_index, self._device_name = _pick_input_device(self._sd, device)
-        try:
-            self._sd.check_input_settings(
-                device=self._device_index, channels=num_channels, dtype="int16", samplerate=sample_rate
-            )
-        except Exception as e:
-            raise AudioInputError(
-                f"the microphone {self._device_name!r} cannot record {sample_rate} Hz with "
-                f"{num_channels} channel(s) ({e}).",
-                remedy="Try sample_rate=48000 and num_channels=1, or choose another device.",
-            ) from e
+        self._sd: Any = MICROPHONE.load()
+        self._device_index, self._device_name = MICROPHONE.pick(self._sd, device)
+        MICROPHONE.check_format(
+            self._sd, self._device_index, self._device_name, sample_rate=sample_rate, num_channels=num_channels
+        )
         self._sample_rate = sample_rate
         self._num_channels = num_channels
         self._max_blocks = max(1, int(max_queued_seconds * 100))

@@ -42,7 +42,6 @@ import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
@@ -52,7 +51,7 @@ from livekit import rtc
 from .._core import events as ev
 from .._core.errors import AudioOutputError
 from .._core.state import ConnectionStatus, LocalTrackState, SessionState, TrackSource
-from .sounddevice_probe import SoundDeviceUnavailable, load_sounddevice
+from .sounddevice_probe import DeviceSide
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -232,58 +231,16 @@ class WavFileOutput:
 # The speaker
 # --------------------------------------------------------------------------
 
-_NO_DEVICE_REMEDY = (
-    "Connect a speaker or headphones, or play the agent into a file: WavFileOutput('agent.wav')."
+SPEAKER = DeviceSide(
+    noun="speaker",
+    direction="output",
+    verb="play",
+    error=AudioOutputError,
+    instead="play into a file with WavFileOutput('agent.wav')",
+    without_device="Connect a speaker or headphones, or play the agent into a file: WavFileOutput('agent.wav').",
+    format_remedy="Choose another device.",
 )
-
-
-def _import_sounddevice() -> ModuleType:
-    try:
-        return load_sounddevice()
-    except SoundDeviceUnavailable as e:
-        raise AudioOutputError(
-            f"no speaker found: {e.reason}.",
-            remedy=f"{e.remedy}, or play into a file with WavFileOutput('agent.wav').",
-        ) from e.__cause__
-
-
-def _default_output_index(sd: Any) -> int | None:
-    """sounddevice's default output index (its ``default.device`` is an (input, output) pair)."""
-    pair: Any = sd.default.device
-    try:
-        value: Any = pair[1]
-    except (TypeError, IndexError, KeyError):
-        value = pair
-    return value if isinstance(value, int) and value >= 0 else None
-
-
-def _pick_output_device(sd: Any, device: int | str | None) -> tuple[int, str]:
-    """Resolve ``device`` (index, name fragment, or None = default) to (index, name)."""
-    try:
-        listed: list[dict[str, Any]] = [dict(d) for d in sd.query_devices()]
-    except Exception as e:
-        raise AudioOutputError(
-            f"no speaker found: PortAudio could not list audio devices ({e}).", remedy=_NO_DEVICE_REMEDY
-        ) from e
-    outputs = [
-        (i, str(d.get("name", f"device {i}"))) for i, d in enumerate(listed) if d.get("max_output_channels", 0) > 0
-    ]
-    if not outputs:
-        raise AudioOutputError("no speaker found: this machine has no audio output device.", remedy=_NO_DEVICE_REMEDY)
-    if device is None:
-        default_index = _default_output_index(sd)
-        for index, name in outputs:
-            if index == default_index:
-                return index, name
-        return outputs[0]
-    for index, name in outputs:
-        if device == index or (isinstance(device, str) and device.lower() in name.lower()):
-            return index, name
-    names = ", ".join(f"[{i}] {n}" for i, n in outputs)
-    raise AudioOutputError(
-        f"no speaker matches {device!r}; the output devices are: {names}.",
-        remedy="Pass one of those indexes or a part of its name, or device=None for the default.",
-    )
+"""How the speaker chooses its sound device, and says why it cannot."""
 
 
 class SpeakerOutput:
@@ -315,8 +272,8 @@ class SpeakerOutput:
     ) -> None:
         if max_buffered_seconds <= 0:
             raise ValueError(f"max_buffered_seconds must be positive, got {max_buffered_seconds}")
-        self._sd: Any = _import_sounddevice()
-        self._device_index, self._device_name = _pick_output_device(self._sd, device)
+        self._sd: Any = SPEAKER.load()
+        self._device_index, self._device_name = SPEAKER.pick(self._sd, device)
         self._max_buffered_seconds = max_buffered_seconds
         self._apm = apm_for_reverse
         self._lock = threading.Lock()
@@ -337,15 +294,9 @@ class SpeakerOutput:
     async def open(self, sample_rate: int, num_channels: int) -> None:
         if self._stream is not None:
             raise AudioOutputError(f"the speaker {self._device_name!r} is already open.", remedy="Close it first.")
-        try:
-            self._sd.check_output_settings(
-                device=self._device_index, channels=num_channels, dtype="int16", samplerate=sample_rate
-            )
-        except Exception as e:
-            raise AudioOutputError(
-                f"the speaker {self._device_name!r} cannot play {sample_rate} Hz with {num_channels} channel(s) ({e}).",
-                remedy="Choose another device.",
-            ) from e
+        SPEAKER.check_format(
+            self._sd, self._device_index, self._device_name, sample_rate=sample_rate, num_channels=num_channels
+        )
         frame_bytes = num_channels * _SAMPLE_WIDTH
         with self._lock:
             self._buffer.clear()
