@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import MappingProxyType
 from typing import cast
 
 import attrs
 
-from .messages import DeliveryStatus, Message, MessageKind, Role
+from .messages import AgentExpression, DeliveryStatus, Message, MessageKind, Role
 from .remote_state import ModelUsage, ToolCall, ToolCallStatus
+from .rpc import RpcCall, RpcDirection, RpcStatus
 from .state import (
     AgentStatus,
     ConnectionStatus,
@@ -36,11 +37,14 @@ from .state import (
 
 __all__ = [
     "AgentWords",
+    "ExpressionWords",
     "MessageWords",
     "PALETTE",
     "ToolCallWords",
     "ProblemLine",
     "ProblemsWords",
+    "RpcCallWords",
+    "RpcWords",
     "Tone",
     "UsageLine",
     "Words",
@@ -48,9 +52,12 @@ __all__ = [
     "describe_agent",
     "describe_microphone",
     "describe_camera",
+    "describe_expression",
     "describe_message",
     "describe_preconnect",
     "describe_problems",
+    "describe_rpc",
+    "describe_rpc_call",
     "describe_tool_call",
     "describe_usage",
     "speaker_label",
@@ -250,6 +257,39 @@ def describe_preconnect(preconnect: PreConnectState) -> Words | None:
             return Words("Early speech lost", detail, Tone.ERROR)
 
 
+# -- how the agent sounds ---------------------------------------------------------------
+
+
+@attrs.frozen
+class ExpressionWords(Words):
+    """How the agent delivers what it says (its ``lk.expression``), in words.
+
+    ``headline`` is the mood the framework normalised it to (``"surprised"``),
+    or the provider's own words when the agent sent no mood; ``detail`` is the
+    provider's words when they add something (``"warm surprise"``), else empty.
+    Front ends show :attr:`text` beside the agent's status and on the agent's
+    messages, so all of them read "sounds surprised (warm surprise)".
+    """
+
+    @property
+    def text(self) -> str:
+        """``"sounds surprised (warm surprise)"``, or ``"sounds calm"`` when the detail adds nothing."""
+        return f"sounds {self.headline}" + (f" ({self.detail})" if self.detail else "")
+
+
+def describe_expression(expression: AgentExpression | None) -> ExpressionWords | None:
+    """How the agent sounds, or ``None`` when it said nothing about it (most agents).
+
+    The tone is the speaking tone: an expression is part of the agent's
+    voice, and its mood is a fact to read, not good or bad news.
+    """
+    if expression is None:
+        return None
+    headline = expression.mood or expression.label
+    detail = expression.label if expression.label.casefold() != headline.casefold() else ""
+    return ExpressionWords(headline, detail, Tone.SPEAKING)
+
+
 # -- messages ---------------------------------------------------------------------------
 
 
@@ -277,11 +317,11 @@ def delivery_words(message: Message) -> tuple[str, Tone] | None:
 
 @attrs.frozen
 class MessageWords:
-    """What the line above a message says: who, how, whether still spoken, delivery, interruption.
+    """What the line above a message says: who, how, how the agent sounds, whether still spoken, delivery, interruption.
 
     ``notes`` lists the words after the speaker in the order every front end
     shows them (``("typed", "sent")``, ``("spoken", "speaking…")``,
-    ``("spoken", "interrupted")``); ``delivery_tone`` is the delivery's tone.
+    ``("spoken", "sounds happy (bright)", "interrupted")``); ``delivery_tone`` is the delivery's tone.
     """
 
     speaker: str
@@ -293,10 +333,13 @@ class MessageWords:
     delivery_tone: Tone | None
     interrupted: str | None
     """``"interrupted"`` when the speech was cut off."""
+    expression: str | None = None
+    """How the agent sounds in this message (:attr:`ExpressionWords.text`), when its ``lk.expression`` says."""
 
     @property
     def notes(self) -> tuple[str, ...]:
-        return tuple(note for note in (self.how, self.pending, self.delivery, self.interrupted) if note)
+        notes = (self.how, self.expression, self.pending, self.delivery, self.interrupted)
+        return tuple(note for note in notes if note)
 
 
 def describe_message(message: Message, *, agent_name: str | None = None) -> MessageWords:
@@ -309,6 +352,7 @@ def describe_message(message: Message, *, agent_name: str | None = None) -> Mess
         delivery=delivery[0] if delivery else None,
         delivery_tone=delivery[1] if delivery else None,
         interrupted="interrupted" if message.interrupted else None,
+        expression=expression.text if (expression := describe_expression(message.expression)) else None,
     )
 
 
@@ -452,3 +496,114 @@ def describe_usage(models: tuple[ModelUsage, ...]) -> tuple[UsageLine, ...]:
                 figures = f"{usage.total_requests:,} request{'' if usage.total_requests == 1 else 's'}"
         lines.append(UsageLine(kind, model, figures))
     return tuple(lines)
+
+
+# -- RPC calls -----------------------------------------------------------------------------------
+
+
+_RPC_STATUS: dict[RpcStatus, tuple[str, Tone]] = {
+    RpcStatus.PENDING: ("calling…", Tone.WAITING),
+    RpcStatus.SUCCEEDED: ("ok", Tone.OK),
+    RpcStatus.FAILED: ("failed", Tone.ERROR),
+    RpcStatus.REFUSED: ("refused", Tone.ERROR),
+    RpcStatus.TIMED_OUT: ("timed out", Tone.ERROR),
+}
+
+
+@attrs.frozen
+class RpcCallWords(Words):
+    """One RPC call: who called whom for what (``headline``), why it failed (``detail``), a tone, the outcome.
+
+    ``headline`` is ``"agent → app: get_location"``: the app is this
+    program, the agent any agent in the room, anyone else their identity (a
+    refused caller is named). ``status`` is a short word (``"ok"``,
+    ``"failed"``, ``"refused"``, ``"timed out"``, ``"calling…"``) a front end
+    shows as a badge; ``took`` how long the answer took (``"12 ms"``), once
+    there is one. ``detail`` is the reason in full when the call did not
+    succeed, empty otherwise.
+    """
+
+    route: str
+    """``"agent → app"``: the caller, an arrow, the callee."""
+    method: str
+    status: str
+    took: str | None
+
+    @property
+    def summary(self) -> str:
+        """The call on one line: ``"agent → app: get_location · ok · 12 ms"``."""
+        return " · ".join(part for part in (self.headline, self.status, self.took) if part)
+
+
+def describe_rpc_call(call: RpcCall, *, agents: Collection[str] = ()) -> RpcCallWords:
+    """One RPC call in words; ``agents`` are the identities to call "agent" (the state's agents).
+
+    Time comes from the call itself (its start and its end), never from a
+    clock, so a replay words a call as the live session did.
+    """
+    incoming = call.direction is RpcDirection.INCOMING
+
+    def party(identity: str, local: bool) -> str:
+        if local:
+            return "app"
+        return "agent" if identity in agents else (identity or "someone")
+
+    route = f"{party(call.caller, not incoming)} → {party(call.callee, incoming)}"
+    status, tone = _RPC_STATUS.get(call.status, (str(call.status), Tone.NEUTRAL))
+    detail = "" if call.status in (RpcStatus.SUCCEEDED, RpcStatus.PENDING) else (call.error or "")
+    duration = call.duration
+    took = None if duration is None or call.status is RpcStatus.REFUSED else _duration(duration)
+    return RpcCallWords(f"{route}: {call.method}", detail, tone, route, call.method, status, took)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1.0:
+        return f"{max(0, round(seconds * 1000))} ms"
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+@attrs.frozen
+class RpcWords:
+    """The session's RPC activity for a small panel: the newest calls first, and what is not shown.
+
+    Falsy when the session has seen no call, so a front end hides the panel
+    until something happened (registering methods alone is not activity).
+    """
+
+    calls: tuple[RpcCallWords, ...] = ()
+    """The newest calls, newest first."""
+    total: int = 0
+    """Every call the session has seen, those no longer listed included."""
+    methods: tuple[str, ...] = ()
+    """The methods this app answers."""
+
+    @property
+    def headline(self) -> str:
+        """``"RPC · 1 call"``, ``"RPC · 3 calls"``; empty when there were none."""
+        if not self.total:
+            return ""
+        return f"RPC · {self.total} call{'' if self.total == 1 else 's'}"
+
+    @property
+    def earlier(self) -> str:
+        """``"… and 4 earlier"`` when not every call is listed, else empty."""
+        hidden = self.total - len(self.calls)
+        return f"… and {hidden} earlier" if hidden > 0 else ""
+
+    @property
+    def answers(self) -> str:
+        """``"This app answers get_location, ui.confirm."``, or empty when it registered none."""
+        return f"This app answers {', '.join(self.methods)}." if self.methods else ""
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+
+def describe_rpc(state: SessionState, *, limit: int = 4) -> RpcWords:
+    """The last ``limit`` RPC calls of the session in words, newest first (see :class:`RpcWords`)."""
+    rpc, agent = state.rpc, state.agent
+    agents = {identity for identity in (agent.identity, agent.avatar_identity) if identity}
+    agents.update(p.identity for p in agent.agents)
+    shown = rpc.calls[-limit:] if limit > 0 else ()
+    calls = tuple(describe_rpc_call(call, agents=agents) for call in reversed(shown))
+    return RpcWords(calls, rpc.total, rpc.methods)

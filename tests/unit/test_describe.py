@@ -31,17 +31,21 @@ from lkstate._core.wording import (
     delivery_words,
     describe_agent,
     describe_camera,
+    describe_expression,
     describe_message,
     describe_microphone,
     describe_preconnect,
     describe_problems,
+    describe_rpc,
+    describe_rpc_call,
     describe_tool_call,
     describe_usage,
     speaker_label,
     tool_arguments,
     tool_call_tone,
 )
-from lkstate._core.messages import DeliveryStatus
+from lkstate._core.messages import AgentExpression, DeliveryStatus
+from lkstate._core.rpc import RpcDirection, RpcStatus
 from lkstate._core.remote_state import EotUsage, InterruptionUsage
 
 AGENT = "agent-AJ_1"
@@ -342,3 +346,96 @@ def test_usage_reads_as_one_line_per_model_in_the_agents_order() -> None:
         ("Interruptions lk", "3 requests"),
         ("End of turn eot", "1 request"),
     ]
+
+
+# -- how the agent sounds -------------------------------------------------------------------------------
+
+WARM = '{"expression": "warm surprise", "mood": "surprised"}'
+
+
+def said(text: str, expression: str | None, *, segment: str = "s1", at: float = 3.0) -> ev.Event:
+    attributes = (("lk.expression", expression),) if expression is not None else ()
+    return ev.TranscriptReceived(at=at, sender=AGENT, segment_id=segment, stream_seq=1, text=text, final=True,
+                                 closed=True, attributes=(("lk.segment_id", segment), *attributes))
+
+
+def test_the_agents_expression_reads_as_how_it_sounds_its_mood_then_its_own_words() -> None:
+    state = fold([*connected(), agent("speaking"), said("Oh, hello!", WARM)])
+    words = describe_expression(state.agent.expression)
+    assert words is not None
+    assert (words.headline, words.detail, words.tone, words.text) == (
+        "surprised", "warm surprise", Tone.SPEAKING, "sounds surprised (warm surprise)"
+    )
+    plain = describe_expression(AgentExpression(label="cheerful"))
+    assert plain is not None and plain.text == "sounds cheerful", "no mood: the provider's words are the headline"
+    same = describe_expression(AgentExpression(label="Calm", mood="calm"))
+    assert same is not None and same.text == "sounds calm", "words that repeat the mood are not said twice"
+    assert describe_expression(None) is None
+
+
+def test_an_agent_message_says_how_it_sounds_after_how_it_came() -> None:
+    state = fold([*connected(), agent("speaking"), said("Oh, hello!", WARM), said("Plain words.", None, segment="s2")])
+    first, second = state.messages
+    assert describe_message(first, agent_name="helper").notes == ("spoken", "sounds surprised (warm surprise)")
+    assert describe_message(second, agent_name="helper").notes == ("spoken",), "no expression, no words about it"
+
+
+# -- RPC calls ---------------------------------------------------------------------------------------------
+
+
+def called(call_id: str, method: str, *, caller: str = AGENT, callee: str = "ada", at: float = 5.0,
+           direction: RpcDirection = RpcDirection.INCOMING) -> ev.Event:
+    return ev.RpcCallStarted(at=at, call_id=call_id, direction=direction, method=method, caller=caller, callee=callee)
+
+
+def answered(call_id: str, at: float, status: RpcStatus = RpcStatus.SUCCEEDED, error: str | None = None) -> ev.Event:
+    return ev.RpcCallFinished(at=at, call_id=call_id, status=status, error=error,
+                              error_code=None if error is None else 1500)
+
+
+def test_an_rpc_call_reads_as_who_called_whom_for_what_how_it_went_and_how_long_it_took() -> None:
+    refused = "Refused a call of 'get_location' from 'mallory': only the agent may call it."
+    state = fold([
+        *connected(), agent("listening"),
+        ev.RpcMethodsChanged(at=4.0, methods=("get_location",)),
+        called("in/1", "get_location"), answered("in/1", 5.012),
+        called("out/1", "agent.state", caller="ada", callee=AGENT, direction=RpcDirection.OUTGOING, at=6.0),
+        answered("out/1", 8.5, RpcStatus.TIMED_OUT, "'agent-AJ_1' did not answer 'agent.state' within 2.5 s."),
+        called("in/2", "get_location", caller="mallory", at=9.0),
+        answered("in/2", 9.0, RpcStatus.REFUSED, refused),
+        called("in/3", "get_location", at=10.0),
+    ])
+    words = describe_rpc(state)
+    assert [w.summary for w in words.calls] == [
+        "agent → app: get_location · calling…",
+        "mallory → app: get_location · refused",
+        "app → agent: agent.state · timed out · 2.5 s",
+        "agent → app: get_location · ok · 12 ms",
+    ], "newest first; a refused call took no time worth saying; a pending one has no duration yet"
+    assert [w.tone for w in words.calls] == [Tone.WAITING, Tone.ERROR, Tone.ERROR, Tone.OK]
+    assert [w.detail for w in words.calls] == [
+        "", refused, "'agent-AJ_1' did not answer 'agent.state' within 2.5 s.", ""
+    ], "a call that did not succeed says why, in full"
+    assert (words.headline, words.answers, words.earlier) == (
+        "RPC · 4 calls", "This app answers get_location.", ""
+    )
+
+
+def test_the_rpc_panel_lists_the_newest_calls_counts_the_rest_and_is_empty_until_a_call() -> None:
+    registered = fold([*connected(), agent("listening"), ev.RpcMethodsChanged(at=4.0, methods=("b", "a"))])
+    assert not describe_rpc(registered), "registering methods is not activity: nothing to show yet"
+    assert describe_rpc(registered).headline == ""
+    events: list[ev.Event] = []
+    for n in range(6):
+        events += [called(f"in/{n}", f"m{n}", at=5.0 + n), answered(f"in/{n}", 5.0 + n + 1.5)]
+    state = fold(events, registered)
+    words = describe_rpc(state, limit=2)
+    assert [w.method for w in words.calls] == ["m5", "m4"]
+    assert (words.headline, words.earlier, words.answers) == ("RPC · 6 calls", "… and 4 earlier", "This app answers a, b.")
+    assert [w.took for w in words.calls] == ["1.5 s", "1.5 s"]
+
+
+def test_a_caller_is_the_agent_only_while_it_is_known_as_one() -> None:
+    call = fold([*connected(), called("in/1", "ping", caller="agent-gone"), answered("in/1", 5.0004)]).rpc.calls[0]
+    assert describe_rpc_call(call).summary == "agent-gone → app: ping · ok · 0 ms"
+    assert describe_rpc_call(call, agents={"agent-gone"}).route == "agent → app"
