@@ -10,6 +10,7 @@
 from ._render import (
     Palette,
     StatusWords,
+    activity_html,
     agent_status_words,
     camera_label,
     camera_words,
@@ -17,6 +18,7 @@ from ._render import (
     chat_messages,
     microphone_label,
     problems_html,
+    rpc_html,
     status_html,
     tools_html,
 )
@@ -29,6 +31,7 @@ __all__ = [
     "SessionKey",
     "SessionLike",
     "StatusWords",
+    "activity_html",
     "agent_status_words",
     "camera_label",
     "camera_words",
@@ -36,6 +39,7 @@ __all__ = [
     "chat_messages",
     "microphone_label",
     "problems_html",
+    "rpc_html",
     "status_html",
     "tools_html",
 ]

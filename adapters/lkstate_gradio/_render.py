@@ -38,6 +38,7 @@ from lkstate.ui import (
     describe_microphone,
     describe_preconnect,
     describe_problems,
+    describe_rpc,
     describe_tool_call,
     describe_usage,
     tool_arguments,
@@ -57,6 +58,8 @@ __all__ = [
     "camera_words",
     "microphone_label",
     "tools_html",
+    "activity_html",
+    "rpc_html",
     "problems_html",
 ]
 
@@ -76,6 +79,8 @@ class StatusWords:
     color: str
     state: str
     reasons: tuple[str, ...] = ()
+    expression: str | None = None
+    """How the agent sounds ("sounds surprised (warm surprise)"), when its turn says."""
 
 
 def _e(text: object) -> str:
@@ -89,7 +94,8 @@ def _agent_label(state: SessionState) -> str:
 def agent_status_words(state: SessionState) -> StatusWords:
     """How the agent indicator describes the session right now (see :func:`lkstate.ui.describe_agent`)."""
     words = describe_agent(state)
-    return StatusWords(words.headline, words.detail, words.tone.colour, words.status.value, words.reasons)
+    expression = words.expression.text if words.expression is not None else None
+    return StatusWords(words.headline, words.detail, words.tone.colour, words.status.value, words.reasons, expression)
 
 
 def preconnect_words(pre: PreConnectState) -> str | None:
@@ -145,7 +151,10 @@ def status_html(state: SessionState) -> str:
         f'<div class="lk-status" data-agent-state="{_e(words.state)}" '
         f'data-connection="{_e(connection.status.value)}" style="--lk-color: {words.color}">'
         f'<div class="lk-status-head"><span class="lk-dot"></span>'
-        f'<span class="lk-title">{_e(words.title)}</span></div>'
+        f'<span class="lk-title">{_e(words.title)}</span>'
+        + (f'<span class="lk-expression" style="color: {Tone.SPEAKING.colour}">{_e(words.expression)}</span>'
+           if words.expression else "")
+        + "</div>"
         f'<div class="lk-detail">{_e(words.detail)}</div>'
         + (f'<ul class="lk-reasons">{reasons}</ul>' if reasons else "")
         + (f'<div class="lk-early">{_e(early)}</div>' if early else "")
@@ -182,7 +191,7 @@ def chat_message(message: Message) -> dict[str, Any]:
     if message.role is Role.PARTICIPANT:
         body = f"<b>{_e(message.sender)}:</b> {body}"
     words = describe_message(message)
-    notes = [words.how] + ([words.pending] if words.pending else [])
+    notes = [words.how] + [note for note in (words.expression, words.pending) if note]
     delivery = _delivery_note(message, words.delivery, words.delivery_tone)
     if delivery:
         notes.append(delivery)
@@ -234,8 +243,11 @@ def usage_lines(models: tuple[ModelUsage, ...]) -> tuple[str, ...]:
     return tuple(f"{line.title}: {line.figures}" for line in describe_usage(models))
 
 
-def tools_html(remote: RemoteSessionState) -> str:
-    """The tool calls the agent made and what its models used, as the agent reported them."""
+def tools_html(remote: RemoteSessionState, *, rpc: str = "") -> str:
+    """The tool calls the agent made and what its models used, as the agent reported them.
+
+    ``rpc`` (from :func:`rpc_html`) goes between the two: see :func:`activity_html`.
+    """
     if remote.tool_calls:
         calls = "".join(tool_call_html(call) for call in reversed(remote.tool_calls))
         tools = f'<ul class="lk-tools">{calls}</ul>'
@@ -249,9 +261,41 @@ def tools_html(remote: RemoteSessionState) -> str:
     return (
         '<div class="lk-panel lk-tools-panel">'
         f'<div class="lk-panel-title">Tool calls</div>{tools}'
+        f"{rpc}"
         f'<div class="lk-panel-title">Usage</div>{usage}'
         "</div>"
     )
+
+
+def rpc_html(state: SessionState, *, limit: int = 4) -> str:
+    """The last RPC calls between the app and the agent, newest first; empty until there is one.
+
+    Each call: who called whom for what as code, its status as a badge in its
+    tone's colour, how long the answer took, and the reason in full when it
+    failed, timed out or was refused.
+    """
+    words = describe_rpc(state, limit=limit)
+    if not words:
+        return ""
+    rows: list[str] = []
+    for call in words.calls:
+        took = f' <span class="lk-took">{_e(call.took)}</span>' if call.took else ""
+        reason = f'<div class="lk-rpc-error">{_e(call.detail)}</div>' if call.detail else ""
+        rows.append(
+            f'<li class="lk-rpc-call" data-status="{_e(call.status)}" style="--lk-color: {call.tone.colour}">'
+            f"<code>{_e(call.headline)}</code> "
+            f'<span class="lk-badge" style="--lk-color: {call.tone.colour}">{_e(call.status)}</span>{took}{reason}</li>'
+        )
+    foot = "".join(f'<div class="lk-rpc-foot">{_e(line)}</div>' for line in (words.earlier, words.answers) if line)
+    return (
+        f'<div class="lk-rpc" data-total="{words.total}"><div class="lk-panel-title">{_e(words.headline)}</div>'
+        f'<ul class="lk-rpc-calls">{"".join(rows)}</ul>{foot}</div>'
+    )
+
+
+def activity_html(state: SessionState) -> str:
+    """The "Agent activity" panel: tool calls, RPC calls (once there is one), and usage."""
+    return tools_html(state.remote, rpc=rpc_html(state))
 
 
 # -- problems -------------------------------------------------------------------

@@ -56,7 +56,7 @@ from lkstate.apps import (
     token_source_from_args,
 )
 
-from ._render import camera_label, chat_messages, microphone_label, problems_html, status_html, tools_html
+from ._render import activity_html, camera_label, chat_messages, microphone_label, problems_html, status_html
 from ._sessions import DEFAULT_WEB_MAX_RATE, BrowserSessions, SessionLike
 from ._voice import BrowserVoice, VoiceLink, link_html, voice_panel_html
 
@@ -117,6 +117,12 @@ CSS = """
 .lk-badge { display: inline-block; padding: 0 7px; border-radius: 9px; font-size: 0.8em; color: white;
   background: var(--lk-color); }
 .lk-tool-result { opacity: 0.8; }
+.lk-expression { font-style: italic; margin-left: 6px; }
+.lk-rpc-calls li { list-style: none; margin-left: -1.1em; padding-left: 8px; border-left: 3px solid var(--lk-color); }
+.lk-rpc-calls code { font-size: 0.95em; }
+.lk-took { font-size: 0.8em; opacity: 0.7; }
+.lk-rpc-error { color: var(--lk-color); font-size: 0.9em; }
+.lk-rpc-foot { font-size: 0.85em; opacity: 0.7; }
 .lk-problems li { color: #b91c1c; }
 #lk-controls button { min-width: 0; }
 #lk-chat button[aria-label="Clear"] { display: none; }
@@ -167,7 +173,7 @@ def _frame(state: SessionState) -> _Frame:
     return _Frame(
         status=status_html(state),
         messages=state.messages,
-        tools=tools_html(state.remote),
+        tools=activity_html(state),
         problems=problems_html(state),
         connected=status is ConnectionStatus.CONNECTED,
         disconnected=status is ConnectionStatus.DISCONNECTED,
@@ -505,7 +511,7 @@ def build_demo(
             with gr.Column(scale=2, min_width=260):
                 with gr.Group():
                     gr.Markdown("**Agent activity**", padding=True)
-                    tools = gr.HTML(tools_html(initial.remote), elem_id="lk-tools", padding=True)
+                    tools = gr.HTML(activity_html(initial), elem_id="lk-tools", padding=True)
                 with gr.Group():
                     gr.Markdown("**Problems**", padding=True)
                     problems = gr.HTML(problems_html(initial), elem_id="lk-problems", padding=True)

@@ -15,7 +15,7 @@ __all__ = ["STYLE_SHEET"]
 
 STYLE_SHEET = f"""
 QMainWindow, #Central {{ background: #f3f4f6; }}
-#Header, #SideCard, #Composer {{
+#Header, #SideCard, #RpcPanel, #Composer {{
     background: white; border: 1px solid {Palette.BORDER}; border-radius: 10px;
 }}
 #TranscriptCard {{ background: #f9fafb; border: 1px solid {Palette.BORDER}; border-radius: 10px; }}

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from lkstate import AgentStatus, ConnectionStatus, DeliveryStatus, LocalTrackState, Message, Role, SessionState
-from lkstate.ui import Tone, describe_problems
+from lkstate.ui import RpcCallWords, RpcWords, Tone, describe_agent, describe_problems, describe_rpc
 
 from ._words import (
     Palette,
@@ -54,6 +54,7 @@ __all__ = [
     "MicrophoneToggle",
     "PreConnectIndicator",
     "ProblemsBar",
+    "RpcPanel",
     "SessionDetails",
     "StatusDot",
     "ToolCallsPanel",
@@ -128,7 +129,11 @@ class StatusDot(QWidget):
 
 
 class AgentStateIndicator(QFrame):
-    """The agent's state in words and colour: connecting, buffering, listening, failed and why."""
+    """The agent's state in words and colour: connecting, buffering, listening, failed and why.
+
+    Beside the headline, how the agent sounds when its turn says
+    (``lk.expression``): "sounds surprised (warm surprise)" in :attr:`expression`.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -145,10 +150,20 @@ class AgentStateIndicator(QFrame):
         self.detail.setObjectName("AgentStateDetail")
         self.detail.setWordWrap(True)
         self.detail.setStyleSheet(f"color: {Palette.MUTED};")
+        self.expression = QLabel()
+        self.expression.setObjectName("AgentExpression")
+        self.expression.setStyleSheet(f"color: {Tone.SPEAKING.colour}; font-style: italic;")
+        self.expression.setVisible(False)
+        head = QHBoxLayout()
+        head.setSpacing(12)
+        head.setContentsMargins(0, 0, 0, 0)
+        head.addWidget(self.title)
+        head.addWidget(self.expression, 0, Qt.AlignmentFlag.AlignBottom)
+        head.addStretch(1)
         text = QVBoxLayout()
         text.setSpacing(1)
         text.setContentsMargins(0, 0, 0, 0)
-        text.addWidget(self.title)
+        text.addLayout(head)
         text.addWidget(self.detail)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
@@ -160,10 +175,14 @@ class AgentStateIndicator(QFrame):
 
     def render_state(self, state: SessionState) -> None:
         part = (state.connection.status, state.connection.error, state.connection.disconnect_reason,
-                state.connection.room_name, state.agent.status, state.agent.failure_reasons, state.agent.name)
+                state.connection.room_name, state.agent.status, state.agent.failure_reasons, state.agent.name,
+                state.agent.expression)
         if not self._slice.changed(part):
             return
         words = agent_status_words(state)
+        expression = describe_agent(state).expression
+        self.expression.setText(expression.text if expression is not None else "")
+        self.expression.setVisible(expression is not None)
         self.status = state.agent.status
         self.title.setText(words.title)
         self.title.setStyleSheet(f"color: {words.color};")
@@ -714,6 +733,99 @@ class ToolCallsPanel(QFrame):
             self._usage.addWidget(right, row, 1)
             self._usage_labels.extend((left, right))
         self._no_usage.setVisible(not models)
+
+
+class RpcPanel(QFrame):
+    """The last RPC calls between the app and the agent, newest first; hidden until there is one.
+
+    A card per call: who called whom for what (``agent → app: get_location``),
+    a status in its tone's colour with the time the answer took, and for a
+    call that failed, timed out or was refused the reason in full. The title
+    counts every call; the foot says which methods the app answers.
+    """
+
+    def __init__(self, parent: QWidget | None = None, *, limit: int = 4) -> None:
+        super().__init__(parent)
+        self.setObjectName("RpcPanel")
+        self._slice = _Slice()
+        self._limit = limit
+        self.title = QLabel("RPC")
+        self.title.setObjectName("PanelTitle")
+        self._calls = QVBoxLayout()
+        self._calls.setSpacing(6)
+        self.foot = QLabel()
+        self.foot.setObjectName("RpcFoot")
+        self.foot.setWordWrap(True)
+        self.foot.setStyleSheet(f"color: {Palette.MUTED}; font-size: 11px;")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.setSpacing(8)
+        layout.addWidget(self.title)
+        layout.addLayout(self._calls)
+        layout.addWidget(self.foot)
+        self._cards: list[QWidget] = []
+        self.setVisible(False)
+
+    def call_texts(self) -> tuple[tuple[str, str, str], ...]:
+        """``(call, status, reason)`` as shown, newest first (for tests)."""
+        def text(card: QWidget, name: str) -> str:
+            label = card.findChild(QLabel, name)
+            return label.text() if label is not None else ""
+
+        return tuple((text(c, "RpcCallTitle"), text(c, "RpcCallStatus"), text(c, "RpcCallDetail")) for c in self._cards)
+
+    def render_state(self, state: SessionState) -> None:
+        words = describe_rpc(state, limit=self._limit)
+        if not self._slice.changed(words):
+            return
+        self.setVisible(bool(words))
+        if not words:
+            return
+        self.title.setText(words.headline)
+        _clear_layout(self._calls, self._cards)
+        for call in words.calls:
+            card = self._card(call)
+            self._calls.addWidget(card)
+            self._cards.append(card)
+        foot = "\n".join(line for line in (words.earlier, words.answers) if line)
+        self.foot.setText(foot)
+        self.foot.setVisible(bool(foot))
+
+    @staticmethod
+    def _card(call: RpcCallWords) -> QFrame:
+        colour = call.tone.colour
+        card = QFrame()
+        card.setObjectName("RpcCallCard")
+        card.setStyleSheet(
+            f"#RpcCallCard {{ border: 1px solid {Palette.BORDER}; border-left: 3px solid {colour};"
+            " border-radius: 6px; background: white; }"
+        )
+        title = QLabel(call.headline)
+        title.setObjectName("RpcCallTitle")
+        title.setWordWrap(True)
+        title.setStyleSheet("font-family: monospace; font-weight: bold;")
+        status = QLabel(call.status)
+        status.setObjectName("RpcCallStatus")
+        status.setStyleSheet(f"color: {colour}; font-size: 11px; font-weight: bold;")
+        head = QHBoxLayout()
+        head.addWidget(title, 1)
+        head.addWidget(status, 0, Qt.AlignmentFlag.AlignTop)
+        if call.took:
+            took = QLabel(call.took)
+            took.setObjectName("RpcCallTook")
+            took.setStyleSheet(f"color: {Palette.MUTED}; font-size: 11px;")
+            head.addWidget(took, 0, Qt.AlignmentFlag.AlignTop)
+        box = QVBoxLayout(card)
+        box.setContentsMargins(10, 6, 10, 7)
+        box.setSpacing(2)
+        box.addLayout(head)
+        if call.detail:
+            detail = QLabel(call.detail)
+            detail.setObjectName("RpcCallDetail")
+            detail.setWordWrap(True)
+            detail.setStyleSheet(f"color: {colour};")
+            box.addWidget(detail)
+        return card
 
 
 def _clear_layout(layout: QVBoxLayout | QGridLayout, widgets: list[_W]) -> None:

@@ -71,9 +71,11 @@ def agent_status_words(state: SessionState) -> StatusWords:
 
 
 def message_header(message: Message, agent_name: str | None) -> str:
-    """The small line above a message: who, how, when, and for typed chat whether it went out."""
+    """The small line above a message: who, how (and how the agent sounds), when, and whether typed chat went out."""
     words = describe_message(message, agent_name=agent_name)
     parts = [words.speaker, words.how]
+    if words.expression:
+        parts.append(words.expression)
     if words.pending:
         parts.append(words.pending)
     parts.append(time.strftime("%H:%M", time.localtime(message.first_seen)))

@@ -26,8 +26,8 @@ The window: the agent's state in words and colour at the top (connecting,
 waiting, early listening, listening, thinking, speaking, failed and why),
 with the microphone, camera and Connect/Disconnect buttons beside it (a
 camera that cannot work says why under the agent's state); problems
-under it; the live transcript in the middle; session details, tool calls and
-usage on the right; the pre-connect indicator and the chat line at the bottom.
+under it; the live transcript in the middle; session details, tool calls,
+usage and (once there is one) RPC calls on the right; the pre-connect indicator and the chat line at the bottom.
 Closing the window ends the session and stops its thread.
 
 For other programs (``lkstate demo``): :func:`main` takes an argv list;
@@ -78,6 +78,7 @@ from ._widgets import (
     PreConnectIndicator,
     ProblemsBar,
     SessionDetails,
+    RpcPanel,
     ToolCallsPanel,
     TranscriptView,
     connect_widgets,
@@ -100,7 +101,7 @@ class MainWindow(QMainWindow):
 
     The widgets are attributes (``indicator``, ``transcript``, ``chat``,
     ``microphone``, ``camera``, ``camera_notice``, ``connect_button``, ``preconnect``, ``tools``,
-    ``details``, ``problems``) so tests and embedders can reach them.
+    ``rpc``, ``details``, ``problems``) so tests and embedders can reach them.
     Closing the window closes the bridge: the session ends and its thread stops.
     """
 
@@ -122,6 +123,7 @@ class MainWindow(QMainWindow):
         self.transcript = TranscriptView()
         self.details = SessionDetails()
         self.tools = ToolCallsPanel()
+        self.rpc = RpcPanel()
         self.preconnect = PreConnectIndicator()
         self.chat = ChatInput()
         self.voice = VoiceVisualizer()
@@ -158,6 +160,7 @@ class MainWindow(QMainWindow):
             box.setContentsMargins(0, 0, 0, 0)
             box.addWidget(widget)
             side_column.addWidget(_card(name, box))
+        side_column.addWidget(self.rpc)  # a card of its own, hidden until there is a call
         side_column.addStretch(1)
         side = QScrollArea()
         side.setObjectName("SidePanel")
@@ -205,6 +208,7 @@ class MainWindow(QMainWindow):
             self.transcript,
             self.details,
             self.tools,
+            self.rpc,
             self.preconnect,
             self.chat,
         )

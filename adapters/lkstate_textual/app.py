@@ -6,7 +6,8 @@
     python examples/textual_tui/main.py --token-endpoint https://example.com/token
 
 It connects at start (``--no-connect`` to wait for F3), shows the agent's
-status in words and colour, the live transcript, the agent's tool calls and
+status in words and colour (and how it sounds, when it says), the live
+transcript, the agent's tool calls, RPC calls between the app and the agent,
 model usage, and anything that went wrong; type below and press Enter to chat,
 F2 turns the microphone on and off, F5 the camera (a camera that cannot
 work says why under the agent's status), Ctrl+C or Ctrl+Q quits (leaving
@@ -54,6 +55,7 @@ from .widgets import (
     MicrophoneToggle,
     PreConnectIndicator,
     ProblemsBar,
+    RpcPanel,
     SessionInfo,
     ToolCallsPanel,
     TranscriptView,
@@ -156,6 +158,7 @@ class VoiceAgentApp(App[None]):
             with Vertical(id="side"):
                 yield VoiceVisualizer(id="voice")
                 yield ToolCallsPanel(id="tool-calls")
+                yield RpcPanel(id="rpc")
                 yield UsagePanel(id="usage")
                 yield SessionInfo(id="session-info")
         with Vertical(id="bottom"):

@@ -16,6 +16,8 @@ part changes. Drop them into any Textual app that has a
   the microphone or the camera cannot work, when it cannot.
 - :class:`ToolCallsPanel`, :class:`UsagePanel` — what the agent's tools did and
   what its models used (from the agent's ``lk.agent.session`` events).
+- :class:`RpcPanel` — the last RPC calls between the app and the agent, how
+  each went and why one failed; hidden until there is a call.
 - :class:`ProblemsBar` — what went wrong, until dismissed.
 - :class:`SessionInfo` — room, identity, server, who is present.
 - :class:`VoiceVisualizer` — the agent's voice as bars and the microphone as a
@@ -44,9 +46,11 @@ from lkstate import (
 )
 from lkstate.ui import (
     ProblemsWords,
+    RpcWords,
     Words,
     describe_message,
     describe_problems,
+    describe_rpc,
     describe_tool_call,
     describe_usage,
 )
@@ -75,6 +79,7 @@ __all__ = [
     "MicrophoneToggle",
     "PreConnectIndicator",
     "ProblemsBar",
+    "RpcPanel",
     "SessionInfo",
     "ToolCallsPanel",
     "TranscriptView",
@@ -104,11 +109,12 @@ def _set_tone(widget: Any, tone: Tone | None) -> None:
 
 
 class AgentStatusIndicator(StateWidget[AgentDescription]):
-    """The agent's status: a coloured label, the agent's name, and a sentence.
+    """The agent's status: a coloured label, the agent's name, how it sounds, and a sentence.
 
     Connecting, waiting for the agent, pre-connect buffering, listening,
     thinking, speaking, and failed (with every reason) each read as words; the
-    colour only repeats them.
+    colour only repeats them. When the agent's turn carries an expression
+    (``lk.expression``), it follows the name: "sounds surprised (warm surprise)".
     """
 
     DEFAULT_CSS = """
@@ -149,6 +155,8 @@ class AgentStatusIndicator(StateWidget[AgentDescription]):
         ]
         if value.name and value.name not in value.detail:  # named once is enough
             parts += ["   ", (value.name, "$text-muted")]
+        if value.expression is not None:
+            parts += ["   ", (f"♪ {value.expression.text}", f"italic {value.expression.tone.colour}")]
         parts += ["\n", (value.detail, "$text")]
         for reason in value.reasons:
             parts += ["\n", ("• " + reason, Tone.ERROR.colour)]
@@ -292,6 +300,8 @@ class MessageBubble(Static):
             (words.speaker, name_style),
             (f" · {words.how}", "$text-muted"),
         ]
+        if words.expression:
+            parts.append((f" · {words.expression}", f"italic {Tone.SPEAKING.colour}"))
         delivery = delivery_label(message)
         if delivery is not None:
             label, tone = delivery
@@ -597,6 +607,57 @@ class ToolCallsPanel(StateWidget[Any]):
                 parts += ["\n", ("  → " + _clip(words.detail, 120), Tone.ERROR.colour if call.is_error else "$text")]
         if len(calls) > self.limit:
             parts += ["\n", (f"… and {len(calls) - self.limit} earlier", "$text-muted")]
+        return Content.assemble(*parts)
+
+
+class RpcPanel(StateWidget[RpcWords]):
+    """The last RPC calls between the app and the agent, newest first; hidden until there is one.
+
+    Each call is one line, ``✓ agent → app: get_location  ok · 12 ms``; one
+    that failed, timed out or was refused says why on the line under it. The
+    border counts every call, and the foot says which methods the app answers.
+    """
+
+    DEFAULT_CSS = """
+    RpcPanel {
+        height: auto;
+        padding: 0 1;
+        border: round $panel-lighten-2;
+        border-title-color: $text-muted;
+        display: none;
+    }
+    RpcPanel.-active { display: block; }
+    """
+
+    _ICONS: ClassVar[dict[str, str]] = {"ok": "✓", "calling…": "◌", "refused": "⊘"}
+
+    def __init__(self, *, limit: int = 4, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.limit = limit
+
+    def select(self, state: SessionState) -> RpcWords:
+        return describe_rpc(state, limit=self.limit)
+
+    def show_slice(self, value: RpcWords) -> None:
+        self.set_class(bool(value), "-active")
+        self.border_title = value.headline or "RPC"
+        super().show_slice(value)
+
+    def render_slice(self, value: RpcWords) -> Content:
+        parts: list[str | tuple[str, str]] = []
+        for index, call in enumerate(value.calls):
+            colour = call.tone.colour
+            if index:
+                parts.append("\n")
+            parts += [(f"{self._ICONS.get(call.status, '✗')} ", colour), (call.headline, "bold")]
+            parts += [(f"  {call.status}", colour)]
+            if call.took:
+                parts.append((f" · {call.took}", "$text-muted"))
+            if call.detail:
+                parts += ["\n", ("  " + _clip(call.detail, 200), colour)]
+        for foot in (value.earlier, value.answers):
+            if foot:
+                parts += ["\n", (foot, "$text-muted")]
         return Content.assemble(*parts)
 
 

@@ -132,12 +132,14 @@ class AgentWords(Words):
     ``reasons`` lists why the agent is unavailable (empty otherwise); each
     front end shows them its own way (a list, a tooltip, after the detail).
     ``status`` is the agent status the words were chosen for and ``name``
-    the agent's name (or identity) when one is known.
+    the agent's name (or identity) when one is known. ``expression`` is how
+    the agent sounds in its current turn, while it is there to talk to.
     """
 
     status: AgentStatus
     name: str | None = None
     reasons: tuple[str, ...] = ()
+    expression: ExpressionWords | None = None
 
 
 def describe_agent(state: SessionState) -> AgentWords:
@@ -153,6 +155,10 @@ def describe_agent(state: SessionState) -> AgentWords:
 
     def words(headline: str, detail: str, tone: Tone, reasons: tuple[str, ...] = ()) -> AgentWords:
         return AgentWords(headline, detail, tone, status, name, reasons)
+
+    def present(headline: str, detail: str, tone: Tone) -> AgentWords:
+        """Words for an agent in the room, with how it sounds when its turn says."""
+        return AgentWords(headline, detail, tone, status, name, (), describe_expression(agent.expression))
 
     if connection.status is ConnectionStatus.DISCONNECTED:
         if connection.error:
@@ -183,15 +189,15 @@ def describe_agent(state: SessionState) -> AgentWords:
                 return words("Connecting…", "Joining the room.", Tone.WAITING)
             return words("Waiting for the agent…", "Connected to the room; the agent has not joined yet.", Tone.WAITING)
         case AgentStatus.INITIALIZING:
-            return words("Agent starting…", f"{who} joined and is getting ready{unknown}.", Tone.WAITING)
+            return present("Agent starting…", f"{who} joined and is getting ready{unknown}.", Tone.WAITING)
         case AgentStatus.IDLE:
-            return words("Agent idle", f"{who} is present but not listening yet{unknown}.", Tone.WAITING)
+            return present("Agent idle", f"{who} is present but not listening yet{unknown}.", Tone.WAITING)
         case AgentStatus.LISTENING:
-            return words("Listening", f"{who} is listening. Speak, or type a message.", Tone.OK)
+            return present("Listening", f"{who} is listening. Speak, or type a message.", Tone.OK)
         case AgentStatus.THINKING:
-            return words("Thinking…", f"{who} is working on a reply.", Tone.THINKING)
+            return present("Thinking…", f"{who} is working on a reply.", Tone.THINKING)
         case AgentStatus.SPEAKING:
-            return words("Speaking", f"{who} is replying.", Tone.SPEAKING)
+            return present("Speaking", f"{who} is replying.", Tone.SPEAKING)
 
 
 def _sentence(first: str, then: str) -> str:

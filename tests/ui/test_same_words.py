@@ -2,13 +2,15 @@
 
 ``lkstate.ui`` promises one wording for every front end: what the agent is
 doing, why it failed, what went wrong, what a tool call did, how a message
-came and whether it went out. Each tone (connecting, buffering, listening,
+came and whether it went out, how the agent sounds (its ``lk.expression``),
+and the RPC calls between the app and the agent. Each tone (connecting, buffering, listening,
 thinking, speaking, failed…) has one colour. Here the same handful of
 snapshots is drawn by the Textual widgets (in a running app, read off the
 screen), the Qt widgets (offscreen, read off their labels) and the Gradio
 render functions (the HTML the page shows), and each must show the words
 ``lkstate.ui`` chose, with the tone's colour on the agent's headline and on a
-tool call's status. A front end that words something its own way, or paints a
+tool call's and an RPC call's status. The RPC and expression snapshots are
+folded by the reducer from the events the wire emits. A front end that words something its own way, or paints a
 tone its own colour, fails here.
 """
 
@@ -45,19 +47,24 @@ from lkstate import (
     Role,
     SessionState,
 )
-from lkstate.agent_session import RemoteSessionState, ToolCall, ToolCalls
-from lkstate.ui import Tone, describe_agent, describe_message, describe_problems, describe_tool_call
+from lkstate.agent_session import RemoteSessionState, RpcDirection, RpcStatus, ToolCall, ToolCalls
+from lkstate.lowlevel import reduce
+from lkstate.ui import Tone, describe_agent, describe_message, describe_problems, describe_rpc, describe_tool_call
+from lkstate._core import events as ev
 from lkstate_gradio import _render as gradio
-from lkstate_qt import AgentStateIndicator, ProblemsBar, ToolCallsPanel, TranscriptView
+from lkstate_qt import AgentStateIndicator, ProblemsBar, RpcPanel, ToolCallsPanel, TranscriptView
 from lkstate_textual import StateView
 from lkstate_textual.testing import save_screenshot, screen_text
 from lkstate_textual.widgets import AgentStatusIndicator
 from lkstate_textual.widgets import ProblemsBar as TextualProblemsBar
+from lkstate_textual.widgets import RpcPanel as TextualRpcPanel
 from lkstate_textual.widgets import ToolCallsPanel as TextualToolCallsPanel
 from lkstate_textual.widgets import TranscriptView as TextualTranscriptView
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-SCREENSHOT_STATES = {"failed with reasons": "failed", "speaking": "speaking"}
+SCREENSHOT_STATES = {
+    "failed with reasons": "failed", "speaking": "speaking", "rpc calls": "rpc", "an expression": "expression"
+}
 
 # -- the states ---------------------------------------------------------------------------
 
@@ -81,6 +88,59 @@ def _message(id: str, role: Role, text: str, **fields: Any) -> Message:
 
 
 LISTENING = _agent(AgentStatus.LISTENING)
+
+
+def _fold(state: SessionState, *events: ev.Event) -> SessionState:
+    for event in events:
+        state = reduce(state, event)
+    return state
+
+
+def _rpc(call_id: str, method: str, caller: str, callee: str, at: float) -> ev.Event:
+    direction = RpcDirection.INCOMING if callee == "ada" else RpcDirection.OUTGOING
+    return ev.RpcCallStarted(at=at, call_id=call_id, direction=direction, method=method, caller=caller, callee=callee)
+
+
+def _settled(call_id: str, at: float, status: RpcStatus, error: str | None = None) -> ev.Event:
+    return ev.RpcCallFinished(at=at, call_id=call_id, status=status, error=error, error_code=1500 if error else None)
+
+
+RPC_CALLS = _fold(
+    LISTENING,
+    ev.RpcMethodsChanged(at=20.0, methods=("get_location", "ui.confirm")),
+    _rpc("rpc/in/1", "get_location", "agent-1", "ada", 21.0),
+    _settled("rpc/in/1", 21.012, RpcStatus.SUCCEEDED),
+    _rpc("rpc/out/1", "agent.nope", "ada", "agent-1", 22.0),
+    _settled("rpc/out/1", 22.04, RpcStatus.FAILED,
+             "'agent-1' has no RPC method 'agent.nope' (or does not let this app call it)."),
+    _rpc("rpc/in/2", "get_location", "mallory", "ada", 23.0),
+    _settled("rpc/in/2", 23.0, RpcStatus.REFUSED,
+             "Refused a call of 'get_location' from 'mallory': only the agent may call it."),
+    _rpc("rpc/in/3", "ui.confirm", "agent-1", "ada", 24.0),
+)
+"""Four calls, one of each outcome; the refusal is also a problem, as the reducer makes it."""
+
+EXPRESSIVE = _fold(
+    SessionState(),
+    ev.StartRequested(at=29.0),
+    ev.RoomConnected(at=29.1, room_name="demo-room", local_identity="ada", server_url="ws://127.0.0.1:7880"),
+    ev.ParticipantJoined(at=29.2, identity="agent-1", name="", kind="agent",
+                         attributes=(("lk.agent.name", "lkstate-demo"), ("lk.agent.state", "speaking"))),
+    ev.TranscriptReceived(at=30.0, sender="agent-1", segment_id="seg-1", stream_seq=1, text="Oh, hello there!",
+                          final=True, closed=True,
+                          attributes=(("lk.expression", '{"expression": "warm surprise", "mood": "surprised"}'),
+                                      ("lk.segment_id", "seg-1"))),
+)
+"""The agent speaks with an expression: it shows beside its status and on its message."""
+
+
+def test_the_folded_snapshots_hold_what_they_are_named_for() -> None:
+    assert [call.status for call in RPC_CALLS.rpc.calls] == [
+        RpcStatus.SUCCEEDED, RpcStatus.FAILED, RpcStatus.REFUSED, RpcStatus.PENDING
+    ]
+    (message,) = EXPRESSIVE.messages
+    assert message.role is Role.AGENT and message.expression is not None
+    assert EXPRESSIVE.agent.expression == message.expression and not EXPRESSIVE.problems
 
 STATES: dict[str, tuple[SessionState, str, str]] = {
     # name: (snapshot, the agent's headline, its colour) — the headline and colour
@@ -141,6 +201,8 @@ STATES: dict[str, tuple[SessionState, str, str]] = {
         "Listening",
         "#16a34a",
     ),
+    "rpc calls": (RPC_CALLS, "Listening", "#16a34a"),
+    "an expression": (EXPRESSIVE, "Speaking", "#2563eb"),
 }
 
 
@@ -153,11 +215,22 @@ class Expected:
     agent_colour: str
     tool_colours: dict[str, str]
     """Tool call status word -> its colour."""
+    rpc_colours: dict[str, str]
+    """RPC call status word -> its colour."""
 
 
 def expected(state: SessionState) -> Expected:
     agent = describe_agent(state)
     words: list[str] = [agent.headline, agent.detail, *agent.reasons]
+    if agent.expression is not None:
+        words.append(agent.expression.text)
+    rpc = describe_rpc(state)
+    rpc_colours: dict[str, str] = {}
+    if rpc:
+        words += [rpc.headline, rpc.answers]
+    for call in rpc.calls:
+        words += [call.headline, call.status] + [text for text in (call.took, call.detail) if text]
+        rpc_colours[call.status] = call.tone.colour
     for line in describe_problems(state).lines:
         words += [line.source, line.message]
     tool_colours: dict[str, str] = {}
@@ -167,7 +240,7 @@ def expected(state: SessionState) -> Expected:
         tool_colours[tool.status] = tool.tone.colour
     for message in state.messages:
         words += [message.text, *describe_message(message).notes]
-    return Expected(tuple(words), agent.headline, agent.tone.colour, tool_colours)
+    return Expected(tuple(words), agent.headline, agent.tone.colour, tool_colours, rpc_colours)
 
 
 def test_the_states_cover_every_tone_an_agent_headline_can_have() -> None:
@@ -199,6 +272,7 @@ class Board(App[None]):
         yield AgentStatusIndicator()
         yield TextualProblemsBar()
         yield TextualToolCallsPanel()
+        yield TextualRpcPanel()
         yield TextualTranscriptView()
 
     def show(self, state: SessionState) -> None:
@@ -240,7 +314,7 @@ async def test_textual_shows_the_shared_words_and_colours(name: str) -> None:
         shown = screen_text(app)
         assert _missing(want.words, shown) == [], shown
         assert _textual_colour(app, want.agent_headline) == want.agent_colour
-        for status, colour in want.tool_colours.items():
+        for status, colour in (want.tool_colours | want.rpc_colours).items():
             assert _textual_colour(app, f"  {status}") == colour, status
         if name in SCREENSHOT_STATES:
             save_screenshot(app, f"same-words-textual-{SCREENSHOT_STATES[name]}", SCREENSHOTS)
@@ -255,14 +329,15 @@ class QtBoard(QWidget):
         self.agent = AgentStateIndicator()
         self.problems = ProblemsBar()
         self.tools = ToolCallsPanel()
+        self.rpc = RpcPanel()
         self.transcript = TranscriptView()
         column = QVBoxLayout(self)
-        for widget in (self.agent, self.problems, self.tools, self.transcript):
+        for widget in (self.agent, self.problems, self.tools, self.rpc, self.transcript):
             column.addWidget(widget)
-        self.resize(640, 720)
+        self.resize(640, 900)
 
     def show_state(self, state: SessionState) -> None:
-        for widget in (self.agent, self.problems, self.tools, self.transcript):
+        for widget in (self.agent, self.problems, self.tools, self.rpc, self.transcript):
             widget.render_state(state)
 
     def text(self) -> str:
@@ -286,7 +361,7 @@ def test_qt_shows_the_shared_words_and_colours(qtbot: QtBot, name: str) -> None:
     # Cards and bubbles are laid out (and shown) once the event loop runs.
     qtbot.waitUntil(lambda: drawn("ToolCallStatus", len(state.remote.tool_calls)) and drawn(
         "MessageHeader", len(state.messages)
-    ))
+    ) and drawn("RpcCallStatus", len(describe_rpc(state).calls)))
     shown = board.text()
     assert _missing(want.words, shown) == [], shown
     assert board.agent.title.text() == want.agent_headline
@@ -296,6 +371,11 @@ def test_qt_shows_the_shared_words_and_colours(qtbot: QtBot, name: str) -> None:
     assert set(statuses) == set(want.tool_colours)
     for status, colour in want.tool_colours.items():
         assert f"color: {colour};" in statuses[status], status
+    rpc_statuses = {label.text(): label.styleSheet() for label in board.rpc.findChildren(QLabel, "RpcCallStatus")}
+    assert set(rpc_statuses) == set(want.rpc_colours)
+    for status, colour in want.rpc_colours.items():
+        assert f"color: {colour};" in rpc_statuses[status], status
+    assert board.rpc.isVisible() == bool(state.rpc.calls), "the RPC panel is hidden until there is a call"
     if name in SCREENSHOT_STATES:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         assert board.grab().save(str(SCREENSHOTS / f"same-words-qt-{SCREENSHOT_STATES[name]}.png"))
@@ -306,7 +386,7 @@ def test_qt_shows_the_shared_words_and_colours(qtbot: QtBot, name: str) -> None:
 
 def _gradio_page(state: SessionState) -> str:
     chat = " ".join(m["content"] for m in gradio.chat_messages(state.messages))
-    return " ".join((gradio.status_html(state), gradio.problems_html(state), gradio.tools_html(state.remote), chat))
+    return " ".join((gradio.status_html(state), gradio.problems_html(state), gradio.activity_html(state), chat))
 
 
 @pytest.mark.parametrize("name", list(STATES))
@@ -323,4 +403,4 @@ def test_gradio_shows_the_shared_words_and_colours(name: str) -> None:
         (text, colour)
         for colour, text in re.findall(r'class="lk-badge" style="--lk-color: (#[0-9a-f]{6})">([^<]+)<', page)
     )
-    assert badges == want.tool_colours
+    assert badges == want.tool_colours | want.rpc_colours

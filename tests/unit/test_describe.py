@@ -371,6 +371,9 @@ def test_the_agents_expression_reads_as_how_it_sounds_its_mood_then_its_own_word
     same = describe_expression(AgentExpression(label="Calm", mood="calm"))
     assert same is not None and same.text == "sounds calm", "words that repeat the mood are not said twice"
     assert describe_expression(None) is None
+    assert describe_agent(state).expression == words, "the agent indicator says how the agent sounds"
+    gone = fold([ev.ParticipantLeft(at=4.0, identity=AGENT)], state)
+    assert describe_agent(gone).expression is None, "no agent to talk to, nothing about how it sounds"
 
 
 def test_an_agent_message_says_how_it_sounds_after_how_it_came() -> None:
