@@ -613,8 +613,9 @@ class ToolCallsPanel(StateWidget[Any]):
 class RpcPanel(StateWidget[RpcWords]):
     """The last RPC calls between the app and the agent, newest first; hidden until there is one.
 
-    Each call is one line, ``✓ agent → app: get_location  ok · 12 ms``; one
-    that failed, timed out or was refused says why on the line under it. The
+    Each call is who called whom for what (``✓ agent → app: get_location``)
+    over how it went (``ok · 12 ms``); one that failed, timed out or was
+    refused says why on the line under that. The
     border counts every call, and the foot says which methods the app answers.
     """
 
@@ -649,7 +650,8 @@ class RpcPanel(StateWidget[RpcWords]):
             colour = call.tone.colour
             if index:
                 parts.append("\n")
-            parts += [(f"{self._ICONS.get(call.status, '✗')} ", colour), (call.headline, "bold")]
+            # Two short lines rather than one that wraps mid-status in a narrow side column.
+            parts += [(f"{self._ICONS.get(call.status, '✗')} ", colour), (call.headline, "bold"), "\n"]
             parts += [(f"  {call.status}", colour)]
             if call.took:
                 parts.append((f" · {call.took}", "$text-muted"))

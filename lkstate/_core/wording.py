@@ -133,7 +133,7 @@ class AgentWords(Words):
     front end shows them its own way (a list, a tooltip, after the detail).
     ``status`` is the agent status the words were chosen for and ``name``
     the agent's name (or identity) when one is known. ``expression`` is how
-    the agent sounds in its current turn, while it is there to talk to.
+    the agent sounds in the turn it is speaking, when the turn says.
     """
 
     status: AgentStatus
@@ -157,8 +157,15 @@ def describe_agent(state: SessionState) -> AgentWords:
         return AgentWords(headline, detail, tone, status, name, reasons)
 
     def present(headline: str, detail: str, tone: Tone) -> AgentWords:
-        """Words for an agent in the room, with how it sounds when its turn says."""
-        return AgentWords(headline, detail, tone, status, name, (), describe_expression(agent.expression))
+        """Words for an agent in the room; while it speaks, how it sounds when its turn says.
+
+        Only while speaking: the expression belongs to the turn being said,
+        and "Listening · sounds surprised" would describe a turn that is over
+        (the message keeps it).
+        """
+        speaking = status is AgentStatus.SPEAKING
+        expression = describe_expression(agent.expression) if speaking else None
+        return AgentWords(headline, detail, tone, status, name, (), expression)
 
     if connection.status is ConnectionStatus.DISCONNECTED:
         if connection.error:
@@ -563,8 +570,10 @@ def describe_rpc_call(call: RpcCall, *, agents: Collection[str] = ()) -> RpcCall
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 0.0005:
+        return "<1 ms"  # answered in the same process: "0 ms" would read as not measured
     if seconds < 1.0:
-        return f"{max(0, round(seconds * 1000))} ms"
+        return f"{round(seconds * 1000)} ms"
     return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 

@@ -25,7 +25,20 @@ from lkstate._media.audio import GeneratorInput
 from lkstate_textual import SessionStateChanged, StateWidget
 from lkstate_textual.app import VoiceAgentApp
 from lkstate_textual.testing import save_screenshot, screen_text
-from lkstate_textual.widgets import CameraNotice, CameraToggle, ConnectButton, MicrophoneToggle, ToolCallsPanel, UsagePanel
+from lkstate_textual.widgets import (
+    CameraNotice,
+    CameraToggle,
+    ConnectButton,
+    MicrophoneToggle,
+    RpcPanel,
+    ToolCallsPanel,
+    UsagePanel,
+)
+from lkstate.agent_session import RpcInvocation
+from lkstate.demo_agent import ScriptedLLM
+from lkstate.errors import RpcCallError
+from lkstate.ui import describe_rpc_call
+from tests.harness.agent import WHERE_AM_I_RULE, RpcAgent
 from tests.harness.peer import Peer, wait_until
 from tests.harness.server import LiveKitServer
 from tests.harness.sessions import SessionFactory, agent_sees_user
@@ -125,6 +138,71 @@ async def test_a_person_connects_chats_asks_for_the_weather_and_disconnects(
     assert AgentStatus.LISTENING in log.statuses
     assert AgentStatus.SPEAKING in log.statuses, "the agent was seen speaking its reply"
     assert log.statuses[-1] is AgentStatus.DISCONNECTED
+
+
+def agent_said(text: str) -> Callable[[SessionState], bool]:
+    return lambda s: any(m.role is Role.AGENT and m.final and m.text.strip() == text for m in s.messages)
+
+
+def _in_panel(screen: str) -> str:
+    """The screen's lines cut to the RPC panel's column, border and padding left out."""
+    lines = [line for line in screen.splitlines() if "RPC ·" in line]
+    start = lines[0].index("RPC ·") - 3 if lines else 0
+    return "\n".join(line[start + 2:].rstrip(" │").rstrip() for line in screen.splitlines())
+
+
+async def test_an_agent_tool_asking_the_app_through_rpc_shows_in_the_rpc_panel_and_the_reply_how_it_sounds(
+    make_session: Callable[..., Session], room_name: str, agent_factory: Any
+) -> None:
+    # The real AgentSession's function tool calls the app's get_location over
+    # RPC; the model then says the answer with expressive markup, which the
+    # framework turns into lk.expression on the reply.
+    llm = ScriptedLLM(
+        tool_rules=(WHERE_AM_I_RULE,),
+        follow_up=lambda output: f'<expression value="warm surprise"/> {output.output}',
+        token_delay=0.01,
+    )
+    agent = await agent_factory(room_name, llm=llm, agent=RpcAgent())
+    session = make_session()
+
+    def get_location(invocation: RpcInvocation) -> str:
+        return "Lisbon"
+
+    session.register_rpc_method("get_location", get_location)
+    app = VoiceAgentApp(session, agent_name="lkstate-demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await screen_shows(app, pilot, "● Listening")
+        await agent_sees_user(agent, session)
+        assert not app.query_one(RpcPanel).display, "no call yet: no RPC panel to clutter the screen"
+        assert "RPC" not in screen_text(app)
+
+        await pilot.press(*"Where am I?")
+        await pilot.press("enter")
+        # While the agent says it: how it sounds, beside its status and on its words.
+        await screen_shows(app, pilot, "◆ Speaking   ♪ sounds surprised (warm surprise)",
+                           "lkstate-demo · spoken · sounds surprised (warm surprise)")
+        save_screenshot(app, "textual-13-live-rpc-and-expression", SCREENSHOTS)
+        await session.wait_until(agent_said("You are in Lisbon."), timeout=20)
+        text = await screen_shows(
+            app, pilot, "● Listening", "RPC · 1 call", "✓ agent → app: get_location", "This app answers get_location.",
+            "lkstate-demo · spoken · sounds surprised (warm surprise)",
+        )
+        assert "♪" not in text, "once the turn is said, the indicator stops saying how it sounded; the message keeps it"
+        assert agent.agent.rpc_answers == ["Lisbon"]
+        (call,) = session.state.rpc.calls
+        assert call.duration is not None
+        took = describe_rpc_call(call).took
+        assert took is not None and took.endswith("ms")
+        assert f"✓ agent → app: get_location\n  ok · {took}" in _in_panel(text)
+        assert "<expression" not in text, "the markup is for the voice, not the screen"
+
+        # The app calls the agent: a method it does not have fails, in words, on screen.
+        with pytest.raises(RpcCallError):
+            await session.perform_rpc("agent.nope", timeout=5)
+        text = await screen_shows(app, pilot, "RPC · 2 calls", "✗ app → agent: agent.nope", "has no RPC method")
+        assert "✗ app → agent: agent.nope\n  failed ·" in _in_panel(text)
+        assert text.index("agent.nope") < text.index("agent → app: get_location"), "newest first"
+        save_screenshot(app, "textual-14-live-rpc-failed", SCREENSHOTS)
 
 
 async def test_an_agent_that_does_not_come_shows_failed_with_the_reason_and_recovers_when_it_joins(

@@ -372,6 +372,9 @@ def test_the_agents_expression_reads_as_how_it_sounds_its_mood_then_its_own_word
     assert same is not None and same.text == "sounds calm", "words that repeat the mood are not said twice"
     assert describe_expression(None) is None
     assert describe_agent(state).expression == words, "the agent indicator says how the agent sounds"
+    listening = fold([agent("listening")], state)
+    assert listening.agent.expression == state.agent.expression
+    assert describe_agent(listening).expression is None, "the turn is over: the indicator stops saying it"
     gone = fold([ev.ParticipantLeft(at=4.0, identity=AGENT)], state)
     assert describe_agent(gone).expression is None, "no agent to talk to, nothing about how it sounds"
 
@@ -440,5 +443,5 @@ def test_the_rpc_panel_lists_the_newest_calls_counts_the_rest_and_is_empty_until
 
 def test_a_caller_is_the_agent_only_while_it_is_known_as_one() -> None:
     call = fold([*connected(), called("in/1", "ping", caller="agent-gone"), answered("in/1", 5.0004)]).rpc.calls[0]
-    assert describe_rpc_call(call).summary == "agent-gone → app: ping · ok · 0 ms"
+    assert describe_rpc_call(call).summary == "agent-gone → app: ping · ok · <1 ms", "not '0 ms'"
     assert describe_rpc_call(call, agents={"agent-gone"}).route == "agent → app"
