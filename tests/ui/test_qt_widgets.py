@@ -16,7 +16,7 @@ from pathlib import Path
 
 import attrs
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
 from lkstate import (
@@ -49,6 +49,9 @@ from lkstate_qt import (
     TranscriptView,
 )
 from lkstate_qt.app import MainWindow
+from lkstate.agent_session import RpcDirection, RpcStatus
+from lkstate.lowlevel import reduce
+from lkstate._core import events as ev
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
@@ -241,3 +244,67 @@ def test_the_window_shows_early_listening_a_running_tool_and_problems(qtbot: QtB
     assert window.grab().save(str(SCREENSHOTS / "qt-08-early-listening-composed.png"))
     window.close()
     assert not bridge.loop_thread.is_running
+
+
+def test_the_window_shows_rpc_calls_once_there_is_one_and_how_the_agent_sounds(qtbot: QtBot) -> None:
+    """RPC calls of every outcome and an expressive reply, folded by the reducer from the wire's events."""
+    bridge = SessionBridge(Session(DevelopmentTokenSource("ws://127.0.0.1:9", "devkey", "secret")))
+    window = MainWindow(bridge, title="lkstate kit")
+    qtbot.addWidget(window)
+    window.resize(1000, 680)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: bridge.delivered >= 1)
+    widgets = (window.indicator, window.transcript, window.details, window.tools, window.rpc, window.problems)
+
+    def show(state: SessionState) -> None:
+        for widget in widgets:
+            widget.render_state(state)
+        QApplication.processEvents()
+
+    events: list[ev.Event] = [
+        ev.StartRequested(at=1.0),
+        ev.RoomConnected(at=1.1, room_name="kitchen", local_identity="user-1", server_url="ws://127.0.0.1:7880"),
+        ev.ParticipantJoined(at=1.2, identity="agent-1", name="", kind="agent",
+                             attributes=(("lk.agent.name", "lkstate-demo"), ("lk.agent.state", "listening"))),
+        ev.RpcMethodsChanged(at=1.3, methods=("get_location",)),
+    ]
+    state = SessionState()
+    for event in events:
+        state = reduce(state, event)
+    show(state)
+    assert not window.rpc.isVisible(), "methods registered but no call yet: nothing to show"
+
+    for event in [
+        ev.RpcCallStarted(at=2.0, call_id="rpc/in/1", direction=RpcDirection.INCOMING, method="get_location",
+                          caller="agent-1", callee="user-1"),
+        ev.RpcCallFinished(at=2.003, call_id="rpc/in/1", status=RpcStatus.SUCCEEDED),
+        ev.RpcCallStarted(at=3.0, call_id="rpc/out/1", direction=RpcDirection.OUTGOING, method="agent.lookup",
+                          caller="user-1", callee="agent-1"),
+        ev.RpcCallFinished(at=8.0, call_id="rpc/out/1", status=RpcStatus.TIMED_OUT, error_code=1502,
+                           error="'agent-1' did not answer 'agent.lookup' within 5 s."),
+        ev.ParticipantAttributesChanged(at=8.1, identity="agent-1",
+                                        attributes=(("lk.agent.name", "lkstate-demo"), ("lk.agent.state", "speaking"))),
+        ev.TranscriptReceived(at=8.2, sender="agent-1", segment_id="s1", stream_seq=1, text="You are in Lisbon!",
+                              final=True, closed=True,
+                              attributes=(("lk.expression", '{"expression": "bright and warm", "mood": "happy"}'),
+                                          ("lk.segment_id", "s1"))),
+    ]:
+        state = reduce(state, event)
+    show(state)
+    assert window.rpc.isVisible()
+    assert window.rpc.title.text() == "RPC · 2 calls"
+    assert window.rpc.call_texts() == (
+        ("app → agent: agent.lookup", "timed out", "'agent-1' did not answer 'agent.lookup' within 5 s."),
+        ("agent → app: get_location", "ok", ""),
+    )
+    assert window.rpc.foot.text() == "This app answers get_location."
+    assert (window.indicator.title.text(), window.indicator.expression.text()) == (
+        "Speaking", "sounds happy (bright and warm)"
+    )
+    assert window.indicator.expression.isVisible()
+    headers = [label.text() for label in window.transcript.findChildren(QLabel, "MessageHeader")]
+    assert headers and headers[0].startswith("lkstate-demo · spoken · sounds happy (bright and warm) · ")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert window.grab().save(str(SCREENSHOTS / "qt-09-rpc-and-expression-composed.png"))
+    window.close()
