@@ -17,6 +17,8 @@ click and read the page; screenshots go to ``test-artifacts/screenshots/``:
 - gradio-06-replay.png: a recorded session played back (``lkstate replay --ui gradio``);
 - gradio-07-no-camera.png: the camera button on a machine without a camera: why, in words;
 - gradio-08-camera-on.png: the camera on (a generated pattern), seen by the agent.
+- gradio-09-rpc-and-expression.png: RPC calls between the app and the agent (one
+  failed, in words) and how the speaking agent sounds, replayed from the wire's events.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from livekit import rtc
 
 from lkstate import AudioInput, ConnectionStatus, DevelopmentTokenSource, GeneratorInput, TokenSource
 from lkstate.media import PATTERN_COLOURS, PatternVideoInput
+from lkstate.agent_session import RpcDirection, RpcStatus
 from lkstate.recording import read_recording, Replay
+from lkstate._core import events as ev
 from tests.harness.peer import wait_until
 from tests.harness.server import LiveKitServer
 from tests.harness.video import bar_colours, close_to, first_picture, video_of
@@ -359,6 +363,64 @@ async def test_a_recording_plays_back_in_every_tab_and_commands_are_refused_in_w
         await eventually(lambda: len(demo.sessions) == 2, what="a replay for each tab")
         replays = [demo.sessions.get(key) for key in demo.sessions.keys()]
         assert replays[0] is not replays[1]
+        await context.close()
+    finally:
+        await asyncio.to_thread(demo.close)
+
+
+def rpc_and_expression_events() -> list[ev.Event]:
+    """What the wire emits when an agent's tool asks the app, the app's call fails, and the agent answers warmly."""
+    at = 1_800_000_000.0
+    agent, user = "agent-AJ_rpc", "user-rpc"
+    return [
+        ev.StartRequested(at=at),
+        ev.RoomConnected(at=at + 0.1, room_name="rpc-room", local_identity=user, server_url="ws://127.0.0.1:7880"),
+        ev.ParticipantJoined(at=at + 0.2, identity=agent, name="", kind="agent",
+                             attributes=(("lk.agent.name", "lkstate-demo"), ("lk.agent.state", "listening"))),
+        ev.RpcMethodsChanged(at=at + 0.2, methods=("get_location",)),
+        ev.RpcCallStarted(at=at + 0.3, call_id="rpc/in/1", direction=RpcDirection.INCOMING, method="get_location",
+                          caller=agent, callee=user),
+        ev.RpcCallFinished(at=at + 0.304, call_id="rpc/in/1", status=RpcStatus.SUCCEEDED),
+        ev.RpcCallStarted(at=at + 0.4, call_id="rpc/out/1", direction=RpcDirection.OUTGOING, method="agent.nope",
+                          caller=user, callee=agent),
+        ev.RpcCallFinished(at=at + 0.42, call_id="rpc/out/1", status=RpcStatus.FAILED, error_code=1400,
+                           error=f"{agent!r} has no RPC method 'agent.nope' (or does not let this app call it)."),
+        ev.ParticipantAttributesChanged(at=at + 0.5, identity=agent,
+                                        attributes=(("lk.agent.name", "lkstate-demo"), ("lk.agent.state", "speaking"))),
+        ev.TranscriptReceived(at=at + 0.6, sender=agent, segment_id="seg-1", stream_seq=1, text="You are in Lisbon!",
+                              final=True, closed=True,
+                              attributes=(("lk.expression", '{"expression": "warm surprise", "mood": "surprised"}'),
+                                          ("lk.segment_id", "seg-1"))),
+    ]
+
+
+async def test_rpc_calls_and_how_the_agent_sounds_show_on_the_page(browser: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    events = rpc_and_expression_events()
+    demo = build_demo(session_factory=lambda: Replay(events, speed=4.0), auto_connect=True)
+    url = await asyncio.to_thread(lambda: demo.launch(port=free_port(), block=False, quiet=True))
+    try:
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await open_tab(context, url)
+        rpc = page.locator("#lk-tools .lk-rpc")
+        await expect(page.locator("#lk-status .lk-expression")).to_have_text(
+            "sounds surprised (warm surprise)", timeout=20_000
+        )
+        await expect(rpc.locator(".lk-panel-title")).to_have_text("RPC · 2 calls")
+        calls = rpc.locator(".lk-rpc-call")
+        await expect(calls).to_have_count(2)
+        await expect(calls.nth(0)).to_have_attribute("data-status", "failed")
+        await expect(calls.nth(0)).to_contain_text("app → agent: agent.nope")
+        await expect(calls.nth(0).locator(".lk-rpc-error")).to_have_text(
+            "'agent-AJ_rpc' has no RPC method 'agent.nope' (or does not let this app call it)."
+        )
+        await expect(calls.nth(1)).to_contain_text("agent → app: get_location")
+        await expect(calls.nth(1).locator(".lk-took")).to_have_text("4 ms")
+        await expect(page.locator("#lk-chat")).to_contain_text("spoken · sounds surprised (warm surprise)")
+        # The reason is red in the browser as in the other front ends, not only in the markup.
+        colour = await calls.nth(0).locator(".lk-rpc-error").evaluate("e => getComputedStyle(e).color")
+        assert colour == "rgb(220, 38, 38)", colour
+        await page.screenshot(path=str(screenshot_path("gradio-09-rpc-and-expression.png")))
         await context.close()
     finally:
         await asyncio.to_thread(demo.close)

@@ -25,14 +25,19 @@ from lkstate import (
 from lkstate._core.remote_state import LLMUsage, RemoteSessionState, SessionUsage, ToolCall, TTSUsage
 
 from lkstate.ui import Tone
+from lkstate.agent_session import RpcDirection, RpcStatus
+from lkstate.lowlevel import reduce
+from lkstate._core import events as ev
 from lkstate_gradio import (
     Palette,
+    activity_html,
     agent_status_words,
     camera_label,
     chat_message,
     chat_messages,
     microphone_label,
     problems_html,
+    rpc_html,
     status_html,
     tools_html,
 )
@@ -223,3 +228,55 @@ def test_problems_are_listed_newest_first_with_agent_errors() -> None:
     assert "<b>agent</b>: the LLM timed out" in html
     assert 'data-count="3"' in html
     assert "No problems." in problems_html(SessionState())
+
+
+def fold(state: SessionState, *events: ev.Event) -> SessionState:
+    for event in events:
+        state = reduce(state, event)
+    return state
+
+
+def test_rpc_calls_show_between_tool_calls_and_usage_once_there_is_one() -> None:
+    listening = with_agent(AgentStatus.LISTENING)
+    registered = fold(listening, ev.RpcMethodsChanged(at=1.0, methods=("get_location",)))
+    assert rpc_html(registered) == "", "methods alone are not activity: no RPC section"
+    assert "RPC" not in activity_html(registered)
+    state = fold(
+        registered,
+        ev.RpcCallStarted(at=2.0, call_id="rpc/in/1", direction=RpcDirection.INCOMING, method="get_location",
+                          caller="agent-1", callee="user-1"),
+        ev.RpcCallFinished(at=2.25, call_id="rpc/in/1", status=RpcStatus.SUCCEEDED),
+        ev.RpcCallStarted(at=3.0, call_id="rpc/in/2", direction=RpcDirection.INCOMING, method="get_location",
+                          caller="<img src=x>", callee="user-1"),
+        ev.RpcCallFinished(at=3.0, call_id="rpc/in/2", status=RpcStatus.REFUSED,
+                           error="Refused a call of 'get_location' from '<img src=x>': only the agent may call it."),
+    )
+    html = rpc_html(state)
+    assert 'data-total="2"' in html and "RPC · 2 calls" in html
+    assert html.index('data-status="refused"') < html.index('data-status="ok"'), "newest first"
+    assert "<code>agent → app: get_location</code>" in html and '<span class="lk-took">250 ms</span>' in html
+    assert "<img" not in html and "&lt;img src=x&gt; → app: get_location" in html, "a caller's identity is shown, not run"
+    assert f'<span class="lk-badge" style="--lk-color: {Tone.ERROR.colour}">refused</span>' in html
+    assert "from &#x27;&lt;img src=x&gt;&#x27;: only the agent may call it." in html
+    assert "This app answers get_location." in html
+    page = activity_html(state)
+    assert page.index("Tool calls") < page.index("RPC · 2 calls") < page.index("Usage")
+
+
+def test_how_the_agent_sounds_is_beside_its_status_while_it_speaks_and_on_its_message() -> None:
+    speaking = fold(
+        SessionState(),
+        ev.StartRequested(at=1.0),
+        ev.RoomConnected(at=1.1, room_name="room-1", local_identity="user-1", server_url="ws://x"),
+        ev.ParticipantJoined(at=1.2, identity="agent-1", name="", kind="agent",
+                             attributes=(("lk.agent.name", "helper"), ("lk.agent.state", "speaking"))),
+        ev.TranscriptReceived(at=1.3, sender="agent-1", segment_id="s1", stream_seq=1, text="Oh!", final=True,
+                              closed=True, attributes=(("lk.expression", '{"expression": "<warm>", "mood": "happy"}'),)),
+    )
+    status = status_html(speaking)
+    assert f'<span class="lk-expression" style="color: {Tone.SPEAKING.colour}">sounds happy (&lt;warm&gt;)</span>' in status
+    (reply,) = chat_messages(speaking.messages)
+    assert "spoken · sounds happy (&lt;warm&gt;)" in reply["content"]
+    listening = fold(speaking, ev.ParticipantAttributesChanged(
+        at=2.0, identity="agent-1", attributes=(("lk.agent.name", "helper"), ("lk.agent.state", "listening"))))
+    assert "lk-expression" not in status_html(listening), "the turn is over; the message keeps how it sounded"
