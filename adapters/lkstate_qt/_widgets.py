@@ -674,10 +674,7 @@ class ToolCallsPanel(QFrame):
 
     def call_texts(self) -> tuple[tuple[str, str], ...]:
         """``(call, outcome)`` as shown, one per tool call (for tests)."""
-        return tuple(
-            (card.findChild(QLabel, "ToolCallTitle").text(), card.findChild(QLabel, "ToolCallDetail").text())  # type: ignore[union-attr]
-            for card in self._call_cards
-        )
+        return tuple((_label_text(card, "ToolCallTitle"), _label_text(card, "ToolCallDetail")) for card in self._call_cards)
 
     def usage_texts(self) -> tuple[str, ...]:
         return tuple(label.text() for label in self._usage_labels)
@@ -693,31 +690,7 @@ class ToolCallsPanel(QFrame):
         _clear_layout(self._calls, self._call_cards)
         for call in calls:
             words = tool_call_words(call)
-            card = QFrame()
-            card.setObjectName("ToolCallCard")
-            card.setStyleSheet(
-                f"#ToolCallCard {{ border: 1px solid {Palette.BORDER}; border-left: 3px solid {words.color};"
-                " border-radius: 6px; background: white; }"
-            )
-            title = QLabel(words.title)
-            title.setObjectName("ToolCallTitle")
-            title.setWordWrap(True)
-            title.setStyleSheet("font-family: monospace; font-weight: bold;")
-            status = QLabel(call.status)
-            status.setObjectName("ToolCallStatus")
-            status.setStyleSheet(f"color: {words.color}; font-size: 11px; font-weight: bold;")
-            detail = QLabel(words.detail)
-            detail.setObjectName("ToolCallDetail")
-            detail.setWordWrap(True)
-            detail.setStyleSheet(f"color: {Palette.TEXT};")
-            head = QHBoxLayout()
-            head.addWidget(title, 1)
-            head.addWidget(status, 0, Qt.AlignmentFlag.AlignTop)
-            box = QVBoxLayout(card)
-            box.setContentsMargins(10, 6, 10, 7)
-            box.setSpacing(2)
-            box.addLayout(head)
-            box.addWidget(detail)
+            card = _call_card("ToolCall", words.title, call.status, words.color, words.detail, detail_color=Palette.TEXT)
             self._calls.addWidget(card)
             self._call_cards.append(card)
         self._no_calls.setVisible(not calls)
@@ -768,11 +741,10 @@ class RpcPanel(QFrame):
 
     def call_texts(self) -> tuple[tuple[str, str, str], ...]:
         """``(call, status, reason)`` as shown, newest first (for tests)."""
-        def text(card: QWidget, name: str) -> str:
-            label = card.findChild(QLabel, name)
-            return label.text() if label is not None else ""
-
-        return tuple((text(c, "RpcCallTitle"), text(c, "RpcCallStatus"), text(c, "RpcCallDetail")) for c in self._cards)
+        return tuple(
+            (_label_text(c, "RpcCallTitle"), _label_text(c, "RpcCallStatus"), _label_text(c, "RpcCallDetail"))
+            for c in self._cards
+        )
 
     def render_state(self, state: SessionState) -> None:
         words = describe_rpc(state, limit=self._limit)
@@ -794,38 +766,56 @@ class RpcPanel(QFrame):
     @staticmethod
     def _card(call: RpcCallWords) -> QFrame:
         colour = call.tone.colour
-        card = QFrame()
-        card.setObjectName("RpcCallCard")
-        card.setStyleSheet(
-            f"#RpcCallCard {{ border: 1px solid {Palette.BORDER}; border-left: 3px solid {colour};"
-            " border-radius: 6px; background: white; }"
-        )
-        title = QLabel(call.headline)
-        title.setObjectName("RpcCallTitle")
-        title.setWordWrap(True)
-        title.setStyleSheet("font-family: monospace; font-weight: bold;")
-        status = QLabel(call.status)
-        status.setObjectName("RpcCallStatus")
-        status.setStyleSheet(f"color: {colour}; font-size: 11px; font-weight: bold;")
-        head = QHBoxLayout()
-        head.addWidget(title, 1)
-        head.addWidget(status, 0, Qt.AlignmentFlag.AlignTop)
-        if call.took:
-            took = QLabel(call.took)
-            took.setObjectName("RpcCallTook")
-            took.setStyleSheet(f"color: {Palette.MUTED}; font-size: 11px;")
-            head.addWidget(took, 0, Qt.AlignmentFlag.AlignTop)
-        box = QVBoxLayout(card)
-        box.setContentsMargins(10, 6, 10, 7)
-        box.setSpacing(2)
-        box.addLayout(head)
-        if call.detail:
-            detail = QLabel(call.detail)
-            detail.setObjectName("RpcCallDetail")
-            detail.setWordWrap(True)
-            detail.setStyleSheet(f"color: {colour};")
-            box.addWidget(detail)
-        return card
+        return _call_card("RpcCall", call.headline, call.status, colour, call.detail, took=call.took, detail_color=colour)
+
+
+def _call_card(
+    kind: str, title: str, status: str, colour: str, detail: str, *, detail_color: str, took: str | None = None
+) -> QFrame:
+    """A tool or RPC call as a card: the call as code, its status in ``colour`` (and time), the outcome under it.
+
+    The labels are named ``<kind>Title``, ``<kind>Status``, ``<kind>Took`` and
+    ``<kind>Detail`` (the card ``<kind>Card``) so tests and style sheets find
+    them; without a ``took`` or a ``detail`` there is no label for it.
+    """
+    card = QFrame()
+    card.setObjectName(f"{kind}Card")
+    card.setStyleSheet(
+        f"#{kind}Card {{ border: 1px solid {Palette.BORDER}; border-left: 3px solid {colour};"
+        " border-radius: 6px; background: white; }"
+    )
+    title_label = QLabel(title)
+    title_label.setObjectName(f"{kind}Title")
+    title_label.setWordWrap(True)
+    title_label.setStyleSheet("font-family: monospace; font-weight: bold;")
+    status_label = QLabel(status)
+    status_label.setObjectName(f"{kind}Status")
+    status_label.setStyleSheet(f"color: {colour}; font-size: 11px; font-weight: bold;")
+    head = QHBoxLayout()
+    head.addWidget(title_label, 1)
+    head.addWidget(status_label, 0, Qt.AlignmentFlag.AlignTop)
+    if took:
+        took_label = QLabel(took)
+        took_label.setObjectName(f"{kind}Took")
+        took_label.setStyleSheet(f"color: {Palette.MUTED}; font-size: 11px;")
+        head.addWidget(took_label, 0, Qt.AlignmentFlag.AlignTop)
+    box = QVBoxLayout(card)
+    box.setContentsMargins(10, 6, 10, 7)
+    box.setSpacing(2)
+    box.addLayout(head)
+    if detail:
+        detail_label = QLabel(detail)
+        detail_label.setObjectName(f"{kind}Detail")
+        detail_label.setWordWrap(True)
+        detail_label.setStyleSheet(f"color: {detail_color};")
+        box.addWidget(detail_label)
+    return card
+
+
+def _label_text(widget: QWidget, name: str) -> str:
+    """The text of ``widget``'s label called ``name``; empty when it has none."""
+    label = widget.findChild(QLabel, name)
+    return label.text() if label is not None else ""
 
 
 def _clear_layout(layout: QVBoxLayout | QGridLayout, widgets: list[_W]) -> None:

@@ -213,8 +213,8 @@ def test_tool_calls_show_their_progress_outcome_and_the_usage_reported(qtbot: Qt
     )
 
 
-def test_the_window_shows_early_listening_a_running_tool_and_problems(qtbot: QtBot) -> None:
-    """A screenshot of the states the wire tests cannot reach on demand, composed by hand."""
+def composed_window(qtbot: QtBot) -> tuple[SessionBridge, MainWindow]:
+    """The app's window, shown, on a session that never connects: the test hands it snapshots."""
     bridge = SessionBridge(Session(DevelopmentTokenSource("ws://127.0.0.1:9", "devkey", "secret")))
     window = MainWindow(bridge, title="lkstate kit")
     qtbot.addWidget(window)
@@ -222,6 +222,12 @@ def test_the_window_shows_early_listening_a_running_tool_and_problems(qtbot: QtB
     window.show()
     qtbot.waitExposed(window)
     qtbot.waitUntil(lambda: bridge.delivered >= 1)
+    return bridge, window
+
+
+def test_the_window_shows_early_listening_a_running_tool_and_problems(qtbot: QtBot) -> None:
+    """A screenshot of the states the wire tests cannot reach on demand, composed by hand."""
+    bridge, window = composed_window(qtbot)
     state = SessionState(
         connection=ConnectionState(status=ConnectionStatus.CONNECTING, room_name="kitchen",
                                    server_url="ws://127.0.0.1:7880"),
@@ -248,13 +254,7 @@ def test_the_window_shows_early_listening_a_running_tool_and_problems(qtbot: QtB
 
 def test_the_window_shows_rpc_calls_once_there_is_one_and_how_the_agent_sounds(qtbot: QtBot) -> None:
     """RPC calls of every outcome and an expressive reply, folded by the reducer from the wire's events."""
-    bridge = SessionBridge(Session(DevelopmentTokenSource("ws://127.0.0.1:9", "devkey", "secret")))
-    window = MainWindow(bridge, title="lkstate kit")
-    qtbot.addWidget(window)
-    window.resize(1000, 680)
-    window.show()
-    qtbot.waitExposed(window)
-    qtbot.waitUntil(lambda: bridge.delivered >= 1)
+    _, window = composed_window(qtbot)
     widgets = (window.indicator, window.transcript, window.details, window.tools, window.rpc, window.problems)
 
     def show(state: SessionState) -> None:
