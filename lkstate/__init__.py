@@ -22,7 +22,8 @@ example apps' flags) and :mod:`lkstate.lowlevel` (store, reducer, events).
 """
 
 from ._core.exports import publish as _publish
-from ._core.messages import DeliveryStatus, Message, MessageKind, Messages, Role
+from ._core.history import MessageHistory
+from ._core.messages import DeliveryStatus, Message, MessageKind, MessageOrigin, Messages, Role
 from ._core.options import Limits, PreConnectLimits, SessionOptions
 from ._core.state import (
     AgentFailure,
@@ -74,7 +75,9 @@ __all__ = [
     "LocalTrackState",
     "LoopThread",
     "Message",
+    "MessageHistory",
     "MessageKind",
+    "MessageOrigin",
     "Messages",
     "PreConnectLimits",
     "PreConnectState",

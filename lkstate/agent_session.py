@@ -12,7 +12,10 @@ RPC both ways lives here too: ``session.register_rpc_method`` answers the
 agent's calls (an :class:`RpcInvocation` each), ``session.perform_rpc`` calls
 the agent, and ``state.rpc`` (:class:`RpcState`) lists the recent
 :class:`RpcCall` s with their :class:`RpcStatus`. The agent's expression
-(``lk.expression``) arrives as an :class:`AgentExpression`.
+(``lk.expression``) arrives as an :class:`AgentExpression`. What the agent
+said before the user joined is fetched from its chat history when it is ready
+(``state.agent_history``, an :class:`AgentHistoryState`) and shown as messages
+of origin ``agent_history``.
 """
 
 from __future__ import annotations
@@ -48,12 +51,14 @@ from ._core.remote_state import (
     TTSUsage,
     UserStateName,
 )
+from ._core.state import AgentHistoryState
 from ._core.timeline import EntryKind, TimelineBuilder, TimelineEntry, timeline
 from ._wire.remote_client import AgentInfo, AgentSessionInfo, FrameworkInfo, RemoteSessionClient, RtcStats
 from ._wire.rpc import RpcHandler, RpcInvocation
 
 __all__ = [
     "AgentConfigUpdateItem",
+    "AgentHistoryState",
     "AgentExpression",
     "AgentHandoffItem",
     "AgentInfo",

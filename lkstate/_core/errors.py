@@ -22,6 +22,7 @@ __all__ = [
     "RemoteSessionError",
     "RequestTimeoutError",
     "RecordingError",
+    "HistoryError",
     "ReplayReadOnlyError",
     "DevServerError",
     "BenchmarkError",
@@ -119,6 +120,19 @@ class RecordingError(LkstateError):
         super().__init__(message, remedy=remedy)
         self.path = path
         self.line = line
+
+
+class HistoryError(LkstateError, ValueError):
+    """A saved message history could not be read: not one, a newer version, a damaged message.
+
+    Raised before anything is restored: a history is restored whole or not at
+    all. ``where`` names the part at fault (``"messages[3].role"``) when there
+    is one. Also a ``ValueError``, as the input was bad.
+    """
+
+    def __init__(self, message: str, *, where: str | None = None, remedy: str = "") -> None:
+        super().__init__(message, remedy=remedy)
+        self.where = where
 
 
 class ReplayReadOnlyError(LkstateError):

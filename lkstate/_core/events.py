@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import attrs
 
+from .messages import Message
 from .rpc import RpcDirection, RpcStatus
 from .state import Attributes, EncryptionState, LocalTrackState, PreConnectState, TrackSource
 
@@ -49,6 +50,8 @@ __all__ = [
     "RpcMethodsChanged",
     "RpcCallStarted",
     "RpcCallFinished",
+    "HistoryRestored",
+    "AgentHistoryRequested",
 ]
 
 
@@ -329,6 +332,36 @@ class RpcCallFinished:
     response: str | None = None
 
 
+@attrs.frozen(slots=True)
+class HistoryRestored:
+    """The app restored a saved conversation: ``messages`` go before everything else, marked restored.
+
+    They replace the messages an earlier restore put there; live messages and
+    the agent's history stay. The messages travel whole in the event (not a
+    file name, not JSON to parse later), so the reducer stays pure and a
+    recording replays the restore exactly. A history is checked before this
+    event is made (:class:`~lkstate.MessageHistory`); the reducer still never
+    raises on one made by hand.
+    """
+
+    at: float
+    messages: tuple[Message, ...]
+
+
+@attrs.frozen(slots=True)
+class AgentHistoryRequested:
+    """The session asked ``agent`` for its chat history, with request ``request_id``.
+
+    The answer is an :class:`AgentSessionPayload` like anything else the agent
+    sends; the reducer merges the one answering ``request_id`` (see
+    ``SessionState.agent_history``).
+    """
+
+    at: float
+    agent: str
+    request_id: str
+
+
 Event = (
     StartRequested
     | ConnectFailed
@@ -358,5 +391,7 @@ Event = (
     | RpcMethodsChanged
     | RpcCallStarted
     | RpcCallFinished
+    | HistoryRestored
+    | AgentHistoryRequested
 )
 """Every event the reducer understands."""

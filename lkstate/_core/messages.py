@@ -13,7 +13,11 @@ To the reader it is just an immutable, hashable sequence that compares equal to
 the tuple of the same messages.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here, on purpose: ``Message`` is
+# published as ``lkstate.Message``, and ``typing.get_type_hints`` resolves
+# string annotations in the module ``__module__`` names, where
+# ``AgentExpression`` does not live. Real annotations need no resolving, so a
+# recording can nest messages in an event (``HistoryRestored``).
 
 import enum
 import json
@@ -26,6 +30,7 @@ __all__ = [
     "Role",
     "MessageKind",
     "DeliveryStatus",
+    "MessageOrigin",
     "AgentExpression",
     "Message",
     "Messages",
@@ -64,6 +69,23 @@ class DeliveryStatus(enum.StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+
+
+class MessageOrigin(enum.StrEnum):
+    """Where a message in the state came from.
+
+    A UI may show the three alike, or set the earlier conversation apart
+    (dimmed, under a "before you joined" line); nothing else treats them
+    differently, except that restored messages survive a new ``start()``.
+    """
+
+    LIVE = "live"
+    """Heard in this session: a transcript or chat as it arrived, or chat the user typed."""
+    AGENT_HISTORY = "agent_history"
+    """From the agent's own chat history, said before the user joined (no transcript of it
+    reached this session). Fetched over ``lk.agent.session`` when the agent is ready."""
+    RESTORED = "restored"
+    """Restored by the app from a saved :class:`~lkstate.MessageHistory` (an earlier session)."""
 
 
 @attrs.frozen(slots=True)
@@ -162,6 +184,10 @@ class Message:
     """
     expression: AgentExpression | None = None
     """The agent's ``lk.expression`` for this message (agent messages only), decoded."""
+    origin: MessageOrigin = MessageOrigin.LIVE
+    """Heard live, taken from the agent's history of what was said before the user joined,
+    or restored from a saved history. The default keeps every message built before this
+    field existed (and every recording) reading as live."""
 
 
 class Messages(Vector[Message]):

@@ -100,5 +100,13 @@ class SessionOptions:
     preconnect_limits: PreConnectLimits = PreConnectLimits()
     """Caps on the pre-connect buffer (bytes, seconds) and how long it waits for an agent."""
     keep_history_on_restart: bool = False
-    """Keep the previous conversation's messages when ``start()`` is called again."""
+    """Keep the previous conversation's messages when ``start()`` is called again.
+
+    Restored messages (``Session(history=...)``) are kept either way."""
+    fetch_agent_history: bool = True
+    """Ask the agent for its chat history once it is ready, and show what was said before
+    the user joined (a greeting to an empty room, an earlier visit) as messages with
+    ``origin`` ``agent_history``. Needs an agent running the LiveKit Agents session host
+    (on by default in livekit-agents 1.5 and later); one that does not answer costs one
+    request and a log line."""
     limits: Limits = Limits()

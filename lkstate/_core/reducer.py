@@ -29,12 +29,31 @@ from typing import Any
 from . import events as ev
 from .copiers import copier_for as _copier_for
 from .copiers import evolve as _evolve
-from .messages import AgentExpression, DeliveryStatus, Message, MessageKind, Messages, Role, expression_of
+from .history import agent_history_message, pre_join_items
+from .messages import (
+    AgentExpression,
+    DeliveryStatus,
+    Message,
+    MessageKind,
+    MessageOrigin,
+    Messages,
+    Role,
+    expression_of,
+)
 from .options import Limits
-from .remote_state import MessageItem, RemoteSessionState, apply_remote_payload
+from .remote_state import (
+    ChatHistoryAnswer,
+    ConversationItem,
+    MessageItem,
+    RemoteSessionState,
+    apply_remote_payload,
+    chat_history_answer,
+    merge_conversation_items,
+)
 from .rpc import RpcCall, RpcStatus, rpc_finished, rpc_methods, rpc_started
 from .state import (
     AGENT_WIRE_STATES,
+    AgentHistoryState,
     READY_WIRE_STATES,
     AgentFailure,
     AgentState,
@@ -284,11 +303,16 @@ def _on_start(state: SessionState, e: ev.StartRequested, limits: Limits) -> Sess
         since=e.at,
         server_url=state.connection.server_url,
     )
-    messages = state.messages if e.keep_history else Messages()
+    # Restored messages are the conversation the app chose to begin with: a new
+    # conversation keeps them, and drops what this one heard.
+    messages = state.messages if e.keep_history else _restored_only(state.messages)
     # The agent's reports (its state, the user's state) belong to the old room;
     # its conversation items stay only when the history does.
     remote = (
         _evolve(state.remote, agent_state=None, user_state=None) if e.keep_history else RemoteSessionState()
+    )
+    agent_history = (
+        _evolve(state.agent_history, request_id=None, agent=None) if e.keep_history else AgentHistoryState()
     )
     new = _evolve(
         state,
@@ -299,9 +323,27 @@ def _on_start(state: SessionState, e: ev.StartRequested, limits: Limits) -> Sess
         remote=remote,
         agent=AgentState(),
         cut_transcripts=(),
+        agent_history=agent_history,
         updated_at=e.at,
     )
     return _derive_agent(new)
+
+
+def _restored_count(messages: Messages) -> int:
+    """How many messages at the front were restored (they always stand first)."""
+    count = 0
+    for message in messages:
+        if message.origin is not MessageOrigin.RESTORED:
+            break
+        count += 1
+    return count
+
+
+def _restored_only(messages: Messages) -> Messages:
+    count = _restored_count(messages)
+    if count == len(messages):
+        return messages
+    return Messages(messages[:count]) if count else Messages()
 
 
 def _on_connect_failed(state: SessionState, e: ev.ConnectFailed, limits: Limits) -> SessionState:
@@ -770,6 +812,11 @@ def _on_agent_session_payload(state: SessionState, e: ev.AgentSessionPayload, li
             f"Ignored an agent-session message from {e.sender!r}, which is not the agent.",
             limits,
         )
+    pending = state.agent_history
+    if pending.request_id is not None and e.sender == pending.agent:
+        answer = chat_history_answer(e.payload, pending.request_id)
+        if answer is not None:
+            return _merge_agent_history(state, answer, e.at, limits)
     remote = apply_remote_payload(state.remote, e.payload, at=e.at, max_bytes=limits.max_session_message_bytes)
     if remote is state.remote:
         return state
@@ -783,6 +830,108 @@ def _on_agent_session_payload(state: SessionState, e: ev.AgentSessionPayload, li
             if isinstance(item, MessageItem) and item.role == "assistant" and item.text:
                 new = _complete_cut_transcripts(new, e.sender, item.text, e.at, limits)
     return new
+
+
+# -- message history ----------------------------------------------------------------
+
+_STILL_SENDING = "It was still being sent when the history was saved; it may not have reached the agent."
+_STILL_ARRIVING = "It was still arriving when the history was saved: this is the part that had arrived."
+
+
+def _on_history_restored(state: SessionState, e: ev.HistoryRestored, limits: Limits) -> SessionState:
+    """Put ``e.messages`` first, marked restored, in place of an earlier restore.
+
+    A restored message can never grow or be delivered: chat that was still
+    ``sending`` reads as failed and a transcript still arriving as
+    interrupted, each with why, so no UI waits on them forever. An id already
+    taken by a message of this session gets a ``restored/`` prefix (nothing
+    is dropped for a clash); a history holding one id twice (only a
+    hand-made event can) keeps the first and says so.
+    """
+    count = _restored_count(state.messages)
+    rest = state.messages[count:]
+    taken = {message.id for message in rest}
+    chosen: set[str] = set()
+    restored: list[Message] = []
+    problems: list[str] = []
+    for message in e.messages:
+        message_id = message.id if message.id not in taken else f"restored/{message.id}"
+        if message_id in chosen or message_id in taken:
+            problems.append(f"Left out a restored message with the id {message.id!r}: the history holds that id twice.")
+            continue
+        chosen.add(message_id)
+        text, cut = _cap(message.text, limits)
+        error = message.error or cut
+        delivery, interrupted = message.delivery, message.interrupted
+        if delivery is DeliveryStatus.SENDING:
+            delivery, error = DeliveryStatus.FAILED, error or _STILL_SENDING
+        if not message.final and not interrupted:
+            interrupted, error = True, error or _STILL_ARRIVING
+        restored.append(
+            _evolve(
+                message,
+                id=message_id,
+                text=text,
+                error=error,
+                delivery=delivery,
+                interrupted=interrupted,
+                stream_seq=0,
+                origin=MessageOrigin.RESTORED,
+            )
+        )
+    if not problems and tuple(restored) == state.messages[:count]:
+        return state
+    new = _evolve(state, messages=Messages([*restored, *rest]), updated_at=e.at)
+    for problem in problems:
+        new = _with_problem(new, e.at, "history", problem, limits)
+    return new
+
+
+def _on_agent_history_requested(
+    state: SessionState, e: ev.AgentHistoryRequested, limits: Limits
+) -> SessionState:
+    del limits
+    history = state.agent_history
+    if history.request_id == e.request_id and history.agent == e.agent:
+        return state
+    return _evolve(state, agent_history=_evolve(history, request_id=e.request_id, agent=e.agent), updated_at=e.at)
+
+
+def _is_conversation(item: ConversationItem) -> bool:
+    """Not the agent's instructions: system and developer messages are its prompt, not the talk."""
+    return not (isinstance(item, MessageItem) and item.role in ("system", "developer"))
+
+
+def _merge_agent_history(
+    state: SessionState, answer: ChatHistoryAnswer, at: float, limits: Limits
+) -> SessionState:
+    """Fold the agent's answer: its items into ``remote``, what came before the join into ``messages``."""
+    pending = state.agent_history
+    if answer.error is not None:
+        new = _evolve(state, agent_history=_evolve(pending, request_id=None), updated_at=at)
+        return _with_problem(new, at, "agent history", answer.error, limits)
+    items = [item for item in answer.items if _is_conversation(item)]
+    remote = merge_conversation_items(state.remote, items, at=at)
+    agent = pending.agent or state.agent.identity or ""
+    user = state.connection.local_identity or ""
+    messages = state.messages
+    earlier = [
+        agent_history_message(index, item, agent=agent, user=user, at=at, cap=lambda text: _cap(text, limits))
+        for index, item in pre_join_items(messages, items)
+    ]
+    earlier = [message for message in earlier if messages.position(message.id) is None]
+    if earlier:
+        count = _restored_count(messages)
+        messages = Messages([*messages[:count], *earlier, *messages[count:]])
+    history = _evolve(
+        pending,
+        request_id=None,
+        fetched=pending.fetched + 1,
+        added=pending.added + len(earlier),
+        unknown_items=pending.unknown_items + answer.unknown_items,
+        merged_at=at,
+    )
+    return _evolve(state, messages=messages, remote=remote, agent_history=history, updated_at=at)
 
 
 def _on_rpc_methods(state: SessionState, e: ev.RpcMethodsChanged, limits: Limits) -> SessionState:
@@ -858,4 +1007,6 @@ _HANDLERS: dict[type[Any], Callable[[SessionState, Any, Limits], SessionState]] 
     ev.RpcMethodsChanged: _on_rpc_methods,
     ev.RpcCallStarted: _on_rpc_started,
     ev.RpcCallFinished: _on_rpc_finished,
+    ev.HistoryRestored: _on_history_restored,
+    ev.AgentHistoryRequested: _on_agent_history_requested,
 }

@@ -61,6 +61,7 @@ __all__ = [
     "AgentConfigUpdateItem",
     "AgentHandoffItem",
     "AgentStateName",
+    "ChatHistoryAnswer",
     "ChatRoleName",
     "ConversationItem",
     "ConversationItems",
@@ -85,6 +86,7 @@ __all__ = [
     "UserStateName",
     "agent_state_name",
     "apply_remote_payload",
+    "chat_history_answer",
     "decode_chat_item",
     "decode_session_usage",
     "merge_conversation_items",
@@ -1103,6 +1105,61 @@ def apply_remote_payload(
                 f"({type(exc).__name__}: {exc}); it was ignored. This is a bug in lkstate."
             ],
         )
+
+
+@attrs.frozen
+class ChatHistoryAnswer:
+    """What the agent answered to one ``get_chat_history`` request.
+
+    ``items`` are the conversation items this version can read, oldest first;
+    ``unknown_items`` counts those of a kind it cannot (left out: a newer
+    framework's, nothing to show). ``error`` is set, in words, when the answer
+    is not a history at all (the agent's own error, or an answer of another
+    kind) — then there are no items.
+    """
+
+    items: tuple[ConversationItem, ...] = ()
+    unknown_items: int = 0
+    error: str | None = None
+
+
+def chat_history_answer(payload: bytes, request_id: str) -> ChatHistoryAnswer | None:
+    """The answer to chat-history request ``request_id`` in ``payload``, or ``None`` if it is not one.
+
+    ``None`` for anything that is not a response carrying that request id:
+    events, answers to other requests (the framework's session host sends its
+    answers to the whole room, so other clients' come by too), bytes that do
+    not parse (:func:`apply_remote_payload` already reports those). Pure and
+    never raises.
+    """
+    if payload[:1] != _RESPONSE_TAG:
+        return None
+    msg = pb.AgentSessionMessage()
+    try:
+        msg.ParseFromString(bytes(payload))
+    except (DecodeError, RecursionError, ValueError):
+        return None
+    if msg.WhichOneof("message") != "response" or msg.response.request_id != request_id:
+        return None
+    response = msg.response
+    if response.error:
+        return ChatHistoryAnswer(error=f"The agent could not give its chat history: {response.error[:500]}")
+    kind = response.WhichOneof("response")
+    if kind != "get_chat_history":
+        return ChatHistoryAnswer(
+            error="The agent answered the request for its chat history with something else "
+            f"({kind or 'an empty answer'}); nothing was merged. It may run a framework version "
+            "this lkstate does not understand."
+        )
+    items: list[ConversationItem] = []
+    unknown = 0
+    for wire_item in response.get_chat_history.items:
+        item = decode_chat_item(wire_item)
+        if item is None:
+            unknown += 1
+        else:
+            items.append(item)
+    return ChatHistoryAnswer(items=tuple(items), unknown_items=unknown)
 
 
 def _one_per_id(items: Iterable[ConversationItem]) -> list[ConversationItem]:

@@ -35,6 +35,7 @@ __all__ = [
     "PreConnectStatus",
     "PreConnectState",
     "Problem",
+    "AgentHistoryState",
     "SessionState",
     "Attributes",
 ]
@@ -330,6 +331,37 @@ class Problem:
     message: str
 
 
+# -- the agent's history --------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class AgentHistoryState:
+    """Where fetching the agent's record of what was said before the user joined stands.
+
+    When the agent is ready, the session asks its session host for the chat
+    history (``get_chat_history`` on ``lk.agent.session``) and the reducer
+    merges the answer: the utterances no transcript brought become messages
+    with ``origin`` ``agent_history``, before the live ones (the docs' "Message
+    history" guide gives the rule). The request's id is here
+    because the answer comes back like any other message from the agent, and
+    the reducer must know which answer to merge — which also makes the merge
+    part of a recording, replayed exactly.
+    """
+
+    request_id: str | None = None
+    """The request whose answer will be merged; ``None`` when none is awaited."""
+    agent: str | None = None
+    """The agent asked."""
+    fetched: int = 0
+    """How many answers were merged in this conversation."""
+    added: int = 0
+    """How many messages they added, in all."""
+    unknown_items: int = 0
+    """Items of kinds this version cannot read that the answers held (left out)."""
+    merged_at: float | None = None
+    """When the last answer was merged."""
+
+
 # -- the snapshot ---------------------------------------------------------------
 
 
@@ -361,5 +393,7 @@ class SessionState:
     Each waits for the agent's own record of the utterance on
     ``lk.agent.session`` to complete it; see :class:`~lkstate.lowlevel.events.TranscriptCut`.
     """
+    agent_history: AgentHistoryState = AgentHistoryState()
+    """Fetching the agent's record of the conversation from before the user joined."""
     updated_at: float = 0.0
     """Time of the last event that changed this snapshot."""

@@ -19,7 +19,9 @@ The rule
 1. **Messages are the rows.** Every message in ``state.messages`` is exactly
    one ``"message"`` entry, in the order of ``state.messages``. Nothing the
    agent reports ever hides, splits or reorders them.
-2. **A remote message attaches to the transcript it repeats.** A remote
+2. **A remote message attaches to the transcript it repeats** — never to a
+   restored message (``origin`` ``restored``): that one is from another
+   session, which this agent never heard. A remote
    :class:`~lkstate._core.remote_state.MessageItem` of role ``user`` is matched
    against the user's messages, one of role ``assistant`` against the agent's,
    each role in order (a cursor per role that only moves forward). Texts are
@@ -98,7 +100,7 @@ from typing import Literal, TypeAlias, TypeGuard
 
 import attrs
 
-from .messages import Message, Role
+from .messages import Message, MessageOrigin, Role
 from .remote_state import (
     AgentHandoffItem,
     ConversationItem,
@@ -391,8 +393,8 @@ class TimelineBuilder:
         grown: dict[Role, list[int]] = {Role.USER: [], Role.AGENT: []}
         for offset, message in enumerate(changed):
             bucket = grown.get(message.role)
-            if bucket is not None:
-                bucket.append(m0 + offset)
+            if bucket is not None and message.origin is not MessageOrigin.RESTORED:
+                bucket.append(m0 + offset)  # a restored message is another session's: the agent never said it
         for role, field in ((Role.USER, _REACH_USER), (Role.AGENT, _REACH_AGENT)):
             positions = self._positions[role]
             cut = bisect_left(positions, m0)

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Literal, TypeVar
 
@@ -39,9 +39,12 @@ from .._core.errors import (
     AgentUnavailableError,
     ConnectionFailedError,
     LkstateError,
+    RemoteSessionError,
+    RequestTimeoutError,
     SessionClosedError,
     TokenSourceError,
 )
+from .._core.history import MessageHistory
 from .._media.audio import AudioInput
 from .._core.messages import Message
 from .._core.levels import AudioLevels
@@ -115,7 +118,10 @@ class Session:
     ``encryption`` (a key, or :class:`~lkstate.tokens.Encryption`) turns on
     end-to-end encryption with a key shared by everyone in the room;
     ``state.connection.encryption`` says what is encrypted and whose key does
-    not match.
+    not match. ``history`` (a :class:`~lkstate.MessageHistory` saved from an
+    earlier session with :meth:`message_history`) is shown at once, before
+    everything else, each message marked ``origin`` ``restored``; see
+    :meth:`restore_message_history`.
     """
 
     def __init__(
@@ -136,6 +142,7 @@ class Session:
         screen_share_input: VideoInput | None = None,
         clock: Callable[[], float] = time.time,
         encryption: Encryption | bytes | str | None = None,
+        history: MessageHistory | None = None,
     ) -> None:
         base = options if options is not None else SessionOptions()
         if agent_connect_timeout != base.agent_connect_timeout and options is None:
@@ -176,8 +183,15 @@ class Session:
         self._video_wanted: dict[TrackSource, bool] = {}
         self._microphone_wanted = True
         self._remote = RemoteSessionClient(self._send_session_message)
+        # The session's own question for the agent's history goes through a client of
+        # its own, so the app's session.remote shows only the app's requests.
+        self._history_client = RemoteSessionClient(self._send_session_message)
+        self._history_task: asyncio.Task[None] | None = None
+        self._history_asked: tuple[int, str] | None = None
         self._rpc = RpcBridge(self._dispatch, clock=clock)
         self._watch: DisposableBase = self._store.states.subscribe(self._on_state)
+        if history is not None and history.messages:
+            self.restore_message_history(history)
 
     # -- reading the state ---------------------------------------------------------
 
@@ -328,6 +342,10 @@ class Session:
             self._send_session_message, max_response_bytes=self._options.limits.max_session_response_bytes
         )
         self._remote.follow(self._store)
+        self._history_client = RemoteSessionClient(
+            self._send_session_message, max_response_bytes=self._options.limits.max_session_response_bytes
+        )
+        self._history_client.follow(self._store)
         try:
             await self._connect(room)
             if wait_for_agent:
@@ -464,6 +482,92 @@ class Session:
         message = self.state.messages.get(message_id)
         assert message is not None
         return message
+
+    # -- message history --------------------------------------------------------------------
+
+    def message_history(self) -> MessageHistory:
+        """The conversation so far as data (Swift's ``getMessageHistory``): every message, in order.
+
+        Save ``message_history().to_json()`` wherever the app keeps things, and
+        give it to a later session with ``Session(history=MessageHistory.from_json(text))``
+        or :meth:`restore_message_history`.
+        """
+        return MessageHistory.of(self.state.messages)
+
+    def restore_message_history(self, history: MessageHistory | str | bytes | Mapping[str, object]) -> None:
+        """Show a saved conversation before everything else (Swift's ``restoreMessageHistory``).
+
+        ``history`` is a :class:`~lkstate.MessageHistory`, or what its
+        ``to_json()`` / ``to_dict()`` wrote. Each message appears with
+        ``origin`` ``restored``, before the agent's history and the live
+        messages, and replaces what an earlier restore put there; a new
+        ``start()`` keeps them. A history that cannot be read raises
+        :class:`~lkstate.errors.HistoryError` (what is wrong and where) and
+        nothing is restored — never half of it.
+
+        Only this app's view is restored: the agent is not told. The agent's
+        remote-session protocol (livekit-agents 1.8) has requests to read the
+        chat history but none to write it, and ``run_input`` would make the
+        agent answer each message as a new turn. An agent that should know the
+        earlier conversation needs it from your own channel: the dispatch
+        metadata (``Session(agent_metadata=...)``) or an RPC method, read into
+        its ``ChatContext`` by its own code. Call on the session's event loop
+        (or before :meth:`start`).
+        """
+        if isinstance(history, str | bytes):
+            history = MessageHistory.from_json(history)
+        elif not isinstance(history, MessageHistory):
+            history = MessageHistory.from_dict(dict(history))
+        self._dispatch(ev.HistoryRestored(at=self._clock(), messages=history.messages))
+
+    async def fetch_agent_history(self, *, timeout: float | None = None) -> int:
+        """Ask the agent for its chat history and show what was said before the user joined.
+
+        The session does this by itself once the agent is ready
+        (``SessionOptions.fetch_agent_history``); call it again after a long
+        outage, for instance. What no transcript brought — a greeting said to
+        an empty room, an earlier visit — becomes messages with ``origin``
+        ``agent_history``, before the live ones, each once however often this
+        is called; the agent's conversation items also join
+        ``state.remote.items``. Returns how many messages were added.
+
+        Raises :class:`~lkstate.SessionClosedError` when there is no agent to
+        ask, :class:`~lkstate.RequestTimeoutError` when it does not answer
+        within ``timeout`` seconds (5 by default) and
+        :class:`~lkstate.RemoteSessionError` when its answer is not a history
+        (the state says so too, in ``problems``).
+        """
+        agent = self.state.agent.identity
+        if self._room is None or agent is None:
+            raise SessionClosedError(
+                "There is no agent to ask for its history: the session is not connected to an agent.",
+                remedy="Wait until state.agent.identity is set.",
+            )
+        before = self.state.agent_history
+        request_id = uuid.uuid4().hex
+        self._dispatch(ev.AgentHistoryRequested(at=self._clock(), agent=agent, request_id=request_id))
+        await self._history_client.get_chat_history(timeout=timeout, request_id=request_id)
+        after = self.state.agent_history
+        unknown = after.unknown_items - before.unknown_items
+        if unknown > 0:
+            logger.info(
+                "the agent's chat history held %d item(s) of a kind this lkstate cannot read; left out", unknown
+            )
+        return max(0, after.added - before.added)
+
+    async def _fetch_agent_history_quietly(self) -> None:
+        """The automatic fetch: whatever goes wrong is logged, never raised (an answer in error is in the state)."""
+        try:
+            added = await self.fetch_agent_history()
+            logger.debug("merged the agent's chat history: %d earlier message(s)", added)
+        except RequestTimeoutError as error:
+            logger.info("the agent's history from before the join is not shown: %s", error)
+        except (RemoteSessionError, SessionClosedError) as error:
+            logger.debug("the agent's history could not be fetched: %s", error)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # pragma: no cover - a bug of ours must not kill the session's loop quietly
+            logger.exception("fetching the agent's chat history failed")
 
     # -- RPC ------------------------------------------------------------------------------
 
@@ -681,6 +785,7 @@ class Session:
             self._mic.on_state(state)
         if self._speaker is not None:
             self._speaker.on_state(state)
+        self._maybe_fetch_agent_history(state, loop)
         timeout = self._options.agent_connect_timeout
         waiting = _is_waiting_for_agent(state)
         if waiting and self._agent_timer is None and timeout is not None:
@@ -698,6 +803,20 @@ class Session:
             # token (agents do not rejoin an old room; the next start needs a new one).
             self._token_source.invalidate()
             self._teardown_task = loop.create_task(self._teardown(), name="lkstate-teardown")
+
+    def _maybe_fetch_agent_history(self, state: SessionState, loop: asyncio.AbstractEventLoop) -> None:
+        """Once per agent and connection, when it is ready: ask for what it said before we came."""
+        agent = state.agent.identity
+        if not self._options.fetch_agent_history or agent is None or not state.agent.is_ready or self._room is None:
+            return
+        key = (state.connection.attempt, agent)
+        if key == self._history_asked:
+            return
+        self._history_asked = key
+        previous = self._history_task
+        if previous is not None and not previous.done():
+            previous.cancel()  # the agent it was asking is gone or replaced
+        self._history_task = loop.create_task(self._fetch_agent_history_quietly(), name="lkstate-agent-history")
 
     def _agent_timer_fired(self, timeout: float) -> None:
         self._agent_timer = None
@@ -722,6 +841,11 @@ class Session:
         mic, self._mic = self._mic, None
         speaker, self._speaker = self._speaker, None
         videos, self._video = list(self._video.values()), {}
+        history_task, self._history_task = self._history_task, None
+        if history_task is not None and history_task is not asyncio.current_task():
+            history_task.cancel()
+            await asyncio.wait({history_task})
+        await self._history_client.aclose()
         await self._remote.aclose()  # waiting requests fail now rather than time out later
         self._rpc.detach()
         if mic is not None:

@@ -237,7 +237,12 @@ class RemoteSessionClient:
         self._pending.clear()
 
     async def _request(
-        self, what: str, request: pb.SessionRequest, answer: str, timeout: float | None
+        self,
+        what: str,
+        request: pb.SessionRequest,
+        answer: str,
+        timeout: float | None,
+        request_id: str | None = None,
     ) -> pb.SessionResponse:
         """Send ``request`` and wait for the response carrying field ``answer``."""
         if self._closed:
@@ -246,7 +251,12 @@ class RemoteSessionClient:
                 remedy="Start the session again to ask the agent.",
             )
         limit = self._default_timeout if timeout is None else timeout
-        request_id = uuid.uuid4().hex
+        request_id = request_id or uuid.uuid4().hex
+        if request_id in self._pending:
+            raise RemoteSessionError(
+                f"A request with the id {request_id!r} is already waiting for the agent.",
+                remedy="Give each request its own id (or let the client choose one).",
+            )
         request.request_id = request_id
         future: asyncio.Future[pb.SessionResponse] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
@@ -297,13 +307,23 @@ class RemoteSessionClient:
         await self._request("a pong", pb.SessionRequest(ping=pb.SessionRequest.Ping()), "pong", timeout)
         return loop.time() - started
 
-    async def get_chat_history(self, *, timeout: float | None = None) -> tuple[ConversationItem, ...]:
-        """The whole conversation so far, oldest first, as the session records it."""
+    async def get_chat_history(
+        self, *, timeout: float | None = None, request_id: str | None = None
+    ) -> tuple[ConversationItem, ...]:
+        """The whole conversation so far, oldest first, as the session records it.
+
+        ``request_id`` is the id the request goes out with (a fresh one by
+        default): a caller that announces the request before sending it
+        (:class:`~lkstate.lowlevel.events.AgentHistoryRequested`, so the
+        reducer merges the answer) chooses it. Items of kinds this version
+        cannot read are left out.
+        """
         response = await self._request(
             "its chat history",
             pb.SessionRequest(get_chat_history=pb.SessionRequest.GetChatHistory()),
             "get_chat_history",
             timeout,
+            request_id,
         )
         return _items(response.get_chat_history.items)
 
