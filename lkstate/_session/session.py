@@ -119,9 +119,11 @@ class Session:
     end-to-end encryption with a key shared by everyone in the room;
     ``state.connection.encryption`` says what is encrypted and whose key does
     not match. ``history`` (a :class:`~lkstate.MessageHistory` saved from an
-    earlier session with :meth:`message_history`) is shown at once, before
-    everything else, each message marked ``origin`` ``restored``; see
-    :meth:`restore_message_history`.
+    earlier session with :meth:`message_history`) is shown from the first
+    :meth:`start` on, before everything else, each message marked ``origin``
+    ``restored`` (see :meth:`restore_message_history`, which shows it at
+    once; the first ``start()`` is late enough for a recorder attached to the
+    new session to record the restore).
     """
 
     def __init__(
@@ -190,8 +192,9 @@ class Session:
         self._history_asked: tuple[int, str] | None = None
         self._rpc = RpcBridge(self._dispatch, clock=clock)
         self._watch: DisposableBase = self._store.states.subscribe(self._on_state)
-        if history is not None and history.messages:
-            self.restore_message_history(history)
+        # Restored by the first start(), not here: a recorder is attached to a fresh
+        # session, and one that found the state already changed could not replay it.
+        self._initial_history = history if history is not None and history.messages else None
 
     # -- reading the state ---------------------------------------------------------
 
@@ -302,6 +305,9 @@ class Session:
                 keep_history=self._options.keep_history_on_restart,
             )
         )
+        initial_history, self._initial_history = self._initial_history, None
+        if initial_history is not None:
+            self.restore_message_history(initial_history)
         self._meter.start(self._loop)
         audio_input = self._audio_input
         if audio_input is not None:
