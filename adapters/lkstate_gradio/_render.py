@@ -191,7 +191,7 @@ def chat_message(message: Message) -> dict[str, Any]:
     if message.role is Role.PARTICIPANT:
         body = f"<b>{_e(message.sender)}:</b> {body}"
     words = describe_message(message)
-    notes = [words.how] + [note for note in (words.expression, words.pending) if note]
+    notes = [words.how] + [note for note in (words.earlier, words.expression, words.pending) if note]
     delivery = _delivery_note(message, words.delivery, words.delivery_tone)
     if delivery:
         notes.append(delivery)

@@ -74,6 +74,8 @@ def message_header(message: Message, agent_name: str | None) -> str:
     """The small line above a message: who, how (and how the agent sounds), when, and whether typed chat went out."""
     words = describe_message(message, agent_name=agent_name)
     parts = [words.speaker, words.how]
+    if words.earlier:
+        parts.append(words.earlier)
     if words.expression:
         parts.append(words.expression)
     if words.pending:

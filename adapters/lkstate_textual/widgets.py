@@ -39,6 +39,7 @@ from lkstate import (
     ConnectionStatus,
     LocalTrackState,
     Message,
+    MessageOrigin,
     Messages,
     PreConnectState,
     Role,
@@ -264,6 +265,7 @@ class MessageBubble(Static):
     MessageBubble.-agent { border-left: outer $primary; margin: 0 6 1 0; }
     MessageBubble.-participant { border-left: outer $warning; margin: 0 6 1 0; }
     MessageBubble.-failed { border-left: outer $error; }
+    MessageBubble.-earlier { border-left: outer $panel-lighten-2; }
     """
 
     def __init__(self, message: Message, *, agent_name: str | None = None) -> None:
@@ -286,6 +288,7 @@ class MessageBubble(Static):
         self.set_class(message.role is Role.PARTICIPANT, "-participant")
         self.set_class(not message.final, "-interim")
         self.set_class(message.error is not None and message.delivery is not None, "-failed")
+        self.set_class(message.origin is not MessageOrigin.LIVE, "-earlier")
         self.update(self.describe(message, agent_name=self.agent_name))
 
     @staticmethod
@@ -300,6 +303,8 @@ class MessageBubble(Static):
             (words.speaker, name_style),
             (f" · {words.how}", "$text-muted"),
         ]
+        if words.earlier:
+            parts.append((f" · {words.earlier}", "italic $text-muted"))
         if words.expression:
             parts.append((f" · {words.expression}", f"italic {Tone.SPEAKING.colour}"))
         delivery = delivery_label(message)
@@ -312,7 +317,8 @@ class MessageBubble(Static):
             parts.append((f"  ({words.interrupted})", f"italic {Tone.WAITING.colour}"))
         parts.append("\n")
         if message.final:
-            parts.append((message.text, "$text"))
+            # the earlier conversation (restored, or from before the join) is dimmed
+            parts.append((message.text, "$text" if words.earlier is None else "$text-muted"))
         else:
             parts.append((message.text + " …", "italic $text-muted"))
         if message.error:

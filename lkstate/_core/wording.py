@@ -23,7 +23,7 @@ from typing import cast
 
 import attrs
 
-from .messages import AgentExpression, DeliveryStatus, Message, MessageKind, Role
+from .messages import AgentExpression, DeliveryStatus, Message, MessageKind, MessageOrigin, Role
 from .remote_state import ModelUsage, ToolCall, ToolCallStatus
 from .rpc import RpcCall, RpcDirection, RpcStatus
 from .state import (
@@ -348,10 +348,13 @@ class MessageWords:
     """``"interrupted"`` when the speech was cut off."""
     expression: str | None = None
     """How the agent sounds in this message (:attr:`ExpressionWords.text`), when its ``lk.expression`` says."""
+    earlier: str | None = None
+    """``"before you joined"`` (from the agent's history) or ``"earlier session"`` (restored);
+    ``None`` for what this session heard. A front end may also dim such messages."""
 
     @property
     def notes(self) -> tuple[str, ...]:
-        notes = (self.how, self.expression, self.pending, self.delivery, self.interrupted)
+        notes = (self.how, self.earlier, self.expression, self.pending, self.delivery, self.interrupted)
         return tuple(note for note in notes if note)
 
 
@@ -366,7 +369,11 @@ def describe_message(message: Message, *, agent_name: str | None = None) -> Mess
         delivery_tone=delivery[1] if delivery else None,
         interrupted="interrupted" if message.interrupted else None,
         expression=expression.text if (expression := describe_expression(message.expression)) else None,
+        earlier=_EARLIER.get(message.origin),
     )
+
+
+_EARLIER = {MessageOrigin.AGENT_HISTORY: "before you joined", MessageOrigin.RESTORED: "earlier session"}
 
 
 # -- problems ------------------------------------------------------------------------------

@@ -430,3 +430,36 @@ async def test_a_broken_microphone_and_camera_each_say_why_under_the_status_and_
         await show(app, pilot)
         assert not app.query_one(CameraNotice).display, "the camera works again: its notice goes"
         assert app.query_one(MicrophoneNotice).display
+
+
+async def test_the_earlier_conversation_shows_first_dimmed_and_says_where_it_came_from() -> None:
+    from livekit.protocol.agent_pb import agent_session as pb
+
+    from lkstate import Message, MessageKind, Role
+
+    session = offline_session()
+    app = VoiceAgentApp(session, autoconnect=False)
+    earlier = Message(id="old-1", role=Role.USER, kind=MessageKind.CHAT, text="Book a table for two.", final=True,
+                      sender="ada", first_seen=0.5, updated=0.5)
+    greeting = pb.ChatMessage(id="item_g", role=pb.ASSISTANT,
+                              content=[pb.ChatMessage.ChatContent(text="Hello! I am the lkstate demo agent.")])
+    answer = pb.AgentSessionMessage(response=pb.SessionResponse(
+        request_id="r1", get_chat_history=pb.SessionResponse.GetChatHistoryResponse(
+            items=[pb.ChatContext.ChatItem(message=greeting)]))).SerializeToString()
+    async with app.run_test(size=(110, 30)) as pilot:
+        feed(
+            session, *connect_events(), ev.HistoryRestored(at=1.2, messages=(earlier,)), agent_joins(),
+            ev.AgentHistoryRequested(at=2.1, agent=AGENT, request_id="r1"),
+            ev.AgentSessionPayload(at=2.2, sender=AGENT, payload=answer),
+            ev.TranscriptReceived(at=3.0, sender=AGENT, segment_id="S1", stream_seq=1,
+                                  text="How can I help today?", final=True, closed=True),
+        )
+        text = await show(app, pilot)
+        save_screenshot(app, "textual-20-earlier-conversation", SCREENSHOTS)
+        assert "You · typed · earlier session" in text and "Book a table for two." in text
+        assert "lkstate-demo · spoken · before you joined" in text
+        assert "Hello! I am the lkstate demo agent." in text
+        assert "How can I help today?" in text
+        bubbles = app.query_one(TranscriptView).bubbles
+        assert [b.has_class("-earlier") for b in bubbles] == [True, True, False]
+        assert bubbles[0].region.y < bubbles[1].region.y < bubbles[2].region.y

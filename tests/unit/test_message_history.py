@@ -430,3 +430,11 @@ def test_a_replay_of_restore_and_merge_reproduces_every_snapshot() -> None:
     assert replayed == live
     assert shown(live[-1]) == [(Role.AGENT, "from last time", RESTORED), (Role.AGENT, GREETING, HISTORY),
                                (Role.AGENT, "And now live.", LIVE)]
+
+
+def test_front_ends_say_where_an_earlier_message_came_from() -> None:
+    from lkstate.ui import describe_message
+
+    assert describe_message(message("a", "x", origin=RESTORED)).notes == ("spoken", "earlier session")
+    assert describe_message(message("b", "x", origin=HISTORY)).notes == ("spoken", "before you joined")
+    assert describe_message(message("c", "x")).earlier is None
