@@ -446,19 +446,22 @@ def _match_back(texts: Sequence[tuple[str, Message]], cursor: int, target: str, 
     return None
 
 
-def pre_join_items(messages: Sequence[Message], items: Sequence[ConversationItem]) -> list[tuple[int, MessageItem]]:
+def pre_join_items(
+    messages: Sequence[Message], items: Sequence[ConversationItem], *, since: float | None = None
+) -> list[tuple[int, MessageItem]]:
     """The utterances of the agent's history said before this session heard any of it.
 
     Returns ``(index among the utterances, item)`` pairs, oldest first, leaving
     out those already shown (by id). Restored messages are never compared:
-    they are another session's.
+    they are another session's; nor are live messages first seen before
+    ``since`` (our clock, like theirs): a conversation kept from an earlier room.
     """
     talk = _talk(items)
     shown = {message.id for message in messages if message.origin is MessageOrigin.AGENT_HISTORY}
     live: dict[Role, list[tuple[str, Message]]] = {Role.USER: [], Role.AGENT: []}
     for message in messages:
         bucket = live.get(message.role)
-        if bucket is not None and message.origin is MessageOrigin.LIVE:
+        if bucket is not None and message.origin is MessageOrigin.LIVE and (since is None or message.first_seen >= since):
             bucket.append((normalize_text(message.text), message))
     cursors = {role: len(bucket) for role, bucket in live.items()}
     first = len(talk)

@@ -312,7 +312,9 @@ def _on_start(state: SessionState, e: ev.StartRequested, limits: Limits) -> Sess
         _evolve(state.remote, agent_state=None, user_state=None) if e.keep_history else RemoteSessionState()
     )
     agent_history = (
-        _evolve(state.agent_history, request_id=None, agent=None) if e.keep_history else AgentHistoryState()
+        _evolve(state.agent_history, request_id=None, agent=None, since=e.at)
+        if e.keep_history
+        else AgentHistoryState(since=e.at)
     )
     new = _evolve(
         state,
@@ -897,6 +899,19 @@ def _on_agent_history_requested(
     return _evolve(state, agent_history=_evolve(history, request_id=e.request_id, agent=e.agent), updated_at=e.at)
 
 
+def _first_heard_since(messages: Messages, since: float | None) -> int:
+    """Where what was said before the join goes: before the first message this connection heard.
+
+    After the restored messages, the agent history already shown, and a
+    conversation kept from an earlier room; the end when nothing was heard yet.
+    """
+    for position in range(_restored_count(messages), len(messages)):
+        message = messages[position]
+        if message.origin is MessageOrigin.LIVE and (since is None or message.first_seen >= since):
+            return position
+    return len(messages)
+
+
 def _is_conversation(item: ConversationItem) -> bool:
     """Not the agent's instructions: system and developer messages are its prompt, not the talk."""
     return not (isinstance(item, MessageItem) and item.role in ("system", "developer"))
@@ -917,12 +932,12 @@ def _merge_agent_history(
     messages = state.messages
     earlier = [
         agent_history_message(index, item, agent=agent, user=user, at=at, cap=lambda text: _cap(text, limits))
-        for index, item in pre_join_items(messages, items)
+        for index, item in pre_join_items(messages, items, since=pending.since)
     ]
     earlier = [message for message in earlier if messages.position(message.id) is None]
     if earlier:
-        count = _restored_count(messages)
-        messages = Messages([*messages[:count], *earlier, *messages[count:]])
+        where = _first_heard_since(messages, pending.since)
+        messages = Messages([*messages[:where], *earlier, *messages[where:]])
     history = _evolve(
         pending,
         request_id=None,

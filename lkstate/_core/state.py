@@ -360,6 +360,10 @@ class AgentHistoryState:
     """Items of kinds this version cannot read that the answers held (left out)."""
     merged_at: float | None = None
     """When the last answer was merged."""
+    since: float | None = None
+    """When this connection attempt started (``start()``): only messages heard since are compared
+    with the agent's record, so a conversation kept from an earlier room
+    (``keep_history_on_restart``) is never taken for this agent's."""
 
 
 # -- the snapshot ---------------------------------------------------------------

@@ -46,9 +46,11 @@ The rule
    attached item lends the row its ``metrics``, its ``interrupted`` flag and
    its id; it is not a row of its own.
 3. **What the room never carried becomes rows of its own.** A remote message
-   with no matching message (``run_input``, transcription off, items fetched
-   with the chat history from before we joined) is a ``"message"`` entry with
-   ``message=None``. Every tool call is a ``"tool_call"`` entry and every
+   with no matching message (``run_input``, transcription off) is a
+   ``"message"`` entry with ``message=None``. (What the agent's chat history
+   holds from before we joined is not among them: the reducer makes those
+   utterances messages of origin ``agent_history``, which their items attach
+   to like any other.) Every tool call is a ``"tool_call"`` entry and every
    agent handoff a ``"handoff"`` entry. System and developer messages, agent
    configuration updates, and the raw function-call items (their content is in
    the tool call) are not rows.
@@ -59,7 +61,7 @@ The rule
    compared by time: a row of its own goes right after the latest message
    (in ``state.messages`` order) holding a remote entry matched before it,
    after the rows already placed there; rows with nothing matched before them
-   — a handoff when the agent starts, history from before we joined — go at
+   — a handoff when the agent starts, before we joined — go at
    the start of the timeline. Rows of their own therefore keep the agent's
    order among themselves.
 

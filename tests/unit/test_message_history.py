@@ -438,3 +438,16 @@ def test_front_ends_say_where_an_earlier_message_came_from() -> None:
     assert describe_message(message("a", "x", origin=RESTORED)).notes == ("spoken", "earlier session")
     assert describe_message(message("b", "x", origin=HISTORY)).notes == ("spoken", "before you joined")
     assert describe_message(message("c", "x")).earlier is None
+
+
+def test_a_conversation_kept_from_an_earlier_room_is_not_taken_for_this_agents() -> None:
+    before = fold([agent_says(GREETING, "SG_1", T0 + 1)], connected())
+    again = fold([
+        ev.StartRequested(at=T0 + 60, keep_history=True),
+        ev.RoomConnected(at=T0 + 60.1, room_name="room-2", local_identity=USER, server_url="ws://x"),
+        ev.ParticipantJoined(at=T0 + 60.2, identity=AGENT, name="", kind="agent",
+                             attributes=(("lk.agent.state", "listening"),)),
+    ], before)
+    again = reduce(again, agent_says("Welcome.", "SG_2", T0 + 62))
+    state = fetched(again, [item("item_g2", pb.ASSISTANT, GREETING), item("item_w", pb.ASSISTANT, "Welcome.")], at=T0 + 63)
+    assert shown(state) == [(Role.AGENT, GREETING, LIVE), (Role.AGENT, GREETING, HISTORY), (Role.AGENT, "Welcome.", LIVE)]
