@@ -105,7 +105,15 @@ def preconnect_words(pre: PreConnectState) -> str | None:
 
 
 def microphone_label(mic: LocalTrackState) -> str:
-    """The microphone toggle's caption: what pressing it does."""
+    """The microphone toggle's caption: what pressing it does, or that it can do nothing.
+
+    A microphone that cannot work (no device, a browser that was not allowed
+    to use it) is neither on nor off: the toggle says it is unavailable and
+    the page disables it; why is in the facts line's tooltip and, for the
+    visitor's browser, under the voice bars.
+    """
+    if mic.error:
+        return "Microphone unavailable"
     return "Turn microphone off" if mic.enabled else "Turn microphone on"
 
 

@@ -45,8 +45,14 @@ The wire format
    first (a reloaded worklet, a dropped connection coming back).
 2. The server answers ``{"type": "ready", ...}`` with the format, then both
    sides send binary messages of exactly :data:`FRAME_BYTES` bytes: 20 ms of
-   48 kHz mono s16le PCM. The page also sends ``{"type": "mic", ...}`` text
-   notes (its microphone's state) which are logged.
+   48 kHz mono s16le PCM. The page also sends ``{"type": "mic", "state": ...}``
+   text notes (its microphone's state), which are logged; a microphone the
+   page could not open (``denied``, ``noDevice``, ``busy``, ``insecure``,
+   ``unsupported``) fails the tab's :class:`~lkstate.media.PushAudioInput`, so
+   the session's ``local_media.microphone.error`` says why in the page's own
+   words. A page that can run no audio at all (no https, no AudioWorklet)
+   still opens the channel, with ``"audio": false`` in its hello instead of a
+   rate, only to send that note.
 
 Limits (each refusal is counted and reported once per channel in the tab's
 ``state.problems``; none ever waits on the session or another tab):
@@ -358,11 +364,11 @@ class VoiceLink:
                             )
             elif text is not None and (note := _note(text)) is not None:
                 if note in _MICROPHONE_TROUBLE:
-                    self.problem(
-                        "microphone",
-                        f"The visitor's microphone could not be used: {_MICROPHONE_TROUBLE[note]} "
-                        "The page told them what to do; they can still type.",
-                    )
+                    reason, remedy = _MICROPHONE_TROUBLE[note]
+                    # The session's microphone shows it (no "Mic on" over a microphone that sends
+                    # nothing), in the words the page shows; the problems keep the event.
+                    self.microphone.fail(reason, remedy=remedy)
+                    self.problem("microphone", reason)
             elif text is not None:
                 self.counts.unreadable += 1
                 bad += 1
@@ -423,12 +429,30 @@ class VoiceLink:
         await self.microphone.aclose()
 
 
+_AGAIN = "then press Disconnect and Connect again. You can still type."
 _MICROPHONE_TROUBLE = {
-    "denied": "the browser was not allowed to use it.",
-    "noDevice": "the browser found none.",
-    "busy": "it could not be started (another program may hold it).",
-    "insecure": "the page is not served over https.",
+    "denied": (
+        "The browser was not allowed to use your microphone.",
+        f"Allow it with the microphone icon in the address bar (or the site settings), {_AGAIN}",
+    ),
+    "noDevice": (
+        "The browser found no microphone.",
+        f"Plug one in or choose one in your system's sound settings, {_AGAIN}",
+    ),
+    "busy": (
+        "The browser could not start your microphone (another program may be using it).",
+        f"Close that program, {_AGAIN}",
+    ),
+    "insecure": (
+        "The browser allows the microphone only on https:// pages and on localhost, and this page is neither.",
+        "Open it with https, or as http://localhost on this machine. You can still type.",
+    ),
+    "unsupported": (
+        "This browser cannot run the page's audio (no AudioWorklet).",
+        "Use a current Chrome, Edge, Firefox or Safari. You can still type.",
+    ),
 }
+"""What a page's microphone note means, as (reason, remedy): the session's microphone error says both."""
 
 
 def _note(text: str) -> str | None:
@@ -544,7 +568,7 @@ class BrowserVoice:
             await _close(socket, 4401, "Not a tab of this page.")
             return
         rate = _hello_rate(hello)
-        if rate != SAMPLE_RATE:
+        if rate != SAMPLE_RATE and _hello_carries_audio(hello):
             link.problem(
                 "rate",
                 f"The page's audio runs at {rate} Hz, but the audio channel carries {SAMPLE_RATE} Hz; "
@@ -571,6 +595,15 @@ class BrowserVoice:
             if secrets.compare_digest(known, secret) and not link.closed:
                 return link
         return None
+
+
+def _hello_carries_audio(hello: Any) -> bool:
+    """``False`` for a page that can run no audio (no https, no AudioWorklet) and opens the channel for its notes only."""
+    try:
+        body: Any = json.loads(hello["text"])
+        return body.get("audio", True) is not False
+    except Exception:
+        return True
 
 
 def _hello_rate(hello: Any) -> object:

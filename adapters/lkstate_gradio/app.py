@@ -165,6 +165,7 @@ class _Frame:
     connected: bool
     disconnected: bool
     mic_label: str
+    mic_unavailable: bool
     camera_label: str
 
 
@@ -178,6 +179,7 @@ def _frame(state: SessionState) -> _Frame:
         connected=status is ConnectionStatus.CONNECTED,
         disconnected=status is ConnectionStatus.DISCONNECTED,
         mic_label=microphone_label(state.local_media.microphone),
+        mic_unavailable=state.local_media.microphone.error is not None,
         camera_label=camera_label(state.local_media.camera),
     )
 
@@ -202,7 +204,7 @@ def _updates(previous: _Frame | None, state: SessionState) -> tuple[_Frame, tupl
         gr.Button(interactive=frame.disconnected) if connection_changed else skip(),
         gr.Button(interactive=not frame.disconnected) if connection_changed else skip(),
         gr.Button(interactive=frame.connected) if connection_changed else skip(),
-        gr.Button(value=frame.mic_label) if changed("mic_label") else skip(),
+        gr.Button(value=frame.mic_label, interactive=not frame.mic_unavailable) if changed("mic_label") else skip(),
         gr.Button(value=frame.camera_label) if changed("camera_label") else skip(),
     )
     return frame, updates

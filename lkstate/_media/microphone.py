@@ -715,6 +715,8 @@ class MicrophoneController:
         self._publication: rtc.LocalTrackPublication | None = None
         self._enabled = True
         self._track_state = LocalTrackState()
+        self._input_error: str | None = None
+        """Why the input stopped delivering, in words; a later publish must not hide it."""
         self._send_task: asyncio.Task[str | None] | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -911,6 +913,7 @@ class MicrophoneController:
             return
         logger.warning("the audio input failed", exc_info=error)
         words = str(error) if isinstance(error, AudioInputError) else f"The audio input stopped working: {error}"
+        self._input_error = words
         self._set_track(attrs.evolve(self._track_state, error=words))
 
     async def _stop_capture(self) -> None:
@@ -952,7 +955,11 @@ class MicrophoneController:
         self._publication = publication
         self._set_track(
             attrs.evolve(
-                self._track_state, published=True, muted=not self._enabled, track_sid=publication.sid, error=None
+                self._track_state,
+                published=True,
+                muted=not self._enabled,
+                track_sid=publication.sid,
+                error=self._input_error,  # clears a failed publish, never an input that stopped
             )
         )
         self._handover.published(publication.sid, flagged=flagged, now=self._loop.time())

@@ -18,6 +18,14 @@ Pre-connect needs nothing special: frames pushed from the moment the user
 pressed Connect are waiting in the queue when the session starts reading, and
 the session's microphone records them into its pre-connect buffer like any
 other input's.
+
+A producer that *cannot* deliver — a browser whose visitor refused the
+microphone, a bridge whose call never came — says so with
+:meth:`~PushAudioInput.fail`: the reader ends with an
+:class:`~lkstate.errors.AudioInputError` carrying its words, so the session's
+``local_media.microphone.error`` shows them, as it does for a local
+microphone that could not be opened. The state and what the user was told
+then agree: no "Mic on" over a microphone that sends nothing.
 """
 
 from __future__ import annotations
@@ -47,7 +55,8 @@ class PushAudioInput:
     Unlike a generator, the input can be read again after a reader stopped (a
     session ended and started again) — one reader at a time. :meth:`clear`
     forgets what is queued (the producer went away mid-frame);
-    :meth:`aclose` ends the current reader and refuses later pushes.
+    :meth:`aclose` ends the current reader and refuses later pushes;
+    :meth:`fail` ends the current (or next) reader with an error in words.
     """
 
     def __init__(
@@ -71,6 +80,7 @@ class PushAudioInput:
         self._frames: collections.deque[rtc.AudioFrame] = collections.deque()
         self._reader: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._closed = False
+        self._failure: AudioInputError | None = None
         self.dropped_frames = 0
         """Frames dropped because the queue was full (nobody read them in time)."""
         self.pushed_frames = 0
@@ -115,10 +125,28 @@ class PushAudioInput:
         return True
 
     def clear(self) -> None:
-        """Forget the queued frames and any partial frame (not counted as dropped)."""
+        """Forget the queued frames, any partial frame (not counted as dropped) and a failure not yet read."""
         with self._lock:
             self._frames.clear()
             self._cutter.flush()
+            self._failure = None
+
+    def fail(self, message: str, *, remedy: str = "") -> None:
+        """The producer cannot deliver audio: end the reader with :class:`~lkstate.errors.AudioInputError`.
+
+        From any thread. The current reader raises it once the frames already
+        queued are read; with no reader, the next one does (a session that
+        starts after the producer gave up still learns why). Only that one
+        reader fails: a session started again afterwards reads normally, so a
+        producer that recovered (the visitor allowed the microphone, then
+        connected again) just pushes. :meth:`clear` forgets a failure no
+        reader has seen yet.
+        """
+        with self._lock:
+            self._failure = AudioInputError(message, remedy=remedy)
+            reader = self._reader
+        if reader is not None:
+            _wake(*reader)
 
     async def frames(self) -> AsyncGenerator[rtc.AudioFrame, None]:
         event = asyncio.Event()
@@ -133,10 +161,14 @@ class PushAudioInput:
                 with self._lock:
                     frame = self._frames.popleft() if self._frames else None
                     closed = self._closed
+                    failure = None
                     if frame is None:
                         event.clear()
+                        failure, self._failure = self._failure, None
                 if frame is not None:
                     yield frame
+                elif failure is not None:
+                    raise failure
                 elif closed:
                     return
                 else:

@@ -124,7 +124,7 @@ def test_early_audio_and_the_microphone_are_described() -> None:
     html = status_html(attrs.evolve(state, local_media=LocalMedia(microphone=broken)))
     assert ">No microphone</span>" in html, "a few words, not the whole explanation"
     assert 'title="No microphone found: the PortAudio library could not be loaded. Install PortAudio &lt;here&gt;."' in html
-    assert microphone_label(broken) == "Turn microphone on"
+    assert microphone_label(broken) == "Microphone unavailable", "neither on nor off: pressing it could not help"
 
 
 def test_the_camera_is_described_and_why_it_cannot_work_is_spelled_out() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import socket
 import time
 import wave
@@ -555,6 +556,11 @@ class NonReader:
         self.writer.close()
 
 
+def microphone_fact(page: Any) -> Any:
+    """The microphone's few words in the facts line under the agent's state (its tooltip: why)."""
+    return page.locator("#lk-status .lk-mic")
+
+
 def problems_of(session: Any) -> str:
     return " | ".join(p.message for p in session.state.problems if p.source == "browser audio")
 
@@ -662,7 +668,17 @@ async def test_a_denied_microphone_an_insecure_page_and_a_dropped_channel_are_to
         "bar (or the site settings), then press Disconnect and Connect again. You can still type."
     )
     await expect(status(page)).to_have_attribute("data-agent-state", "listening", timeout=20_000)
-    await expect(page.locator("#lk-problems")).to_contain_text("the browser was not allowed to use it")
+    # The page and the session agree: the microphone is unavailable, and why, in the page's words.
+    denied = (
+        "The browser was not allowed to use your microphone. Allow it with the microphone icon in the address "
+        "bar (or the site settings), then press Disconnect and Connect again. You can still type."
+    )
+    await expect(microphone_fact(page)).to_have_text("No microphone")
+    await expect(microphone_fact(page)).to_have_attribute("title", denied)
+    await expect(page.locator("#lk-mic")).to_have_text("Microphone unavailable")
+    await expect(page.locator("#lk-mic")).to_be_disabled()
+    assert only_session(demo).state.local_media.microphone.error == denied
+    await expect(page.locator("#lk-problems")).to_contain_text("The browser was not allowed to use your microphone.")
     identity = only_session(demo).state.connection.local_identity
     await agent.wait_for_participant(identity)
     await page.locator("#lk-input textarea").fill("hello by typing")
@@ -679,6 +695,9 @@ async def test_a_denied_microphone_an_insecure_page_and_a_dropped_channel_are_to
     await page.get_by_role("button", name="Connect", exact=True).click()
     await expect(page.locator(words)).to_have_attribute("data-voice", "insecure", timeout=15_000)
     await expect(page.locator(words)).to_contain_text("this page is not served over https")
+    await expect(microphone_fact(page)).to_have_text("No microphone", timeout=15_000)
+    await expect(microphone_fact(page)).to_have_attribute("title", re.compile("only on https:// pages and on localhost"))
+    await expect(page.locator("#lk-mic")).to_have_text("Microphone unavailable")
     await context.close()
 
     # The channel drops under a connected visitor.

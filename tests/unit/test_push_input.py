@@ -62,3 +62,27 @@ async def test_it_can_be_read_again_one_reader_at_a_time_and_closing_ends_the_re
     with pytest.raises(StopAsyncIteration):
         await waiting
     assert source.push(ramp(0, 160)) is False
+
+
+async def test_a_producer_that_cannot_deliver_fails_one_reader_in_words_and_the_next_reads_normally() -> None:
+    source = PushAudioInput(sample_rate=16000)
+    # The producer gave up before anyone read: the first reader still learns why, after what was queued.
+    source.push(ramp(0, 160))
+    source.fail("the browser was not allowed to use the microphone.", remedy="Allow it, then connect again.")
+    first = source.frames()
+    assert (await anext(first)).data.tobytes() == ramp(0, 160)
+    with pytest.raises(AudioInputError, match="not allowed to use the microphone") as raised:
+        await anext(first)
+    assert raised.value.remedy == "Allow it, then connect again."
+    # A reader that is waiting is woken by the failure, from another thread.
+    second = source.frames()
+    waiting = asyncio.ensure_future(anext(second))
+    await asyncio.sleep(0.01)
+    threading.Thread(target=lambda: source.fail("no microphone was found.")).start()
+    with pytest.raises(AudioInputError, match="no microphone was found"):
+        await asyncio.wait_for(waiting, 2)
+    # The producer recovered: the next reader gets its audio; a failure nobody read is forgotten by clear().
+    source.fail("stale")
+    source.clear()
+    source.push(ramp(160, 160))
+    assert await take(source, 1) == ramp(160, 160)

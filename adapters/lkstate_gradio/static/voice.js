@@ -139,14 +139,12 @@
     voice.problem = null;
     voice.key = el.dataset.key;
     if (!window.isSecureContext) {
-      voice.running = false;
-      fail("insecure");
+      cannotRun("insecure", el);
       return;
     }
     const ctx = context();
     if (!ctx) {
-      voice.running = false;
-      fail("unsupported");
+      cannotRun("unsupported", el);
       return;
     }
     if (ctx.state !== "running") {
@@ -159,8 +157,7 @@
     try {
       await voice.loaded;
     } catch (error) {
-      voice.running = false;
-      fail("unsupported");
+      cannotRun("unsupported", el);
       return;
     }
     if (!voice.running) return;
@@ -170,6 +167,18 @@
       await startMicrophone(ctx, el);
     } else if (!voice.problem) {
       say("listenOnly");
+    }
+  }
+
+  function cannotRun(kind, el) {
+    // No audio at all on this page. Say why here, and tell the server on a channel without audio,
+    // so the session's microphone says so too (no "Mic on" over a microphone that sends nothing).
+    fail(kind);
+    if (el.dataset.micSource === "browser") {
+      openChannel(false);
+      note(kind);
+    } else {
+      voice.running = false;
     }
   }
 
@@ -251,13 +260,14 @@
     }
   }
 
-  function openChannel() {
+  function openChannel(audio = true) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(scheme + "//" + location.host + base + "lkstate/voice");
     ws.binaryType = "arraybuffer";
     voice.ws = ws;
     voice.ready = false;
-    ws.onopen = () => ws.send(JSON.stringify({ key: voice.key, rate: voice.ctx ? voice.ctx.sampleRate : 0 }));
+    const hello = audio ? { key: voice.key, rate: voice.ctx ? voice.ctx.sampleRate : 0 } : { key: voice.key, audio: false };
+    ws.onopen = () => ws.send(JSON.stringify(hello));
     ws.onmessage = (event) => {
       if (typeof event.data === "string") {
         let message = {};
