@@ -149,7 +149,11 @@ STALLED_SECONDS = 5.0
 VOICE_PATH = "lkstate/voice"
 """The WebSocket, relative to the page (so a mounted app has it under its own path)."""
 STATIC_PATH = "lkstate/static"
-_STATIC_FILES = {"voice.js": "text/javascript", "voice-worklet.js": "text/javascript"}
+_STATIC_FILES = {
+    "voice.js": "text/javascript",
+    "voice-worklet.js": "text/javascript",
+    "voice-channel.js": "text/javascript",
+}
 
 SOURCE = "browser audio"
 """The ``source`` of the problems a channel reports."""

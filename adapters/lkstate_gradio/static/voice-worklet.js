@@ -1,16 +1,21 @@
 // The page's two audio processors, run on the browser's audio thread.
 //
 // lk-capture: the visitor's microphone, cut into 20 ms frames of 16-bit PCM
-// (960 samples at 48 kHz), each posted to the page as an ArrayBuffer, which
-// sends it to the server unchanged.
+// (960 samples at 48 kHz), each posted as an ArrayBuffer to the channel's
+// worker (static/voice-channel.js, over a MessagePort the page hands over),
+// which sends it to the server unchanged.
 //
-// lk-player: the agent's voice, from 20 ms frames the page posts in. A small
+// lk-player: the agent's voice, from 20 ms frames the channel's worker posts
+// in over its MessagePort (the page's main thread is not on the way). A small
 // jitter buffer: playback starts once TARGET seconds are queued (and again
 // after running dry). Frames that arrive in a burst after a stall make the
 // queue, and so the delay, grow; past SOFT_MAX the player catches up by
-// skipping *silent* samples (the pauses between words, inaudible to skip)
-// until it is back at TARGET, and past HARD_MAX it drops the oldest audio
-// outright. So the agent is never heard more than HARD_MAX behind, usually
+// skipping *silences* — whole stretches of at least SKIP_RUN seconds below
+// SILENT, the pauses between words, inaudible to skip — until it is back at
+// TARGET, and past HARD_MAX it drops the oldest audio outright. (It once
+// skipped every single quiet sample, which inside a word are its zero
+// crossings and its fade-in: a word played during a catch-up came out with
+// its waveform cut at every crossing.) So the agent is never heard more than HARD_MAX behind, usually
 // about TARGET, and an interrupted agent stops within that: nothing queued
 // can play on for seconds. "flush" empties the queue at once.
 // With the tap on, every sample played is also kept (for tests and the
@@ -20,12 +25,18 @@ const TARGET = 0.06;
 const SOFT_MAX = 0.15;
 const HARD_MAX = 0.4;
 const SILENT = 0.002; // about -54 dBFS
+const SKIP_RUN = 0.01; // the shortest silence skipped while catching up
 
 class Capture extends AudioWorkletProcessor {
   constructor() {
     super();
     this.frame = new Int16Array(sampleRate / 50);
     this.used = 0;
+    this.out = null; // the channel's port (to its worker); frames captured before it is given are dropped
+    this.first = true;
+    this.port.onmessage = (event) => {
+      if (event.data && event.data.port) this.out = event.data.port;
+    };
   }
 
   process(inputs) {
@@ -36,7 +47,11 @@ class Capture extends AudioWorkletProcessor {
       this.frame[this.used++] = s < 0 ? Math.round(s * 32768) : Math.round(s * 32767);
       if (this.used === this.frame.length) {
         const out = this.frame.buffer;
-        this.port.postMessage({ pcm: out, at: currentTime }, [out]);
+        if (this.out) this.out.postMessage({ pcm: out, at: currentTime }, [out]);
+        if (this.first) {
+          this.first = false;
+          this.port.postMessage({ first: true, at: currentTime });
+        }
         this.frame = new Int16Array(sampleRate / 50);
         this.used = 0;
       }
@@ -56,22 +71,34 @@ class Player extends AudioWorkletProcessor {
     this.softMax = Math.round(SOFT_MAX * sampleRate);
     this.hardMax = Math.round(HARD_MAX * sampleRate);
     this.catchingUp = false;
+    this.skipRun = Math.round(SKIP_RUN * sampleRate);
     this.stats = { received: 0, underruns: 0, droppedSamples: 0, skippedSilence: 0, flushed: 0 };
     this.tap = null;
     this.port.onmessage = (event) => this.onMessage(event.data);
   }
 
   onMessage(data) {
-    if (data instanceof ArrayBuffer) {
+    if (data && data.port && typeof data.port.postMessage === "function") {
+      // The channel's port: frames come straight from its worker (static/voice-channel.js).
+      data.port.onmessage = (event) => this.onMessage(event.data);
+    } else if (data instanceof ArrayBuffer) {
       this.push(new Int16Array(data));
     } else if (data === "flush") {
       this.stats.flushed += this.count;
+      if (this.tap) this.tap.taken += this.count;
       this.count = 0;
       this.playing = false;
     } else if (data === "tap") {
-      this.tap = { start: null, chunks: [], length: 0 };
+      // taken: samples taken from the queue since (played or skipped), less those queued before the tap:
+      // the position in `received` of the next sample to play. underruns: where the queue ran dry.
+      this.tap = {
+        start: null, chunks: [], length: 0, received: [], receivedLength: 0, arrivals: [],
+        taken: -this.count, underruns: [],
+      };
     } else if (data === "dump") {
-      const tap = this.tap || { start: currentTime, chunks: [], length: 0 };
+      const tap = this.tap || {
+        start: currentTime, chunks: [], length: 0, received: [], receivedLength: 0, arrivals: [], taken: 0, underruns: [],
+      };
       if (tap.start === null) tap.start = currentTime;
       const samples = new Float32Array(tap.length);
       let at = 0;
@@ -79,7 +106,19 @@ class Player extends AudioWorkletProcessor {
         samples.set(chunk, at);
         at += chunk.length;
       }
-      this.port.postMessage({ dump: samples.buffer, start: tap.start, rate: sampleRate }, [samples.buffer]);
+      const received = new Int16Array(tap.receivedLength);
+      at = 0;
+      for (const chunk of tap.received) {
+        received.set(chunk, at);
+        at += chunk.length;
+      }
+      this.port.postMessage(
+        {
+          dump: samples.buffer, start: tap.start, rate: sampleRate, received: received.buffer, arrivals: tap.arrivals,
+          underruns: tap.underruns,
+        },
+        [samples.buffer, received.buffer],
+      );
     } else if (data === "stats") {
       this.port.postMessage({ stats: { ...this.stats, buffered: this.count / sampleRate, now: currentTime } });
     }
@@ -87,12 +126,18 @@ class Player extends AudioWorkletProcessor {
 
   push(pcm) {
     this.stats.received += pcm.length;
+    if (this.tap && this.tap.receivedLength < sampleRate * 60) {
+      this.tap.received.push(pcm.slice());
+      this.tap.receivedLength += pcm.length;
+      this.tap.arrivals.push(currentTime);
+    }
     const size = this.ring.length;
     for (let i = 0; i < pcm.length; i++) {
       if (this.count === size) {
         this.read = (this.read + 1) % size;
         this.count--;
         this.stats.droppedSamples++;
+        if (this.tap) this.tap.taken++;
       }
       this.ring[(this.read + this.count) % size] = pcm[i] / 32768;
       this.count++;
@@ -102,7 +147,21 @@ class Player extends AudioWorkletProcessor {
       this.read = (this.read + drop) % size;
       this.count -= drop;
       this.stats.droppedSamples += drop;
+      if (this.tap) this.tap.taken += drop;
     }
+  }
+
+  silence() {
+    // Samples at the read position that may be skipped: a whole run of SKIP_RUN below SILENT, never
+    // more than brings the queue back to TARGET; 0 when the audio there is not such a silence.
+    const run = this.skipRun;
+    if (this.count - this.target < run) return 0;
+    const size = this.ring.length;
+    for (let k = 0; k < run; k++) {
+      const sample = this.ring[(this.read + k) % size];
+      if (sample >= SILENT || sample <= -SILENT) return 0;
+    }
+    return run;
   }
 
   process(_inputs, outputs) {
@@ -114,22 +173,29 @@ class Player extends AudioWorkletProcessor {
     if (this.count > this.softMax) this.catchingUp = true;
     if (this.playing) {
       for (; i < out.length && this.count > 0; ) {
-        const sample = this.ring[this.read];
-        this.read = (this.read + 1) % size;
-        this.count--;
         if (this.catchingUp) {
           if (this.count <= this.target) {
             this.catchingUp = false;
-          } else if (sample < SILENT && sample > -SILENT) {
-            this.stats.skippedSilence++;
-            continue;
+          } else {
+            const skip = this.silence();
+            if (skip > 0) {
+              this.read = (this.read + skip) % size;
+              this.count -= skip;
+              this.stats.skippedSilence += skip;
+              if (this.tap) this.tap.taken += skip;
+              continue;
+            }
           }
         }
-        out[i++] = sample;
+        out[i++] = this.ring[this.read];
+        this.read = (this.read + 1) % size;
+        this.count--;
+        if (this.tap) this.tap.taken++;
       }
       if (i < out.length) {
         this.playing = false;
         this.stats.underruns++;
+        if (this.tap && this.tap.underruns.length < 10000) this.tap.underruns.push(this.tap.taken);
       }
     }
     for (; i < out.length; i++) out[i] = 0;

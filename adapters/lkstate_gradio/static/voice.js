@@ -21,7 +21,6 @@
     return p;
   })();
   const ACTIVE = new Set(["connecting", "connected", "reconnecting"]);
-  const MAX_PENDING = 500; // 10 s of 20 ms frames captured before the channel is ready
 
   const WORDS = {
     idle: "Press Connect to talk: your browser will ask to use your microphone.",
@@ -61,9 +60,9 @@
     source: null,
     agentAnalyser: null,
     micAnalyser: null,
-    ws: null,
+    channel: null,
+    open: false,
     ready: false,
-    pending: [],
     running: false,
     key: null,
     micWanted: true,
@@ -75,7 +74,6 @@
     micLevel: 0,
     agentLevel: 0,
     waiters: [],
-    notes: [],
     timing: {},
   };
 
@@ -101,8 +99,7 @@
   function note(state, detail) {
     // The server puts microphone trouble in the session's problems too; held until the channel is ready.
     const text = JSON.stringify({ type: "mic", state: state, detail: String(detail || "").slice(0, 200) });
-    if (voice.ready && voice.ws && voice.ws.readyState === WebSocket.OPEN) voice.ws.send(text);
-    else voice.notes.push(text);
+    if (voice.channel && voice.open) voice.channel.postMessage({ type: "note", text: text });
   }
 
   // -- audio context ----------------------------------------------------------------
@@ -162,7 +159,15 @@
     }
     if (!voice.running) return;
     if (el.dataset.speaker === "browser") startPlayer(ctx);
-    openChannel();
+    let capturePort = null;
+    if (el.dataset.micSource === "browser") {
+      // The capture node exists from the start, so its frames go to the channel without the main thread.
+      startCapture(ctx);
+      const pipe = new MessageChannel();
+      voice.capture.port.postMessage({ port: pipe.port1 }, [pipe.port1]);
+      capturePort = pipe.port2;
+    }
+    openChannel(true, capturePort);
     if (el.dataset.micSource === "browser") {
       await startMicrophone(ctx, el);
     } else if (!voice.problem) {
@@ -180,6 +185,21 @@
     } else {
       voice.running = false;
     }
+  }
+
+  function startCapture(ctx) {
+    voice.capture = new AudioWorkletNode(ctx, "lk-capture", { numberOfOutputs: 1, outputChannelCount: [1] });
+    voice.capture.port.onmessage = (event) => {
+      if (event.data && event.data.first && voice.timing.firstFrameAt === undefined) {
+        voice.timing.firstFrameAt = performance.now();
+      }
+    };
+    // The capture node runs only when pulled: to the speakers, silenced.
+    const mute = ctx.createGain();
+    mute.gain.value = 0;
+    voice.capture.connect(mute);
+    mute.connect(ctx.destination);
+    voice.mute = mute;
   }
 
   function startPlayer(ctx) {
@@ -232,81 +252,67 @@
     voice.timing.openedAt = performance.now();
     voice.stream = stream;
     voice.source = ctx.createMediaStreamSource(stream);
-    voice.capture = new AudioWorkletNode(ctx, "lk-capture", { numberOfOutputs: 1, outputChannelCount: [1] });
-    voice.capture.port.onmessage = (event) => sendFrame(event.data.pcm);
     voice.micAnalyser = ctx.createAnalyser();
     voice.micAnalyser.fftSize = 1024;
     voice.source.connect(voice.capture);
     voice.source.connect(voice.micAnalyser);
-    // The capture node runs only when pulled: to the speakers, silenced.
-    const mute = ctx.createGain();
-    mute.gain.value = 0;
-    voice.capture.connect(mute);
-    mute.connect(ctx.destination);
-    voice.mute = mute;
     applyMicrophone();
     note("on");
   }
 
-  function sendFrame(pcm) {
-    if (voice.timing.firstFrameAt === undefined) voice.timing.firstFrameAt = performance.now();
-    if (!voice.micWanted) return;
-    if (voice.ready && voice.ws && voice.ws.readyState === WebSocket.OPEN) {
-      voice.ws.send(pcm);
-      voice.sent++;
-    } else if (voice.running) {
-      voice.pending.push(pcm);
-      if (voice.pending.length > MAX_PENDING) voice.pending.shift();
-    }
-  }
-
-  function openChannel(audio = true) {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(scheme + "//" + location.host + base + "lkstate/voice");
-    ws.binaryType = "arraybuffer";
-    voice.ws = ws;
-    voice.ready = false;
-    const hello = audio ? { key: voice.key, rate: voice.ctx ? voice.ctx.sampleRate : 0 } : { key: voice.key, audio: false };
-    ws.onopen = () => ws.send(JSON.stringify(hello));
-    ws.onmessage = (event) => {
-      if (typeof event.data === "string") {
-        let message = {};
-        try {
-          message = JSON.parse(event.data);
-        } catch (error) {
-          return;
+  function channel() {
+    if (!voice.channel) {
+      voice.channel = new Worker(base + "lkstate/static/voice-channel.js");
+      voice.channel.onmessage = (event) => {
+        const message = event.data;
+        if (message.sent !== undefined) {
+          voice.sent = message.sent;
+          voice.received = message.received;
         }
         if (message.type === "ready") {
           voice.ready = true;
-          for (const text of voice.notes.splice(0)) ws.send(text);
-          for (const pcm of voice.pending.splice(0)) {
-            ws.send(pcm);
-            voice.sent++;
-          }
+        } else if (message.type === "closed") {
+          const wasOpen = voice.open;
+          voice.open = voice.ready = false;
+          if (wasOpen && voice.running) fail(message.code === 4401 ? "refused" : "dropped");
         }
-        return;
-      }
-      voice.received++;
-      if (voice.player) voice.player.port.postMessage(event.data, [event.data]);
+      };
+    }
+    return voice.channel;
+  }
+
+  function openChannel(audio, capturePort) {
+    // The socket lives in a worker (static/voice-channel.js): frames pass between it and the worklets
+    // over MessagePorts, never waiting for the main thread.
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const hello = audio ? { key: voice.key, rate: voice.ctx ? voice.ctx.sampleRate : 0 } : { key: voice.key, audio: false };
+    const message = {
+      type: "open",
+      url: scheme + "//" + location.host + base + "lkstate/voice",
+      hello: hello,
+      mic: voice.micWanted,
     };
-    ws.onclose = (event) => {
-      if (voice.ws !== ws) return;
-      voice.ws = null;
-      voice.ready = false;
-      if (voice.running) {
-        fail(event.code === 4401 ? "refused" : "dropped");
-      }
-    };
+    const transfer = [];
+    if (audio && voice.player) {
+      const pipe = new MessageChannel();
+      voice.player.port.postMessage({ port: pipe.port1 }, [pipe.port1]);
+      message.player = pipe.port2;
+      transfer.push(pipe.port2);
+    }
+    if (capturePort) {
+      message.capture = capturePort;
+      transfer.push(capturePort);
+    }
+    voice.sent = voice.received = 0;
+    voice.ready = false;
+    voice.open = true;
+    channel().postMessage(message, transfer);
   }
 
   function stop() {
     voice.running = false;
-    voice.pending = [];
-    voice.notes = [];
-    const ws = voice.ws;
-    voice.ws = null;
-    voice.ready = false;
-    if (ws) ws.close(1000, "Disconnected.");
+    if (voice.open && voice.channel) voice.channel.postMessage({ type: "close", code: 1000, reason: "Disconnected." });
+    voice.open = voice.ready = false;
     if (voice.stream) voice.stream.getTracks().forEach((t) => t.stop());
     for (const node of [voice.source, voice.capture, voice.mute]) if (node) node.disconnect();
     voice.stream = voice.source = voice.capture = voice.mute = voice.micAnalyser = null;
@@ -317,7 +323,9 @@
 
   function applyMicrophone() {
     const el = link();
-    voice.micWanted = !el || el.dataset.mic !== "off";
+    const wanted = !el || el.dataset.mic !== "off";
+    if (wanted !== voice.micWanted && voice.channel) voice.channel.postMessage({ type: "mic", on: wanted });
+    voice.micWanted = wanted;
     if (voice.stream) voice.stream.getAudioTracks().forEach((t) => (t.enabled = voice.micWanted));
     if (voice.stream && !voice.problem) say(voice.micWanted ? "live" : "muted");
   }
@@ -423,6 +431,13 @@
 
   // -- for tests and the benchmark --------------------------------------------------------
 
+  function base64(buffer) {
+    const bytes = new Uint8Array(buffer);
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return btoa(text);
+  }
+
   function ask(message) {
     return new Promise((resolve) => {
       if (!voice.player) return resolve(null);
@@ -468,10 +483,14 @@
       const floats = new Float32Array(answer.dump);
       const pcm = new Int16Array(floats.length);
       for (let i = 0; i < floats.length; i++) pcm[i] = Math.max(-32768, Math.min(32767, Math.round(floats[i] * 32768)));
-      const bytes = new Uint8Array(pcm.buffer);
-      let text = "";
-      for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-      return { start: answer.start, rate: answer.rate, pcm: btoa(text) };
+      return {
+        start: answer.start,
+        rate: answer.rate,
+        pcm: base64(pcm.buffer),
+        received: base64(answer.received),
+        arrivals: answer.arrivals,
+        underruns: answer.underruns,
+      };
     },
     stats: async () => {
       const answer = await ask("stats");
