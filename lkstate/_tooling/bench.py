@@ -1882,7 +1882,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--voice",
         action="store_true",
-        help="also time the Gradio page's audio channel against the local audio path, each way (needs the gradio extra)",
+        help="also time the Gradio page's audio path — in headless Chromium when it is installed, and its channel "
+        "from a Python client — against the local audio path, each way (needs the gradio extra)",
     )
     parser.add_argument("--agent-host", action="store_true", help=argparse.SUPPRESS)
     return parser

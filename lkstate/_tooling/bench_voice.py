@@ -1,26 +1,45 @@
-"""Benchmark: the browser's audio channel against the local path, each way, on loopback.
+"""Benchmark: the browser's audio path against the local path, each way, on loopback.
 
 ``lkstate bench --voice`` (or ``python -m lkstate._tooling.bench_voice [--json]``).
 
-What is timed, with a real livekit-server and a raw ``livekit.rtc`` agent peer:
+What is timed, with a real livekit-server and a raw ``livekit.rtc`` agent peer,
+in one run (so the baselines share the machine's load):
 
-- **microphone → agent**: a click (20 ms of loud noise after silence) is put
-  into the session's microphone, and timed until the agent peer's
-  ``rtc.AudioStream`` of the user's track carries it. *Browser path*: the click
-  is a frame sent on the tab's WebSocket (``lkstate_gradio``'s channel served by
-  uvicorn, exactly as the page sends it) into the tab's ``PushAudioInput``.
-  *Local path*: the same frame pushed into a ``PushAudioInput`` in-process,
-  which is what any local microphone does.
-- **agent → playback**: the agent peer publishes a click; timed until it is in
-  the output. *Browser path*: until the WebSocket client receives the frame
-  (the tab's ``BrowserSpeaker``). *Local path*: until the session's
-  ``AudioOutput.write`` gets it (what a speaker or a file gets).
+- **microphone → agent**: a click (20 ms of loud noise after silence) enters
+  the session's microphone, and is timed until the agent peer's
+  ``rtc.AudioStream`` of the user's track carries it.
+- **agent → playback**: the agent peer publishes a click; timed until it is
+  played.
 
-Each as p50/p99 in ms and the browser path's p50 as a ratio over the local
-path. Not included, because no server-side code can see them: the page's own
-legs — the AudioWorklet's 20 ms framing before a frame is sent, and the
-player's 60 ms jitter-buffer target before a frame is heard (both by design,
-stated in ``lkstate_gradio/_voice.py``) and the sound card's latency.
+Three paths, each a key infix:
+
+- ``local``: the click pushed into a ``PushAudioInput`` in-process (what any
+  local microphone does), and heard when the session's ``AudioOutput.write``
+  gets it (what a ``SpeakerOutput`` or a file gets). The baseline.
+- ``page``: real headless Chromium (Debian ``chromium`` through Playwright)
+  runs the Gradio page's audio code — ``voice.js``, its channel worker and its
+  worklets, served by ``lkstate_gradio``'s routes on uvicorn — with a fake
+  microphone playing a WAV of clicks. Up: from the moment the click's first
+  sample was captured (the frame's arrival in the page's channel worker, less
+  the rest of its 20 ms frame, so the framing counts) to the agent peer
+  hearing it. Down: from the agent's ``capture_frame`` of the click to the
+  moment the page's audio device plays its first sample (the player worklet's
+  audio clock, mapped to wall-clock time by ``AudioContext.getOutputTimestamp``:
+  the 60 ms jitter buffer and the output latency count). Page times are
+  ``performance.timeOrigin + performance.now()``, Python's ``time.time()``:
+  the same wall clock on one machine; ``voice_page_clock_check_ms`` is how far
+  apart they read across one round trip to the page (its width bounds the error).
+  Not included: the fake microphone's own capture buffering. Without
+  chromium or Playwright the page figures are ``None`` and
+  ``voice_page_skipped`` says why.
+- ``wsclient``: the same channel driven by a Python WebSocket client that
+  sends and receives the page's frames: the server's share of the page path.
+
+Each as p50/p99 in ms (``voice_{direction}_{path}_p50_ms``/``_p99_ms``, clicks
+never heard in ``_lost``), and ``voice_{direction}_{path}_ratio`` the path's
+p50 over the local path's, for ``page`` and ``wsclient``. Directions:
+``mic_to_agent`` and ``agent_to_playback``. The issue-13 target is at most
+150 ms p50 each way on the page path.
 """
 
 from __future__ import annotations
@@ -29,8 +48,13 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import importlib.util
 import json
+import os
+import shutil
 import socket
+import tempfile
+import wave
 import sys
 import threading
 import time
@@ -227,27 +251,203 @@ async def _one_path(server: Any, *, browser: bool, clicks: int) -> dict[str, lis
     return {"up": up, "down": down}
 
 
-async def _measure(clicks: int) -> dict[str, Any]:
-    server = _start_server()
+_CHROMIUM_ARGS = (
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
+)
+CLICK_EVERY = 0.5
+"""Seconds between clicks, both ways (the page and the agent look for a click after 100 ms of quiet)."""
+
+
+def _find_chromium() -> str | None:
+    for candidate in (os.environ.get("LKSTATE_CHROMIUM"), "chromium", "chromium-browser"):
+        if candidate and (path := shutil.which(candidate)):
+            return path
+    return None
+
+
+def _page_missing() -> str | None:
+    """Why the page path cannot run here, in words, or ``None``."""
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright package is not installed (pip install playwright; no browser download is needed)"
+    if _find_chromium() is None:
+        return "no chromium on PATH (apt-get install chromium, or set LKSTATE_CHROMIUM)"
+    return None
+
+
+def _clicks_wav(folder: str, clicks: int, lead: float) -> str:
+    """A WAV for Chromium's fake microphone: ``lead`` s of silence, then a click every :data:`CLICK_EVERY` s."""
+    gap = np.zeros(int(RATE * CLICK_EVERY) - FRAME, dtype=np.int16)
+    click = np.frombuffer(_click(), dtype=np.int16)
+    body = [np.zeros(int(RATE * lead), dtype=np.int16)]
+    for _ in range(clicks):
+        body += [click, gap]
+    body.append(np.zeros(RATE * 2, dtype=np.int16))
+    path = os.path.join(folder, "clicks.wav")
+    with wave.open(path, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(np.concatenate(body).tobytes())
+    return path
+
+
+def _page_html(voice_module: Any, secret: str) -> str:
+    """The Gradio page's audio parts alone: its voice script and the hidden element it follows."""
+    link = voice_module.link_html(secret, connection="connected", processing=False)
+    panel = voice_module.voice_panel_html("browser", "browser")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'>{voice_module.BrowserVoice.head()}</head><body>"
+        f"<div id='lk-voice'>{panel}</div><div id='lk-voice-link'>{link}</div></body></html>"
+    )
+
+
+def _matched(starts: list[float], ends: list[float], window: float) -> list[float]:
+    """For each start, ms until the first end after it (within ``window`` s); starts never ended are left out."""
+    spans: list[float] = []
+    for start in starts:
+        after = [end for end in ends if start <= end <= start + window]
+        if after:
+            spans.append((min(after) - start) * 1000)
+    return spans
+
+
+async def _page_path(server: Any, *, clicks: int) -> dict[str, Any]:
+    """The page path (see the module docstring): Chromium, the page's audio code, the channel, a session."""
+    from playwright.async_api import async_playwright  # pyright: ignore[reportMissingImports, reportUnknownVariableType]
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    voice_module = importlib.import_module("lkstate_gradio._voice")
+    room = f"bench-voice-page-{uuid.uuid4().hex[:8]}"
+    identity = f"user-{room}"
+    peer, agent_source = await _agent_peer(server, room)
+    voice = voice_module.BrowserVoice()
+    link = voice.new_link()
+    voice.bind("bench", link, None)
+    session = Session(
+        LiteralTokenSource(server.url, _mint(server.api_key, server.api_secret, room, identity)),
+        agent_connect_timeout=30.0,
+        audio_input=link.microphone,
+        audio_output=link.speaker,
+    )
+    page_html = _page_html(voice_module, link.secret)
+
+    async def serve_page(_request: Any) -> HTMLResponse:
+        return HTMLResponse(page_html)
+
+    uvicorn_server, port, _ = _serve([*voice.routes(), Route("/", serve_page)])
+    tasks: list[asyncio.Task[Any]] = []
+    heard_by_agent: list[float] = []
+    spoken: list[float] = []
+    folder = tempfile.mkdtemp(prefix="lkstate-bench-voice-")
+    lead = 3.0  # the page opens its microphone, the channel and the session settle
+    result: dict[str, Any] = {}
     try:
-        local = await _one_path(server, browser=False, clicks=clicks)
-        browser = await _one_path(server, browser=True, clicks=clicks)
+        await session.start()
+        stream = await _user_audio(peer, identity)
+
+        async def agent_listens() -> None:
+            async for event in stream:
+                if _is_loud(event.frame.data.cast("B")):
+                    heard_by_agent.append(time.time())
+
+        quiet = rtc.AudioFrame(bytes(FRAME * 2), RATE, 1, FRAME)
+        loud = rtc.AudioFrame(_click(), RATE, 1, FRAME)
+        speak: asyncio.Queue[None] = asyncio.Queue()
+
+        async def agent_speaks() -> None:
+            while True:
+                if speak.empty():
+                    await agent_source.capture_frame(quiet)
+                    continue
+                speak.get_nowait()
+                spoken.append(time.time())
+                await agent_source.capture_frame(loud)
+
+        tasks.append(asyncio.create_task(agent_listens()))
+        tasks.append(asyncio.create_task(agent_speaks()))
+        wav = _clicks_wav(folder, clicks, lead)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=_find_chromium(), headless=True,
+                args=[*_CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}%noloop"],
+            )
+            try:
+                page = await browser.new_page()
+                await page.goto(f"http://127.0.0.1:{port}/")
+                await page.wait_for_function("window.lkVoice && lkVoice.ready", timeout=30_000)
+                assert await page.evaluate("lkVoice.markClicks()")
+                before = time.time()
+                page_now = float(await page.evaluate("performance.timeOrigin + performance.now()")) / 1000
+                after = time.time()
+                result["voice_page_clock_check_ms"] = [_round((page_now - before) * 1000, 1),
+                                                       _round((page_now - after) * 1000, 1)]
+                # Up: the fake microphone plays its clicks; wait until the last can have been heard.
+                await asyncio.sleep(lead + clicks * CLICK_EVERY + 1.0)
+                # Down: the agent clicks, one every CLICK_EVERY seconds.
+                for index in range(clicks):
+                    speak.put_nowait(None)
+                    await asyncio.sleep(CLICK_EVERY)
+                    if index % 10 == 9:
+                        _progress(f"voice (page): {index + 1}/{clicks}")
+                await asyncio.sleep(1.0)
+                marks = await page.evaluate("lkVoice.clicks()")
+            finally:
+                await browser.close()
+        sent = [float(t) / 1000 for t in marks["sent"]]
+        heard = [float(t) / 1000 for t in marks["heard"]]
+        result["up"] = _matched(sent, heard_by_agent, CLICK_EVERY * 0.9)
+        result["down"] = _matched(spoken, heard, CLICK_EVERY * 0.9)
     finally:
-        server.stop()
-    result: dict[str, Any] = {"voice_clicks": clicks}
-    for direction, name in (("up", "mic_to_agent"), ("down", "agent_to_playback")):
-        for path, values in (("local", local[direction]), ("browser", browser[direction])):
-            result[f"voice_{name}_{path}_p50_ms"] = _round(_percentile(values, 0.5), 1) if values else None
-            result[f"voice_{name}_{path}_p99_ms"] = _round(_percentile(values, 0.99), 1) if values else None
-            result[f"voice_{name}_{path}_lost"] = clicks - len(values)
-        ours, base = result[f"voice_{name}_browser_p50_ms"], result[f"voice_{name}_local_p50_ms"]
-        result[f"voice_{name}_ratio"] = _round(ours / base, 2) if ours and base else None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await session.end()
+        await voice.release("bench")
+        await peer.disconnect()
+        uvicorn_server.should_exit = True
+        shutil.rmtree(folder, ignore_errors=True)
     return result
 
 
-def measure(clicks: int = 40) -> dict[str, Any]:
-    """Run both paths and return the figures (the ``voice_*`` keys of ``lkstate bench --voice``)."""
-    return asyncio.run(_measure(clicks))
+def _figures(result: dict[str, Any], name: str, path: str, values: list[float], clicks: int) -> None:
+    result[f"voice_{name}_{path}_p50_ms"] = _round(_percentile(values, 0.5), 1) if values else None
+    result[f"voice_{name}_{path}_p99_ms"] = _round(_percentile(values, 0.99), 1) if values else None
+    result[f"voice_{name}_{path}_lost"] = clicks - len(values)
+
+
+async def _measure(clicks: int, *, page: bool = True) -> dict[str, Any]:
+    server = _start_server()
+    missing = _page_missing() if page else "not asked for"
+    try:
+        local = await _one_path(server, browser=False, clicks=clicks)
+        wsclient = await _one_path(server, browser=True, clicks=clicks)
+        on_page = await _page_path(server, clicks=clicks) if missing is None else None
+    finally:
+        server.stop()
+    result: dict[str, Any] = {"voice_clicks": clicks, "voice_page_skipped": missing}
+    if on_page is not None:
+        result["voice_page_clock_check_ms"] = on_page["voice_page_clock_check_ms"]
+    for direction, name in (("up", "mic_to_agent"), ("down", "agent_to_playback")):
+        _figures(result, name, "local", local[direction], clicks)
+        for path, values in (("page", on_page[direction] if on_page else None), ("wsclient", wsclient[direction])):
+            if values is None:
+                result.update(dict.fromkeys((f"voice_{name}_{path}_p50_ms", f"voice_{name}_{path}_p99_ms",
+                                              f"voice_{name}_{path}_lost", f"voice_{name}_{path}_ratio")))
+                continue
+            _figures(result, name, path, values, clicks)
+            ours, base = result[f"voice_{name}_{path}_p50_ms"], result[f"voice_{name}_local_p50_ms"]
+            result[f"voice_{name}_{path}_ratio"] = _round(ours / base, 2) if ours and base else None
+    return result
+
+
+def measure(clicks: int = 40, *, page: bool = True) -> dict[str, Any]:
+    """Run the three paths and return the figures (the ``voice_*`` keys of ``lkstate bench --voice``).
+
+    ``page=False`` leaves Chromium out (its keys are then ``None``).
+    """
+    return asyncio.run(_measure(clicks, page=page))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,10 @@
 // Messages from the page: {type: "open", url, hello, player?: MessagePort, capture?: MessagePort},
 // {type: "note", text}, {type: "mic", on}, {type: "close", code, reason}.
 // To the page: {type: "ready"}, {type: "count", sent, received}, {type: "closed", code, sent, received}.
+// For the benchmark (`lkstate bench --voice`): {type: "marks", on} makes it note, for every click in the
+// microphone (a loud sample after 100 ms of quiet), the wall-clock time its first sample was captured:
+// when its frame reached this worker, less the rest of the frame after it (the 20 ms framing counts).
+// {type: "marks?"} answers {type: "marks", captured: [ms since the epoch, ...]}.
 "use strict";
 
 const MAX_PENDING = 500; // 10 s of 20 ms frames captured before the channel is ready
@@ -28,13 +32,31 @@ let capture = null;
 let micOn = true;
 let sent = 0;
 let received = 0;
+let marking = null; // {quiet, marks} while the benchmark asks
 
-function counts(type, extra) {
-  postMessage({ type: type, sent: sent, received: received, ...extra });
+function mark(pcm) {
+  // A click starts with its first audible sample after 100 ms of quiet, confirmed by a loud one within 20 ms.
+  const samples = new Int16Array(pcm);
+  const now = performance.timeOrigin + performance.now();
+  for (let k = 0; k < samples.length; k++) {
+    const level = Math.abs(samples[k]);
+    if (level >= 330) {
+      if (marking.quiet >= 4800) marking.onset = { at: now - ((samples.length - k) / 48000) * 1000, left: 960 };
+      marking.quiet = 0;
+      if (level > 4900 && marking.onset) {
+        marking.marks.push(marking.onset.at);
+        marking.onset = null;
+      }
+    } else {
+      marking.quiet++;
+    }
+    if (marking.onset && --marking.onset.left <= 0) marking.onset = null;
+  }
 }
 
 function send(pcm) {
   if (!ws || !micOn) return;
+  if (marking) mark(pcm);
   if (ready && ws.readyState === WebSocket.OPEN) {
     ws.send(pcm);
     sent++;
@@ -106,6 +128,8 @@ onmessage = (event) => {
   const message = event.data;
   if (message.type === "open") open(message);
   else if (message.type === "mic") micOn = !!message.on;
+  else if (message.type === "marks") marking = message.on ? { quiet: 0, onset: null, marks: [] } : null;
+  else if (message.type === "marks?") postMessage({ type: "marks", captured: marking ? marking.marks.slice() : [] });
   else if (message.type === "close") close(message.code || 1000, message.reason || "");
   else if (message.type === "note") {
     if (ws && ready && ws.readyState === WebSocket.OPEN) ws.send(message.text);

@@ -74,6 +74,7 @@ class Player extends AudioWorkletProcessor {
     this.skipRun = Math.round(SKIP_RUN * sampleRate);
     this.stats = { received: 0, underruns: 0, droppedSamples: 0, skippedSilence: 0, flushed: 0 };
     this.tap = null;
+    this.marking = null;
     this.port.onmessage = (event) => this.onMessage(event.data);
   }
 
@@ -119,6 +120,9 @@ class Player extends AudioWorkletProcessor {
         },
         [samples.buffer, received.buffer],
       );
+    } else if (data === "marks") {
+      // For the benchmark: post the audio-clock time each click (a loud sample after 100 ms of quiet) is played.
+      this.marking = { quiet: 0, onset: null };
     } else if (data === "stats") {
       this.port.postMessage({ stats: { ...this.stats, buffered: this.count / sampleRate, now: currentTime } });
     }
@@ -164,6 +168,25 @@ class Player extends AudioWorkletProcessor {
     return run;
   }
 
+  mark(out) {
+    // A click starts with its first audible sample after 100 ms of quiet, confirmed by a loud one within 20 ms.
+    const marking = this.marking;
+    for (let k = 0; k < out.length; k++) {
+      const level = Math.abs(out[k]);
+      if (level >= 0.01) {
+        if (marking.quiet >= 4800) marking.onset = { at: currentTime + k / sampleRate, left: 960 };
+        marking.quiet = 0;
+        if (level > 0.15 && marking.onset) {
+          this.port.postMessage({ heard: marking.onset.at });
+          marking.onset = null;
+        }
+      } else {
+        marking.quiet++;
+      }
+      if (marking.onset && --marking.onset.left <= 0) marking.onset = null;
+    }
+  }
+
   process(_inputs, outputs) {
     const out = outputs[0][0];
     if (!out) return true;
@@ -199,6 +222,7 @@ class Player extends AudioWorkletProcessor {
       }
     }
     for (; i < out.length; i++) out[i] = 0;
+    if (this.marking) this.mark(out);
     if (this.tap && this.tap.length < sampleRate * 60) {
       if (this.tap.start === null) this.tap.start = currentTime;
       this.tap.chunks.push(out.slice());

@@ -74,6 +74,7 @@
     micLevel: 0,
     agentLevel: 0,
     waiters: [],
+    heard: [],
     timing: {},
   };
 
@@ -206,6 +207,12 @@
     if (voice.player) return;
     voice.player = new AudioWorkletNode(ctx, "lk-player", { numberOfInputs: 0, outputChannelCount: [1] });
     voice.player.port.onmessage = (event) => {
+      if (event.data && event.data.heard !== undefined) {
+        // The audio clock, as wall-clock time: when the device plays that sample (output latency included).
+        const stamp = voice.ctx.getOutputTimestamp();
+        voice.heard.push(performance.timeOrigin + stamp.performanceTime + (event.data.heard - stamp.contextTime) * 1000);
+        return;
+      }
       const waiter = voice.waiters.shift();
       if (waiter) waiter(event.data);
     };
@@ -492,6 +499,27 @@
         underruns: answer.underruns,
       };
     },
+    // For `lkstate bench --voice`: clicks captured from the microphone and played from the agent, as
+    // milliseconds since the epoch (comparable with Python's time.time() on the same machine).
+    markClicks: () => {
+      voice.heard = [];
+      if (voice.player) voice.player.port.postMessage("marks");
+      if (voice.channel) voice.channel.postMessage({ type: "marks", on: true });
+      return !!(voice.player && voice.channel);
+    },
+    clicks: () =>
+      new Promise((resolve) => {
+        const worker = voice.channel;
+        if (!worker) return resolve({ sent: [], heard: voice.heard.slice() });
+        const answer = (event) => {
+          if (event.data && event.data.type === "marks") {
+            worker.removeEventListener("message", answer);
+            resolve({ sent: event.data.captured, heard: voice.heard.slice() });
+          }
+        };
+        worker.addEventListener("message", answer);
+        worker.postMessage({ type: "marks?" });
+      }),
     stats: async () => {
       const answer = await ask("stats");
       return answer && answer.stats;
