@@ -622,13 +622,19 @@ def _hello_rate(hello: Any) -> object:
 
 VOICE_CSS = """
 #lk-voice-link { display: none !important; }
-.lk-voice { display: flex; align-items: center; gap: 14px; padding: 6px 10px; border-radius: 8px;
-  --lk-voice-agent: #2563eb; --lk-voice-mic: #16a34a;
-  background: color-mix(in srgb, var(--lk-voice-agent) 5%, transparent); }
-.lk-voice canvas.lk-voice-bars { width: 240px; height: 36px; flex: none; }
-.lk-voice-words { margin: 0; font-size: 0.92em; }
+.lk-voice { display: flex; align-items: center; gap: 18px; padding: 10px 14px; border-radius: 10px;
+  --lk-voice-agent: #2563eb; --lk-voice-mic: #16a34a; --lk-voice-rest: rgba(100, 116, 139, 0.3);
+  background: color-mix(in srgb, var(--lk-voice-agent) 6%, transparent);
+  border: 1px solid color-mix(in srgb, var(--lk-voice-agent) 14%, transparent); }
+.lk-voice canvas.lk-voice-bars { width: 360px; height: 84px; flex: none; }
+.lk-voice-text { display: flex; flex-direction: column; gap: 4px; min-width: 0; }
+.lk-voice-words { margin: 0; font-size: 1em; line-height: 1.35; }
 .lk-voice-words.lk-voice-problem { color: #b91c1c; font-weight: 600; }
-.lk-voice-legend { font-size: 0.78em; opacity: 0.7; }
+.lk-voice-legend { font-size: 0.8em; opacity: 0.7; }
+@media (max-width: 640px) {
+  .lk-voice { flex-direction: column; align-items: stretch; }
+  .lk-voice canvas.lk-voice-bars { width: 100%; }
+}
 """
 
 
@@ -646,7 +652,7 @@ def voice_panel_html(microphone: str, speaker: str) -> str:
         )
     return (
         '<div class="lk-voice" data-place="browser">'
-        '<div><p class="lk-voice-words" data-voice="idle"></p>'
+        '<div class="lk-voice-text"><p class="lk-voice-words" data-voice="idle"></p>'
         '<span class="lk-voice-legend">Bars: the agent\'s voice · right: your microphone</span></div></div>'
     )
 

@@ -29,6 +29,8 @@ Three paths, each a key infix:
   ``performance.timeOrigin + performance.now()``, Python's ``time.time()``:
   the same wall clock on one machine; ``voice_page_clock_check_ms`` is how far
   apart they read across one round trip to the page (its width bounds the error).
+  ``voice_page_output_latency_ms`` is what the browser says its audio
+  output adds (``baseLatency + outputLatency``; part of the down figure).
   Not included: the fake microphone's own capture buffering. Without
   chromium or Playwright the page figures are ``None`` and
   ``voice_page_skipped`` says why.
@@ -341,32 +343,9 @@ async def _page_path(server: Any, *, clicks: int) -> dict[str, Any]:
     heard_by_agent: list[float] = []
     spoken: list[float] = []
     folder = tempfile.mkdtemp(prefix="lkstate-bench-voice-")
-    lead = 3.0  # the page opens its microphone, the channel and the session settle
+    lead = 5.0  # from the page's microphone opening: the session starts, takes over the early audio, settles
     result: dict[str, Any] = {}
     try:
-        await session.start()
-        stream = await _user_audio(peer, identity)
-
-        async def agent_listens() -> None:
-            async for event in stream:
-                if _is_loud(event.frame.data.cast("B")):
-                    heard_by_agent.append(time.time())
-
-        quiet = rtc.AudioFrame(bytes(FRAME * 2), RATE, 1, FRAME)
-        loud = rtc.AudioFrame(_click(), RATE, 1, FRAME)
-        speak: asyncio.Queue[None] = asyncio.Queue()
-
-        async def agent_speaks() -> None:
-            while True:
-                if speak.empty():
-                    await agent_source.capture_frame(quiet)
-                    continue
-                speak.get_nowait()
-                spoken.append(time.time())
-                await agent_source.capture_frame(loud)
-
-        tasks.append(asyncio.create_task(agent_listens()))
-        tasks.append(asyncio.create_task(agent_speaks()))
         wav = _clicks_wav(folder, clicks, lead)
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
@@ -374,9 +353,34 @@ async def _page_path(server: Any, *, clicks: int) -> dict[str, Any]:
                 args=[*_CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}%noloop"],
             )
             try:
+                # As on the Gradio page, the page starts its microphone and channel when the session is asked
+                # to connect, so what it sends before the session is up goes into the pre-connect buffer.
                 page = await browser.new_page()
                 await page.goto(f"http://127.0.0.1:{port}/")
                 await page.wait_for_function("window.lkVoice && lkVoice.ready", timeout=30_000)
+                await session.start()
+                stream = await _user_audio(peer, identity)
+
+                async def agent_listens() -> None:
+                    async for event in stream:
+                        if _is_loud(event.frame.data.cast("B")):
+                            heard_by_agent.append(time.time())
+
+                quiet = rtc.AudioFrame(bytes(FRAME * 2), RATE, 1, FRAME)
+                loud = rtc.AudioFrame(_click(), RATE, 1, FRAME)
+                speak: asyncio.Queue[None] = asyncio.Queue()
+
+                async def agent_speaks() -> None:
+                    while True:
+                        if speak.empty():
+                            await agent_source.capture_frame(quiet)
+                            continue
+                        speak.get_nowait()
+                        spoken.append(time.time())
+                        await agent_source.capture_frame(loud)
+
+                tasks.append(asyncio.create_task(agent_listens()))
+                tasks.append(asyncio.create_task(agent_speaks()))
                 assert await page.evaluate("lkVoice.markClicks()")
                 before = time.time()
                 page_now = float(await page.evaluate("performance.timeOrigin + performance.now()")) / 1000
@@ -393,6 +397,8 @@ async def _page_path(server: Any, *, clicks: int) -> dict[str, Any]:
                         _progress(f"voice (page): {index + 1}/{clicks}")
                 await asyncio.sleep(1.0)
                 marks = await page.evaluate("lkVoice.clicks()")
+                latency = await page.evaluate("lkVoice.outputLatency()")
+                result["voice_page_output_latency_ms"] = _round(float(latency), 1) if latency is not None else None
             finally:
                 await browser.close()
         sent = [float(t) / 1000 for t in marks["sent"]]
@@ -429,6 +435,7 @@ async def _measure(clicks: int, *, page: bool = True) -> dict[str, Any]:
     result: dict[str, Any] = {"voice_clicks": clicks, "voice_page_skipped": missing}
     if on_page is not None:
         result["voice_page_clock_check_ms"] = on_page["voice_page_clock_check_ms"]
+        result["voice_page_output_latency_ms"] = on_page["voice_page_output_latency_ms"]
     for direction, name in (("up", "mic_to_agent"), ("down", "agent_to_playback")):
         _figures(result, name, "local", local[direction], clicks)
         for path, values in (("page", on_page[direction] if on_page else None), ("wsclient", wsclient[direction])):

@@ -18,7 +18,8 @@ Screenshots (``test-artifacts/screenshots/``):
 
 - gradio-voice-01-agent-speaking.png: the agent speaking, its voice as bars;
 - gradio-voice-02-microphone-denied.png: a denied microphone, in words;
-- gradio-voice-03-demo-conversation.png: ``lkstate demo --ui gradio`` after a spoken exchange.
+- gradio-voice-03-demo-conversation.png: ``lkstate demo --ui gradio`` after a spoken exchange;
+- gradio-voice-04-visitor-speaking.png: the same, while the visitor speaks (the microphone's meter).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -850,6 +852,49 @@ async def test_a_denied_microphone_an_insecure_page_and_a_dropped_channel_are_to
     await context.close()
 
 
+async def test_over_https_a_page_reached_by_its_name_gets_the_microphone_and_the_audio_channel(
+    livekit_server: LiveKitServer, chromium: Launch, visitor: Visitor, tmp_path: Path, room_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the README tells remote visitors' hosts to do: ``launch(ssl_certfile=..., ssl_keyfile=...)``.
+
+    Over http a page reached by a name other than localhost gets no
+    microphone (see the test above); served with a certificate, the same page
+    is a secure context: the microphone opens and the channel runs over wss.
+    The certificate is self-signed for ``voice.test`` (Chromium told to accept it).
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=voice.test", "-addext", "subjectAltName=DNS:voice.test"],
+                   check=True, capture_output=True)
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    demo = build_demo(
+        lambda: DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret),
+        "lkstate-demo", room_name=room_name, agent_connect_timeout=None,
+    )
+    port = free_port()
+    try:
+        url = await asyncio.to_thread(
+            lambda: demo.launch(port=port, block=False, quiet=True, ssl_certfile=str(cert), ssl_keyfile=str(key))
+        )
+        assert url == f"https://127.0.0.1:{port}/"
+        browser = await chromium(wav=visitor.wav, extra=("--host-resolver-rules=MAP voice.test 127.0.0.1",
+                                                         "--ignore-certificate-errors"))
+        context = await browser.new_context(ignore_https_errors=True)
+        page = await open_tab(context, f"https://voice.test:{port}/")
+        assert await page.evaluate("window.isSecureContext")
+        await page.get_by_role("button", name="Connect", exact=True).click()
+        await expect(page.locator("#lk-voice .lk-voice-words")).to_have_attribute("data-voice", "live", timeout=15_000)
+        await page.wait_for_function("lkVoice.ready && lkVoice.sent > 10", timeout=15_000)
+        await expect(microphone_fact(page)).to_have_text("Mic on", timeout=15_000)
+        await context.close()
+    finally:
+        await asyncio.to_thread(demo.close)
+
+
 # ------------------------------------------------------------------------ the one-command demo, in a browser
 
 
@@ -888,6 +933,8 @@ async def test_lkstate_demo_ui_gradio_in_a_browser_is_a_voice_conversation_with_
         page = await open_tab(context, match.group(1))
         await page.wait_for_function("window.lkVoice && lkVoice.ready && lkVoice.status === 'live'", timeout=30_000)
         assert await page.evaluate("lkVoice.tap()")
+        await page.wait_for_function("lkVoice.micLevel > 0.02", timeout=10_000)  # the meter shows the visitor
+        await page.screenshot(path=str(screenshot_path("gradio-voice-04-visitor-speaking.png")))
         await expect(status(page)).to_have_attribute("data-agent-state", re.compile("listening|thinking|speaking"),
                                                      timeout=30_000)
         reply = "You said: Hello there."  # the demo STT's transcript, echoed by the demo LLM

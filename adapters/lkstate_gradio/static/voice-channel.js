@@ -54,6 +54,10 @@ function mark(pcm) {
   }
 }
 
+function counts(type, extra) {
+  postMessage({ type: type, sent: sent, received: received, ...extra });
+}
+
 function send(pcm) {
   if (!ws || !micOn) return;
   if (marking) mark(pcm);

@@ -371,50 +371,77 @@
 
   // -- the visualizer ------------------------------------------------------------------
 
-  const BARS = 24;
+  // The agent's voice as BARS bars over log-spaced bands from 100 Hz to 4 kHz (where speech lives, so a
+  // voice spreads over all of them), rising at once and falling smoothly; at rest, a row of dots. At the
+  // right, the visitor's microphone as a level meter (grey when muted or absent). The canvas follows its
+  // CSS size and the screen's pixel density, so it is sharp at any size.
+  const BARS = 15;
+  const LOW_HZ = 100;
+  const HIGH_HZ = 4000;
+  const FALL = 0.82; // per frame (~60/s): a bar falls to a fifth in about 130 ms
+  let shown = new Array(BARS).fill(0);
+  let shownMic = 0;
+
+  function bands(bins, rate, size) {
+    const out = new Array(BARS).fill(0);
+    const hz = rate / size;
+    for (let b = 0; b < BARS; b++) {
+      const lo = LOW_HZ * Math.pow(HIGH_HZ / LOW_HZ, b / BARS);
+      const hi = LOW_HZ * Math.pow(HIGH_HZ / LOW_HZ, (b + 1) / BARS);
+      let peak = 0;
+      for (let k = Math.floor(lo / hz); k <= Math.ceil(hi / hz) && k < bins.length; k++) peak = Math.max(peak, bins[k]);
+      // getByteFrequencyData maps -100..-30 dB to 0..255; below about -75 dB is nothing to show.
+      out[b] = Math.max(0, (peak / 255 - 0.35) / 0.65);
+    }
+    return out;
+  }
+
+  function roundedBar(g, x, y, w, h) {
+    const r = Math.min(w / 2, h / 2);
+    g.beginPath();
+    g.moveTo(x + r, y);
+    g.arcTo(x + w, y, x + w, y + h, r);
+    g.arcTo(x + w, y + h, x, y + h, r);
+    g.arcTo(x, y + h, x, y, r);
+    g.arcTo(x, y, x + w, y, r);
+    g.closePath();
+    g.fill();
+  }
+
   function draw() {
     requestAnimationFrame(draw);
     const panel = document.querySelector("#lk-voice .lk-voice");
-    if (!panel) return;
+    if (!panel || panel.dataset.place !== "browser") return;
     let canvas = panel.querySelector("canvas.lk-voice-bars");
     if (!canvas) {
       canvas = document.createElement("canvas");
       canvas.className = "lk-voice-bars";
-      canvas.width = 480;
-      canvas.height = 72;
+      canvas.setAttribute("role", "img");
+      canvas.setAttribute("aria-label", "The agent's voice and your microphone level");
       panel.prepend(canvas);
     }
+    const ratio = window.devicePixelRatio || 1;
+    const width = Math.max(1, Math.round(canvas.clientWidth * ratio));
+    const height = Math.max(1, Math.round(canvas.clientHeight * ratio));
+    if (canvas.width !== width || canvas.height !== height) {
+      canvas.width = width;
+      canvas.height = height;
+    }
     const g = canvas.getContext("2d");
-    const width = canvas.width;
-    const height = canvas.height;
     g.clearRect(0, 0, width, height);
-    const bars = new Array(BARS).fill(0);
+    let bars = new Array(BARS).fill(0);
     if (voice.agentAnalyser) {
       const bins = new Uint8Array(voice.agentAnalyser.frequencyBinCount);
       voice.agentAnalyser.getByteFrequencyData(bins);
-      // Speech lives below 4 kHz: spread 24 bars over the first ~80 bins (0–3.75 kHz).
-      for (let b = 0; b < BARS; b++) {
-        let peak = 0;
-        for (let k = 2 + b * 3; k < 5 + b * 3; k++) peak = Math.max(peak, bins[k] || 0);
-        bars[b] = peak / 255;
-      }
+      bars = bands(bins, voice.ctx.sampleRate, voice.agentAnalyser.fftSize);
       const wave = new Float32Array(voice.agentAnalyser.fftSize);
       voice.agentAnalyser.getFloatTimeDomainData(wave);
       voice.agentLevel = rms(wave);
     } else {
       voice.agentLevel = 0;
     }
-    voice.bars = bars;
-    const style = getComputedStyle(panel);
-    const agentColour = style.getPropertyValue("--lk-voice-agent").trim() || "#2563eb";
-    const micColour = style.getPropertyValue("--lk-voice-mic").trim() || "#16a34a";
-    const area = width - 40;
-    const step = area / BARS;
-    g.fillStyle = agentColour;
-    for (let b = 0; b < BARS; b++) {
-      const h = Math.max(2, bars[b] * (height - 6));
-      g.fillRect(b * step + 2, (height - h) / 2, step - 4, h);
-    }
+    shown = shown.map((old, b) => Math.max(bars[b], old * FALL));
+    voice.bars = shown.slice();
     if (voice.micAnalyser) {
       const wave = new Float32Array(voice.micAnalyser.fftSize);
       voice.micAnalyser.getFloatTimeDomainData(wave);
@@ -422,12 +449,35 @@
     } else {
       voice.micLevel = 0;
     }
-    const level = Math.min(1, Math.sqrt(voice.micLevel) * 2.5);
-    g.fillStyle = "rgba(127,127,127,0.25)";
-    g.fillRect(width - 28, 4, 20, height - 8);
-    g.fillStyle = micColour;
-    const mh = level * (height - 8);
-    g.fillRect(width - 28, height - 4 - mh, 20, mh);
+    // About -50 dBFS at the bottom, 0 dBFS at the top.
+    const micDb = voice.micLevel > 0 ? 20 * Math.log10(voice.micLevel) : -100;
+    shownMic = Math.max(Math.min(1, Math.max(0, (micDb + 50) / 50)), shownMic * FALL);
+
+    const style = getComputedStyle(panel);
+    const agentColour = style.getPropertyValue("--lk-voice-agent").trim() || "#2563eb";
+    const micColour = style.getPropertyValue("--lk-voice-mic").trim() || "#16a34a";
+    const restColour = style.getPropertyValue("--lk-voice-rest").trim() || "rgba(100,116,139,0.35)";
+    const pad = 6 * ratio;
+    const meterWidth = 14 * ratio;
+    const area = width - meterWidth - 4 * pad;
+    const step = area / BARS;
+    const barWidth = Math.max(2 * ratio, step * 0.62);
+    const tallest = height - 2 * pad;
+    const dot = Math.min(barWidth, 8 * ratio);
+    for (let b = 0; b < BARS; b++) {
+      const h = Math.max(dot, shown[b] * tallest);
+      g.fillStyle = shown[b] > 0.02 ? agentColour : restColour;
+      roundedBar(g, pad + b * step + (step - barWidth) / 2, (height - h) / 2, barWidth, h);
+    }
+    // The microphone: a track and its level, bottom up.
+    const mx = width - pad - meterWidth;
+    g.fillStyle = restColour;
+    roundedBar(g, mx, pad, meterWidth, tallest);
+    if (voice.micAnalyser && voice.micWanted && shownMic > 0.01) {
+      const mh = Math.max(meterWidth, shownMic * tallest);
+      g.fillStyle = micColour;
+      roundedBar(g, mx, pad + tallest - mh, meterWidth, mh);
+    }
   }
 
   function rms(wave) {
@@ -482,6 +532,8 @@
       return { ...voice.timing };
     },
     now: () => (voice.ctx ? voice.ctx.currentTime : null),
+    // What the browser says its audio output adds, in ms (AudioContext.baseLatency + outputLatency).
+    outputLatency: () => (voice.ctx ? ((voice.ctx.baseLatency || 0) + (voice.ctx.outputLatency || 0)) * 1000 : null),
     tap: () => (voice.player ? (voice.player.port.postMessage("tap"), true) : false),
     played: async () => {
       const answer = await ask("dump");
