@@ -37,6 +37,7 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from tests.harness.server import LiveKitServer  # noqa: E402
+from tests.harness.package import distributions, installed_lkstate  # noqa: E402, F401 - one build and install per run
 
 
 def _kit_plugin_autoloaded() -> bool:

@@ -1,9 +1,12 @@
 """lkstate as a user gets it from PyPI: built with ``python -m build``, installed in a clean virtualenv.
 
-Tests of the installed package (``tests/integration/test_package.py``) use
-:func:`build_distributions` and :func:`clean_install`; the result is an
-:class:`InstalledLkstate` that runs commands from that virtualenv, outside the
-checkout, with nothing of the checkout on ``sys.path``.
+Tests of the installed package (``tests/integration/test_package.py``, and the
+test kit's ``tests/integration/test_testing_kit_installed.py``) use the
+session-scoped fixtures :func:`distributions` and :func:`installed_lkstate`:
+one ``python -m build`` and one clean install per test run, whichever of those
+tests run and in whatever order (building and installing is most of what they
+cost). The result is an :class:`InstalledLkstate` that runs commands from that
+virtualenv, outside the checkout, with nothing of the checkout on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -15,8 +18,19 @@ import venv
 from pathlib import Path
 
 import attrs
+import pytest
 
-__all__ = ["REPO", "Distributions", "InstalledLkstate", "build_distributions", "clean_install", "outside_env"]
+__all__ = [
+    "REPO",
+    "USER_TEST_TOOLS",
+    "Distributions",
+    "InstalledLkstate",
+    "build_distributions",
+    "clean_install",
+    "distributions",
+    "installed_lkstate",
+    "outside_env",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,4 +92,34 @@ def clean_install(where: Path, distribution: Path, *, extras: str = "", timeout:
     )
     if result.returncode != 0:
         raise AssertionError(f"pip install {target} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return installed
+
+
+USER_TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.24")
+"""What a user adds to run their own tests with lkstate's pytest plugin."""
+
+
+@pytest.fixture(scope="session")
+def distributions(tmp_path_factory: pytest.TempPathFactory) -> Distributions:
+    """The sdist and the wheel of this checkout, built once per test run."""
+    return build_distributions(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="session")
+def installed_lkstate(tmp_path_factory: pytest.TempPathFactory, distributions: Distributions) -> InstalledLkstate:
+    """A clean virtualenv with the sdist installed with the ``agent`` extra, then a user's test tools.
+
+    Installed as a user would, in two steps: ``pip install "lkstate[agent]"``,
+    then ``pip install pytest pytest-asyncio`` for their own tests (which find
+    lkstate's plugin through its ``pytest11`` entry point). Shared by every
+    test of the installed package; a test that changes it (the wheel
+    reinstalled over the sdist) must leave the same files behind.
+    """
+    installed = clean_install(tmp_path_factory.mktemp("clean") / "venv", distributions.sdist, extras="agent")
+    tools = installed.run(
+        installed.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *USER_TEST_TOOLS,
+        timeout=600,
+    )
+    if tools.returncode != 0:
+        raise AssertionError(f"pip install {' '.join(USER_TEST_TOOLS)} failed:\n{tools.stderr[-3000:]}")
     return installed
