@@ -29,12 +29,16 @@ import logging
 
 from livekit import rtc
 
-__all__ = ["SETTLE", "connect"]
+__all__ = ["CONNECT_TASK_NAME", "SETTLE", "connect"]
 
 logger = logging.getLogger(__name__)
 
 SETTLE = 20.0
 """Seconds a cancelled connect is given to finish before it is left to finish alone."""
+
+CONNECT_TASK_NAME = "lkstate-room-connect"
+"""The name of the task running the SDK's connect: a loop shutting down lets it finish
+(:class:`~lkstate.LoopThread` does) rather than cancel it, for the reason above."""
 
 _late: set[asyncio.Future[None]] = set()
 """Rooms still connecting after :data:`SETTLE`: they are left as soon as they connect."""
@@ -47,7 +51,7 @@ async def connect(room: rtc.Room, url: str, token: str, options: rtc.RoomOptions
     to end (a further cancellation meanwhile does not cut that wait short),
     disconnects the room if it connected, then raises :class:`asyncio.CancelledError`.
     """
-    connecting = asyncio.ensure_future(room.connect(url, token, options))
+    connecting = asyncio.get_running_loop().create_task(room.connect(url, token, options), name=CONNECT_TASK_NAME)
     try:
         await asyncio.shield(connecting)
     except asyncio.CancelledError:
