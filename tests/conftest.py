@@ -37,6 +37,8 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from tests.harness.server import LiveKitServer  # noqa: E402
+from tests.harness import package as _package  # noqa: E402
+from tests.harness.package import distributions, installed_lkstate  # noqa: E402, F401 - one build and install per run
 
 
 def _kit_plugin_autoloaded() -> bool:
@@ -68,6 +70,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="also run the long-running reliability variants (marked soak)",
     )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # The package build and clean install mostly wait on pip: begun now, they overlap the tests before theirs.
+    _package.prepare_early(session.config, session.items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _package.finish(session.config)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

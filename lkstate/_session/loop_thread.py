@@ -21,6 +21,8 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
+from .._wire.room_connect import CONNECT_TASK_NAME
+
 __all__ = ["LoopThread"]
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,9 @@ class LoopThread:
             loop_thread.run(session.end())
 
     :meth:`stop` cancels whatever is still running on the loop, waits for it to
-    unwind, closes the loop and joins the thread, so nothing is left behind.
+    unwind, closes the loop and joins the thread, so nothing is left behind. A
+    room connect already sent to LiveKit is let finish, so that the session it
+    belongs to leaves that room rather than abandoning it half joined.
     """
 
     def __init__(self, *, name: str = "lkstate-loop") -> None:
@@ -80,7 +84,10 @@ class LoopThread:
             try:
                 pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
                 for task in pending:
-                    task.cancel()
+                    # A room connect under way is let finish, so the session whose start()
+                    # is cancelled here can leave that room instead of abandoning it.
+                    if task.get_name() != CONNECT_TASK_NAME:
+                        task.cancel()
                 if pending:
                     loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 loop.run_until_complete(loop.shutdown_asyncgens())

@@ -35,6 +35,7 @@ from reactivex.abc import DisposableBase
 
 from .._core import events as ev
 from .._wire import ffi_exit as _ffi_exit
+from .._wire import room_connect as _room_connect
 from .._core.errors import (
     AgentUnavailableError,
     ConnectionFailedError,
@@ -373,7 +374,10 @@ class Session:
             await self._fail_start(f"The token source failed: {error}")
             raise TokenSourceError(f"The token source failed: {error}") from error
         try:
-            await room.connect(credentials.server_url, credentials.participant_token, self._room_options())
+            # Never abandoned half way: cancelled (end() while connecting), it leaves the room first.
+            await _room_connect.connect(
+                room, credentials.server_url, credentials.participant_token, self._room_options()
+            )
         except Exception as error:
             self._token_source.invalidate()
             words = f"Could not connect to {credentials.server_url}: {error}"
@@ -439,8 +443,9 @@ class Session:
         """Leave the room and release everything the session holds.
 
         Safe to call at any time, also while ``start()`` is still connecting
-        (that ``start()`` is cancelled) and more than once. Messages stay in the
-        state until the next ``start()``.
+        (that ``start()`` is cancelled; a connect already sent to LiveKit is let
+        finish so the room is left, not abandoned half joined) and more than
+        once. Messages stay in the state until the next ``start()``.
         """
         self._ending = True
         start_task = self._start_task

@@ -1,22 +1,44 @@
 """lkstate as a user gets it from PyPI: built with ``python -m build``, installed in a clean virtualenv.
 
-Tests of the installed package (``tests/integration/test_package.py``) use
-:func:`build_distributions` and :func:`clean_install`; the result is an
-:class:`InstalledLkstate` that runs commands from that virtualenv, outside the
-checkout, with nothing of the checkout on ``sys.path``.
+Tests of the installed package (``tests/integration/test_package.py``, and the
+test kit's ``tests/integration/test_testing_kit_installed.py``) use the
+session-scoped fixtures :func:`distributions` and :func:`installed_lkstate`:
+one ``python -m build`` and one clean install per test run, whichever of those
+tests run and in whatever order (building and installing is most of what they
+cost), started in the background as soon as such a test is collected
+(:class:`Preparation`). The result is an :class:`InstalledLkstate` that runs commands from that
+virtualenv, outside the checkout, with nothing of the checkout on ``sys.path``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import venv
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
+import pytest
 
-__all__ = ["REPO", "Distributions", "InstalledLkstate", "build_distributions", "clean_install", "outside_env"]
+__all__ = [
+    "REPO",
+    "USER_TEST_TOOLS",
+    "Distributions",
+    "InstalledLkstate",
+    "build_distributions",
+    "clean_install",
+    "distributions",
+    "finish",
+    "install_for_a_user",
+    "installed_lkstate",
+    "outside_env",
+    "prepare_early",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,3 +101,122 @@ def clean_install(where: Path, distribution: Path, *, extras: str = "", timeout:
     if result.returncode != 0:
         raise AssertionError(f"pip install {target} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return installed
+
+
+USER_TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.24")
+"""What a user adds to run their own tests with lkstate's pytest plugin."""
+
+
+def install_for_a_user(where: Path, distributions: Distributions) -> InstalledLkstate:
+    """A clean virtualenv with the sdist installed with the ``agent`` extra, then a user's test tools.
+
+    Installed as a user would, in two steps: ``pip install "lkstate[agent]"``,
+    then ``pip install pytest pytest-asyncio`` for their own tests (which find
+    lkstate's plugin through its ``pytest11`` entry point).
+    """
+    installed = clean_install(where, distributions.sdist, extras="agent")
+    tools = installed.run(
+        installed.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *USER_TEST_TOOLS,
+        timeout=600,
+    )
+    if tools.returncode != 0:
+        raise AssertionError(f"pip install {' '.join(USER_TEST_TOOLS)} failed:\n{tools.stderr[-3000:]}")
+    return installed
+
+
+class Preparation:
+    """The build and the clean install, made once, in a thread of their own.
+
+    Both are subprocesses that mostly wait on pip's downloads, so
+    :func:`prepare_early` starts them as soon as the tests that need them are
+    collected, and the tests before those run meanwhile; the fixtures wait for
+    whatever is not done yet. Without an early start the first fixture starts it.
+    """
+
+    def __init__(self, where: Path) -> None:
+        self.where = where
+        self._built: Distributions | BaseException | None = None
+        self._installed: InstalledLkstate | BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="lkstate-package-build", daemon=True)
+        self._built_event = threading.Event()
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            dist = self.where / "dist"
+            dist.mkdir(parents=True, exist_ok=True)
+            built = build_distributions(dist)
+            self._built = built
+        except BaseException as error:  # handed to the fixture that waits for it
+            self._built = self._installed = error
+            return
+        finally:
+            self._built_event.set()
+        try:
+            self._installed = install_for_a_user(self.where / "clean" / "venv", built)
+        except BaseException as error:
+            self._installed = error
+
+    def distributions(self) -> Distributions:
+        self._built_event.wait()
+        return _result(self._built)
+
+    def installed(self) -> InstalledLkstate:
+        self._thread.join()
+        return _result(self._installed)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """For the end of the run: whatever is still going on is finished, not abandoned."""
+        self._thread.join(timeout)
+
+
+_T = TypeVar("_T")
+
+
+def _result(value: _T | BaseException | None) -> _T:
+    if isinstance(value, BaseException):
+        raise AssertionError(f"building or installing lkstate failed: {value}") from value
+    assert value is not None, "the package preparation ended without a result"
+    return value
+
+
+_PREPARATION = pytest.StashKey[Preparation]()
+
+
+def prepare_early(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the build and install now if a collected test will need them (call at collection's end)."""
+    if any({"distributions", "installed_lkstate"} & set(getattr(item, "fixturenames", ())) for item in items):
+        _preparation(config)
+
+
+def finish(config: pytest.Config) -> None:
+    """At the end of the run: let a build or install still under way finish (its subprocesses have
+    timeouts), then remove it (a clean install of lkstate[agent] weighs hundreds of megabytes)."""
+    preparation = config.stash.get(_PREPARATION, None)
+    if preparation is not None:
+        preparation.wait()
+        shutil.rmtree(preparation.where, ignore_errors=True)
+
+
+def _preparation(config: pytest.Config) -> Preparation:
+    preparation = config.stash.get(_PREPARATION, None)
+    if preparation is None:
+        where = Path(tempfile.mkdtemp(prefix="lkstate-package-"))
+        preparation = config.stash[_PREPARATION] = Preparation(where)
+    return preparation
+
+
+@pytest.fixture(scope="session")
+def distributions(pytestconfig: pytest.Config) -> Distributions:
+    """The sdist and the wheel of this checkout, built once per test run."""
+    return _preparation(pytestconfig).distributions()
+
+
+@pytest.fixture(scope="session")
+def installed_lkstate(pytestconfig: pytest.Config) -> InstalledLkstate:
+    """The clean virtualenv of :func:`install_for_a_user`, made once per test run.
+
+    Shared by every test of the installed package; a test that changes it (the
+    wheel reinstalled over the sdist) must leave the same files behind.
+    """
+    return _preparation(pytestconfig).installed()

@@ -11,6 +11,12 @@ registered as ``lkstate-demo``, as a reader would run it after ``lkstate demo``:
 
 Which blocks are which is said by a marker on each block (tests/harness/docs.py);
 tests/unit/test_docs_site.py fails on a block without one.
+
+The example agent runs as one worker per name for the whole module (``lkstate-demo``
+for the pages, ``my-agent`` for the docstrings), as a reader's would keep running
+between scripts: each example still gets its own room and so its own job, and
+starting a worker (a process importing livekit-agents) cost more than most
+examples take.
 """
 
 from __future__ import annotations
@@ -20,16 +26,20 @@ import os
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lkstate import LoopThread, Session, SessionState, token_source_from_env
+from lkstate import Session, SessionState, token_source_from_env
+from lkstate.testing import WorkerProcess
+from lkstate_pytest import _WORKER_LOGS_KEY  # pyright: ignore[reportPrivateUsage]
 from tests.harness.agent import start_worker
 from tests.harness.docs import ROOT, DocstringExample, Example, docstring_examples, of_kind
 from tests.harness.server import LiveKitServer
+
+pytestmark = pytest.mark.agent  # every example talks to the example agent (a module-scoped worker)
 
 QUESTION = "What's the weather in Paris?"
 
@@ -45,6 +55,34 @@ def run_as_module(example: Example) -> dict[str, Any]:
     return namespace
 
 
+@pytest.fixture(scope="module")
+def example_workers(
+    livekit_server: LiveKitServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, WorkerProcess]]:
+    """The example agent with its own greeting, registered once per name the examples ask for."""
+    log_dir = tmp_path_factory.mktemp("example-agents")
+    workers: dict[str, WorkerProcess] = {}
+    try:
+        for name in ("lkstate-demo", "my-agent"):
+            workers[name] = asyncio.run(start_worker(livekit_server, agent_name=name, greeting=None, log_dir=log_dir))
+        yield workers
+    finally:
+        for worker in workers.values():
+            asyncio.run(worker.stop())
+
+
+@pytest.fixture
+def example_agent(example_workers: dict[str, WorkerProcess], request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """``example_agent(name)``: the module's worker for ``name`` is serving this test (its log joins a failure's report)."""
+
+    def serving(name: str) -> None:
+        worker = example_workers[name]
+        assert worker.process.poll() is None, f"the {name} worker has exited; see {worker.log_path}"
+        request.node.stash.setdefault(_WORKER_LOGS_KEY, []).append(worker.log_path)
+
+    return serving
+
+
 @pytest.fixture
 def server_env(livekit_server: LiveKitServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The environment a reader would have: the server's URL, key and secret, nothing else."""
@@ -56,8 +94,10 @@ def server_env(livekit_server: LiveKitServer, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.parametrize("example", of_kind("agent"), ids=lambda e: e.id)
-async def test_an_agent_example_runs_as_printed(example: Example, server_env: dict[str, str], worker_factory: Any) -> None:
-    await worker_factory(agent_name="lkstate-demo", greeting=None)  # the demo worker as users run it
+async def test_an_agent_example_runs_as_printed(
+    example: Example, server_env: dict[str, str], example_agent: Callable[[str], None]
+) -> None:
+    example_agent("lkstate-demo")  # the demo worker as users run it
     env = {**os.environ, **server_env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "adapters")])}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", example.code, env=env, cwd=ROOT,
@@ -69,11 +109,13 @@ async def test_an_agent_example_runs_as_printed(example: Example, server_env: di
 
 
 @pytest.mark.parametrize("example", of_kind("textual"), ids=lambda e: e.id)
-async def test_a_textual_example_shows_the_agents_reply(example: Example, server_env: dict[str, str], worker_factory: Any) -> None:
+async def test_a_textual_example_shows_the_agents_reply(
+    example: Example, server_env: dict[str, str], example_agent: Callable[[str], None]
+) -> None:
     from lkstate_textual.testing import screen_text
     from lkstate_textual.widgets import ChatInput
 
-    await worker_factory(agent_name="lkstate-demo", greeting=None)
+    example_agent("lkstate-demo")
     app_class = run_as_module(example)[example.name or ""]
     # What the __main__ line builds, minus the sound card (CI has none).
     session = Session(token_source_from_env(), agent_name="lkstate-demo", audio_input=None, audio_output=None)
@@ -92,37 +134,37 @@ async def test_a_textual_example_shows_the_agents_reply(example: Example, server
 
 
 @pytest.mark.parametrize("example", of_kind("qt"), ids=lambda e: e.id)
-def test_a_qt_example_shows_the_agents_reply(example: Example, server_env: dict[str, str], livekit_server: LiveKitServer, qtbot: Any, tmp_path: Path) -> None:
+def test_a_qt_example_shows_the_agents_reply(
+    example: Example, server_env: dict[str, str], example_agent: Callable[[str], None], qtbot: Any
+) -> None:
     from lkstate_qt import TranscriptView
 
-    with LoopThread() as agents:
-        worker = agents.run(start_worker(livekit_server, agent_name="lkstate-demo", greeting=None, log_dir=tmp_path))
-        try:
-            build_window: Callable[[Session], Any] = run_as_module(example)[example.name or ""]
-            session = Session(token_source_from_env(), agent_name="lkstate-demo", audio_input=None, audio_output=None)
-            window, bridge = build_window(session)
-            qtbot.addWidget(window)
-            try:
-                window.show()
-                bridge.start()
-                qtbot.waitUntil(lambda: bridge.state.agent.is_ready, timeout=30_000)
-                bridge.send_text(QUESTION)
-                transcript = window.findChild(TranscriptView)
-                qtbot.waitUntil(
-                    lambda: any(role == "agent" and "Paris" in text for role, text, _ in transcript.bubble_texts()),
-                    timeout=30_000,
-                )
-            finally:
-                bridge.close()
-        finally:
-            agents.run(worker.stop())
+    example_agent("lkstate-demo")
+    build_window: Callable[[Session], Any] = run_as_module(example)[example.name or ""]
+    session = Session(token_source_from_env(), agent_name="lkstate-demo", audio_input=None, audio_output=None)
+    window, bridge = build_window(session)
+    qtbot.addWidget(window)
+    try:
+        window.show()
+        bridge.start()
+        qtbot.waitUntil(lambda: bridge.state.agent.is_ready, timeout=30_000)
+        bridge.send_text(QUESTION)
+        transcript = window.findChild(TranscriptView)
+        qtbot.waitUntil(
+            lambda: any(role == "agent" and "Paris" in text for role, text, _ in transcript.bubble_texts()),
+            timeout=30_000,
+        )
+    finally:
+        bridge.close()
 
 
 @pytest.mark.parametrize("example", of_kind("gradio"), ids=lambda e: e.id)
-async def test_a_gradio_example_serves_a_tab_that_talks_to_the_agent(example: Example, server_env: dict[str, str], worker_factory: Any) -> None:
+async def test_a_gradio_example_serves_a_tab_that_talks_to_the_agent(
+    example: Example, server_env: dict[str, str], example_agent: Callable[[str], None]
+) -> None:
     from lkstate_gradio.app import free_port
 
-    await worker_factory(agent_name="lkstate-demo", greeting=None)
+    example_agent("lkstate-demo")
     demo = run_as_module(example)[example.name or ""]
     try:
         url = demo.launch(host="127.0.0.1", port=free_port(), block=False, quiet=True)
@@ -144,7 +186,7 @@ async def test_a_gradio_example_serves_a_tab_that_talks_to_the_agent(example: Ex
 
 @pytest.mark.parametrize("example", docstring_examples(), ids=lambda e: e.id)
 async def test_a_docstring_example_runs_as_printed(
-    example: DocstringExample, server_env: dict[str, str], worker_factory: Any,
+    example: DocstringExample, server_env: dict[str, str], example_agent: Callable[[str], None],
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Like a doctest: in its module's namespace, plus the names its prose takes as given.
@@ -159,7 +201,7 @@ async def test_a_docstring_example_runs_as_printed(
 
     from lkstate import DevelopmentTokenSource
 
-    await worker_factory(agent_name="my-agent", greeting=None)
+    example_agent("my-agent")
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     monkeypatch.setattr(sys, "argv", ["example"])
     url, key, secret = server_env["LIVEKIT_URL"], server_env["LIVEKIT_API_KEY"], server_env["LIVEKIT_API_SECRET"]

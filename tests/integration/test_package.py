@@ -7,10 +7,11 @@ livekit-server and the example agent; then the wheel replaces it and must give
 the same files. Nothing of the checkout is on ``sys.path``: the commands run
 in the virtualenv's directory with ``PYTHONPATH`` removed.
 
-The ``installed_lkstate`` fixture is module-scoped so further checks of the
-installed package (the pytest plugin's, for one) reuse the one install.
-The first run downloads the dependencies into pip's cache; later runs take
-them from there.
+The build and the install are the session-scoped ``distributions`` and
+``installed_lkstate`` fixtures (tests/harness/package.py), made once per test
+run and shared with the test kit's own installed test
+(test_testing_kit_installed.py). The first run downloads the dependencies into
+pip's cache; later runs take them from there.
 """
 
 from __future__ import annotations
@@ -18,32 +19,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness.package import (
-    REPO,
-    Distributions,
-    InstalledLkstate,
-    build_distributions,
-    clean_install,
-    outside_env,
-)
+from tests.harness.package import REPO, Distributions, InstalledLkstate, outside_env
 from tests.harness.server import require_livekit_server
 
 pytestmark = [pytest.mark.wire, pytest.mark.agent, pytest.mark.timeout(1500)]
-
-
-@pytest.fixture(scope="module")
-def distributions(tmp_path_factory: pytest.TempPathFactory) -> Distributions:
-    return build_distributions(tmp_path_factory.mktemp("dist"))
-
-
-@pytest.fixture(scope="module")
-def installed_lkstate(tmp_path_factory: pytest.TempPathFactory, distributions: Distributions) -> Iterator[InstalledLkstate]:
-    yield clean_install(tmp_path_factory.mktemp("clean") / "venv", distributions.sdist, extras="agent")
 
 
 @pytest.fixture
@@ -101,12 +84,8 @@ def test_the_pytest_plugin_runs_a_users_test_from_the_installed_package(
     installed_lkstate: InstalledLkstate, livekit_server_bin: str, tmp_path: Path
 ) -> None:
     # A user's project outside the checkout: the example test file as printed, and plain
-    # pytest, which finds lkstate's plugin through its pytest11 entry point.
-    tools = installed_lkstate.run(
-        installed_lkstate.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "pytest>=8", "pytest-asyncio>=0.24", timeout=600,
-    )
-    assert tools.returncode == 0, tools.stderr[-3000:]
+    # pytest (the fixture installed it, as a user would), which finds lkstate's plugin
+    # through its pytest11 entry point.
     project = tmp_path / "my-agent-tests"
     project.mkdir()
     (project / "test_my_agent.py").write_text((REPO / "examples" / "testing" / "test_demo_agent.py").read_text())

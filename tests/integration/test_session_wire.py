@@ -7,11 +7,14 @@ through ``session.state`` and ``session.states``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
+import time
 from typing import Any
 
 import pytest
 from livekit import rtc
+from livekit.protocol.room import ListParticipantsRequest
 
 from lkstate import (
     AgentFailure,
@@ -28,6 +31,7 @@ from lkstate import (
 from lkstate.errors import AgentUnavailableError, ConnectionFailedError, TokenSourceError
 from lkstate.media import PatternVideoInput
 from lkstate._core.options import SessionOptions
+from tests.harness.peer import wait_until
 from tests.harness.server import LiveKitServer
 from tests.harness.sessions import SessionFactory, agent_sees_user
 
@@ -327,6 +331,96 @@ async def test_after_end_the_room_holds_none_of_our_callbacks(
     await session.end()
     assert ours() == {}, "every callback registered on the room was removed"
     assert room._text_stream_handlers == {} and room._byte_stream_handlers == {}  # noqa: SLF001
+
+
+def left_on_request(server: LiveKitServer, room: str, identity: str) -> bool:
+    """The server's log says ``identity`` left ``room`` because its client asked to leave."""
+    return any(
+        "participant closing" in line and room in line and f'"participant": "{identity}"' in line
+        and "CLIENT_REQUEST_LEAVE" in line
+        for line in server.log_path.read_text(errors="replace").splitlines()
+    )
+
+
+async def test_ending_a_session_while_it_connects_leaves_the_room_and_releases_it(
+    livekit_server: LiveKitServer, room_name: str
+) -> None:
+    """A tab closed (or a test ended) while the SDK is mid-connect leaves no room behind.
+
+    The end arrives after the connect request went to LiveKit's native library
+    and before its answer came back. Abandoning the SDK's connect there left the
+    native room connected for the rest of the process, its events never taken
+    up ("timed out waiting for ReadyForRoomEventRequest"), its threads calling
+    into Python during unrelated work; on Python 3.11 such a call during
+    ``tracemalloc.stop()`` crashed a later test (CPython gh-128679), and the
+    native library's panic over it makes the SDK terminate the process. So the
+    session lets the connect finish and then leaves: the server logs the user
+    leaving at the client's request, and the SDK keeps no event queue for it.
+    """
+    from livekit.rtc._ffi_client import FfiClient  # the SDK's own bookkeeping is the evidence
+
+    development = DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+    ending: list[asyncio.Task[None]] = []
+
+    async def credentials_then_end(request: Any) -> Any:
+        credentials = await development.fetch(request)
+        # end() runs at start()'s next wait: inside the SDK's connect, its request sent by then.
+        ending.append(asyncio.create_task(session.end()))
+        return credentials
+
+    queues_before = len(FfiClient.instance.queue._subscribers)  # noqa: SLF001
+    session = Session(CustomTokenSource(credentials_then_end), room_name=room_name, participant_identity="leaving",
+                      audio_input=None, audio_output=None, video_input=None)
+    starting = asyncio.create_task(session.start(wait_for_agent=False))
+    await asyncio.wait({starting}, timeout=30)
+    assert starting.cancelled(), "end() cancels a start() that is still connecting"
+    await asyncio.wait_for(ending[0], timeout=30)
+
+    assert session.room is None
+    assert session.state.connection.status is ConnectionStatus.DISCONNECTED
+    assert len(FfiClient.instance.queue._subscribers) == queues_before, "the room's event queue was given back"  # noqa: SLF001
+
+    await wait_until(lambda: left_on_request(livekit_server, room_name, "leaving"), timeout=15,
+                     message="the server logging that the user left at the client's request")
+    client = livekit_server.api()
+    try:
+        listed = await client.room.list_participants(ListParticipantsRequest(room=room_name))
+    finally:
+        await client.aclose()
+    assert [p.identity for p in listed.participants] == []
+
+
+def test_stopping_a_loop_thread_while_its_session_connects_leaves_the_room(
+    livekit_server: LiveKitServer, room_name: str
+) -> None:
+    """The same for a host that shuts its LoopThread down while a session is still connecting."""
+    from livekit.rtc._ffi_client import FfiClient  # the SDK's own bookkeeping is the evidence
+
+    development = DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+
+    stoppers: list[threading.Thread] = []
+
+    async def credentials_then_stop(request: Any) -> Any:
+        credentials = await development.fetch(request)
+        # The host shuts its loop thread down, from a thread of its own, as the connect begins.
+        stoppers.append(threading.Thread(target=loop_thread.stop, kwargs={"timeout": 30}))
+        stoppers[0].start()
+        return credentials
+
+    queues_before = len(FfiClient.instance.queue._subscribers)  # noqa: SLF001
+    loop_thread = LoopThread(name="test-stop-mid-connect").start()
+    session = Session(CustomTokenSource(credentials_then_stop), room_name=room_name, participant_identity="stopping",
+                      audio_input=None, audio_output=None, video_input=None)
+    starting = loop_thread.submit(session.start(wait_for_agent=False))
+    concurrent.futures.wait([starting], timeout=30)
+    stoppers[0].join(30)
+    assert not stoppers[0].is_alive() and not loop_thread.is_running
+    assert starting.cancelled(), "stopping the loop cancels a start() that is still connecting"
+    assert len(FfiClient.instance.queue._subscribers) == queues_before, "the room's event queue was given back"  # noqa: SLF001
+    deadline = time.monotonic() + 15
+    while not left_on_request(livekit_server, room_name, "stopping"):
+        assert time.monotonic() < deadline, "the server logs the user leaving at the client's request"
+        time.sleep(0.05)
 
 
 async def test_a_failing_token_source_is_an_error_in_the_state(make_session: SessionFactory) -> None:

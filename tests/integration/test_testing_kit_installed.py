@@ -1,6 +1,6 @@
-"""The test kit as a user meets it: installed from a wheel, in a fresh virtualenv, run with plain pytest.
+"""The test kit as a user meets it: installed from the built package, in a clean virtualenv, run with plain pytest.
 
-What this proves: the wheel built from this checkout ships the kit
+What this proves: the package built from this checkout ships the kit
 (``lkstate.testing``, the ``lkstate_pytest`` plugin and its ``pytest11``
 entry point); pytest discovers the plugin from the installed distribution
 alone — no conftest, no ``-p``, outside the repository, with the checkout
@@ -9,28 +9,24 @@ worker, dispatch it, and run a user's few-line test file: one expectation
 that passes and one that fails with the timeline and a recording path in its
 message.
 
-What it does not prove: that the dependencies resolve from PyPI (that is
-tests/integration/test_package.py's clean install). To keep this test offline
-and quick, the fresh venv sees the shared venv's site-packages through a
-``.pth`` file (livekit, livekit-agents, pytest, pytest-asyncio…);
-only lkstate itself comes from the wheel (``--no-deps``), and it is the copy
-that is imported (checked).
+The virtualenv is the session-scoped ``installed_lkstate`` of
+tests/harness/package.py, shared with tests/integration/test_package.py: one
+build and one clean install (dependencies resolved by pip, as from PyPI) per
+test run, whichever of the two files runs first.
 """
 
 from __future__ import annotations
 
 import subprocess
-import sys
-import sysconfig
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.harness.package import build_distributions, outside_env
+from tests.harness.package import InstalledLkstate, outside_env
 from tests.harness.server import REPO_ROOT, LiveKitServer
 
-pytestmark = [pytest.mark.wire, pytest.mark.agent, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.wire, pytest.mark.agent, pytest.mark.timeout(1500)]  # the shared build and install may be made here
 
 EXAMPLE = REPO_ROOT / "examples" / "testing" / "test_demo_agent.py"
 
@@ -47,27 +43,10 @@ def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str
     return subprocess.run(command, capture_output=True, text=True, timeout=300, **kwargs)  # type: ignore[call-overload]
 
 
-def fresh_venv(where: Path, wheel: Path) -> Path:
-    """A new venv with the wheel installed, borrowing the shared venv's packages through a .pth file."""
-    created = run([sys.executable, "-m", "venv", "--without-pip", str(where)])
-    assert created.returncode == 0, created.stderr
-    python = where / "bin" / "python"
-    site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
-    (site / "shared-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    # outside_env: with the checkout on PYTHONPATH, pip would find its lkstate.egg-info and install nothing
-    installed = run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
-                    env=outside_env())
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    return python
-
-
 def test_a_users_test_file_runs_with_plain_pytest_against_the_installed_kit(
-    tmp_path: Path, livekit_server: LiveKitServer
+    tmp_path: Path, livekit_server: LiveKitServer, installed_lkstate: InstalledLkstate
 ) -> None:
-    dist = tmp_path / "dist"
-    dist.mkdir()
-    wheel = build_distributions(dist).wheel  # python -m build, as tests/integration/test_package.py does
-    python = fresh_venv(tmp_path / "venv", wheel)
+    python = installed_lkstate.python
     project = tmp_path / "my-agent-tests"
     project.mkdir()
     # the example as printed, and one expectation the demo agent cannot meet
@@ -79,7 +58,7 @@ def test_a_users_test_file_runs_with_plain_pytest_against_the_installed_kit(
 
     where = run([str(python), "-c", "import lkstate, lkstate_pytest; print(lkstate.__file__, lkstate_pytest.__file__)"],
                 cwd=project, env=env)
-    assert where.stdout.startswith(str(tmp_path / "venv")) and str(REPO_ROOT) not in where.stdout, where
+    assert where.stdout.startswith(str(installed_lkstate.venv)) and str(REPO_ROOT) not in where.stdout, where
 
     result = run([str(python), "-m", "pytest", "-q"], cwd=project, env=env)
     output = result.stdout + result.stderr
