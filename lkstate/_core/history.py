@@ -281,7 +281,9 @@ class MessageHistory:
     ``messages`` are :class:`~lkstate.Message` values, oldest first, exactly as
     the state held them. :meth:`to_json` / :meth:`from_json` (and
     :meth:`to_dict` / :meth:`from_dict` for apps that store JSON themselves)
-    write and read a small versioned document::
+    write and read a small versioned document (``...`` marks the optional fields):
+
+    .. code-block:: text
 
         {"format": "lkstate-message-history", "version": 1,
          "messages": [{"id": "...", "role": "agent", "kind": "transcript",
