@@ -89,6 +89,7 @@ __all__ = [
     "WavFileInput",
     "GeneratorInput",
     "MicrophoneInput",
+    "LIVE_BACKLOG_SECONDS",
     "PumpCounts",
     "FrameTap",
     "PcmChunk",
@@ -560,6 +561,23 @@ class PumpCounts:
     """Frames captured into the ``rtc.AudioSource`` (the live track)."""
     claimed: int
     """Frames the ``on_frame`` hook claimed (the pre-connect buffer)."""
+    skipped_silence: int = 0
+    """Silent frames left out to bring a live input's backlog in the track source down (see :func:`pump`)."""
+
+
+LIVE_BACKLOG_SECONDS = 0.03
+"""Audio a live input may have waiting in its track source before silent frames are left out.
+
+Above the 10-20 ms a steady live input leaves there (a browser's frames come
+two 10 ms frames at a time)."""
+
+SILENT_RMS = 104
+"""A frame whose RMS is below this (about -50 dBFS of 16-bit audio) is silence that may be left out."""
+
+
+def _is_silent(frame: rtc.AudioFrame) -> bool:
+    samples = np.frombuffer(frame.data.cast("B"), dtype=np.int16).astype(np.float32)
+    return samples.size == 0 or float(np.sqrt(np.mean(samples * samples))) < SILENT_RMS
 
 
 async def pump(
@@ -567,6 +585,7 @@ async def pump(
     source: rtc.AudioSource,
     *,
     on_frame: FrameTap | None = None,
+    live_backlog: float | None = None,
 ) -> PumpCounts:
     """Read ``input`` until it ends and send each frame to exactly one place.
 
@@ -579,6 +598,20 @@ async def pump(
     happens between two frames (see the module docstring for why one place,
     not both). A hook that only observes returns ``None``.
 
+    ``live_backlog`` (seconds) is for a *live* input, one that delivers at the
+    pace of the world (a device, a browser over a socket), not at the pace it
+    is read: while more than that is waiting in ``source`` (its
+    ``queued_duration``), silent frames are left out (counted in
+    ``skipped_silence``). Why: ``rtc.AudioSource`` queues what it is given
+    (up to a second) and sends it in real time, so any burst — the frames a
+    live input held while nobody read it, a socket's jitter, two frames at
+    once — leaves a cushion there that a live input, delivering exactly in
+    real time, never drains: the agent would hear the user that much later
+    for the rest of the session (40-200 ms was measured behind a browser).
+    Leaving out 10 ms of silence between words is inaudible; speech is never
+    left out. A paced file or generator is not live (its frames wait for the
+    source by design) and keeps every frame.
+
     Returns the counts when the input ends; cancel the task to stop early
     (the input's frame iterator is closed either way, the input itself is not).
     """
@@ -588,16 +621,28 @@ async def pump(
             f"expects {source.sample_rate} Hz / {source.num_channels} ch.",
             remedy="Create the rtc.AudioSource with the input's sample_rate and num_channels.",
         )
-    to_source = claimed = 0
+    to_source = claimed = skipped = 0
     frames = input.frames()
     try:
         async for frame in frames:
             if on_frame is not None and on_frame(frame) is True:
                 claimed += 1
                 continue
+            if live_backlog is not None and source.queued_duration > live_backlog and _is_silent(frame):
+                if skipped == 0:
+                    logger.info(
+                        "%.0f ms of live audio waits in the track source; leaving out silent frames until it is "
+                        "under %.0f ms",
+                        source.queued_duration * 1000,
+                        live_backlog * 1000,
+                    )
+                skipped += 1
+                continue
             await source.capture_frame(frame)
             to_source += 1
     finally:
+        if skipped:
+            logger.info("left out %d silent frames of live audio to keep the agent hearing it on time", skipped)
         if isinstance(frames, AsyncGenerator):
             await frames.aclose()
-    return PumpCounts(to_source=to_source, claimed=claimed)
+    return PumpCounts(to_source=to_source, claimed=claimed, skipped_silence=skipped)

@@ -87,7 +87,8 @@ import attrs
 from livekit import rtc
 
 from .._core import events as ev
-from .audio import AudioInput, MicrophoneInput, WavFileInput, pump
+from .audio import LIVE_BACKLOG_SECONDS, AudioInput, MicrophoneInput, WavFileInput, pump
+from .push import PushAudioInput
 from .._core.errors import AudioInputError
 from .._core.options import PreConnectCodec, PreConnectLimits
 from .preconnect import PreConnectAudio, PreConnectBuffer, send_preconnect_audio
@@ -291,6 +292,8 @@ class _Handover:
         """The agent that left with our audio, while recording again for the next one."""
         self._last_progress = float("-inf")
         self._overflow_note: str | None = None
+        self._unavailable: str | None = None
+        """Why nothing was recorded (the input failed first): an empty recording is then reported as none."""
         self._state = PreConnectState()
 
     # -- what the shell reads ----------------------------------------------------------
@@ -375,6 +378,18 @@ class _Handover:
         if self._phase is _Phase.RECORDING:
             self._last_progress = now
             self._report_recording()
+
+    def input_failed(self, now: float) -> None:
+        """The input failed (a microphone the browser could not open, a device gone).
+
+        If nothing was recorded yet, the state says there is no early speech
+        (idle) rather than recording, and later "0.0 s handed over": the
+        microphone's own error says why. The empty recording is still handed
+        over, so an agent waiting for a flagged track's buffer is released.
+        """
+        if self._phase is _Phase.RECORDING and self._recorded()[1] == 0:
+            self._unavailable = "Nothing was recorded before the agent was ready: the microphone was unavailable."
+            self._report(PreConnectStatus.IDLE, _NOTHING, detail=self._unavailable)
 
     def published(self, sid: str, *, flagged: bool, now: float) -> None:
         self._sid, self._flagged = sid, flagged
@@ -627,6 +642,8 @@ class _Handover:
         detail: str | None = None,
         force: bool = False,
     ) -> None:
+        if self._unavailable is not None and amount[1] == 0:
+            status, destination, detail = PreConnectStatus.IDLE, None, self._unavailable
         state = PreConnectState(
             status=status,
             seconds=round(amount[1], 3),
@@ -780,7 +797,14 @@ class MicrophoneController:
         )
         self._apply()
         self._pump = loop.create_task(
-            pump(audio_input, self._source, on_frame=self._on_frame), name="lkstate-microphone"
+            pump(
+                audio_input,
+                self._source,
+                on_frame=self._on_frame,
+                # Live inputs deliver at the world's pace: a backlog in the source would never drain.
+                live_backlog=LIVE_BACKLOG_SECONDS if isinstance(audio_input, (PushAudioInput, MicrophoneInput)) else None,
+            ),
+            name="lkstate-microphone",
         )
         self._pump.add_done_callback(self._pump_ended)
 
@@ -912,6 +936,9 @@ class MicrophoneController:
             logger.info("the audio input ended: %s", task.result())
             return
         logger.warning("the audio input failed", exc_info=error)
+        if self._loop is not None and not self._closed:
+            self._handover.input_failed(self._loop.time())
+            self._apply()
         words = str(error) if isinstance(error, AudioInputError) else f"The audio input stopped working: {error}"
         self._input_error = words
         self._set_track(attrs.evolve(self._track_state, error=words))

@@ -477,6 +477,34 @@ def test_a_failed_send_is_reported_in_words() -> None:
     assert c.speak(2) == [False]
 
 
+def test_a_microphone_that_failed_before_recording_anything_shows_no_early_speech_not_an_empty_hand_over() -> None:
+    c = Clocked()
+    c.h.input_failed(c.now)  # e.g. the browser was not allowed to open the microphone
+    c.collect()
+
+    assert c.state.status is PreConnectStatus.IDLE
+    assert c.state.detail == "Nothing was recorded before the agent was ready: the microphone was unavailable."
+    # The empty recording is still handed over (an agent waiting for a flagged track's buffer is released),
+    # but the state never says "0.0 s handed over".
+    send = connected_with_agent(c)
+    assert send.audio.seconds == 0
+    c.sent()
+    assert c.state.status is PreConnectStatus.IDLE
+    assert all(r.status is PreConnectStatus.IDLE for r in c.reports()[1:])
+
+
+def test_a_microphone_that_failed_after_recording_speech_still_hands_that_speech_over() -> None:
+    c = Clocked()
+    c.speak(1, 2, 3)
+    c.h.input_failed(c.now)
+    c.collect()
+    assert c.state.status is PreConnectStatus.RECORDING
+
+    connected_with_agent(c)
+    c.sent()
+    assert c.state.status is PreConnectStatus.SENT and c.state.seconds == 0.03
+
+
 # ------------------------------------------------------------------------ reconnects and later agents
 
 
