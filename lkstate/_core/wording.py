@@ -260,6 +260,9 @@ def describe_preconnect(preconnect: PreConnectState) -> Words | None:
             return Words("Early speech", f"{seconds} kept until the agent is ready.", Tone.BUFFERING)
         case PreConnectStatus.SENDING:
             return Words("Early speech", f"Handing {seconds} over to {to}…", Tone.WAITING)
+        case PreConnectStatus.SENT if preconnect.seconds == 0:
+            # An empty recording is handed over only to release an agent that waits for one.
+            return Words("Early speech", "Nothing was recorded before the agent was ready.", Tone.NEUTRAL)
         case PreConnectStatus.SENT:
             return Words("Early speech", f"{seconds} handed over to {to}.", Tone.OK)
         case PreConnectStatus.EXPIRED:

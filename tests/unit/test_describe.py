@@ -222,6 +222,20 @@ def test_early_speech_is_followed_from_recording_to_handed_over() -> None:
     assert sent is not None and (sent.detail, sent.tone) == ("2.4 s handed over to the agent.", Tone.OK)
 
 
+def test_an_empty_hand_over_says_nothing_was_recorded_never_zero_seconds_handed_over() -> None:
+    # A microphone that failed before recording anything shows no early speech at all (the session reports
+    # it idle, and idle is not shown); should an empty recording ever be reported as handed over, it says so.
+    unavailable = PreConnectState(
+        status=PreConnectStatus.IDLE,
+        detail="Nothing was recorded before the agent was ready: the microphone was unavailable.",
+    )
+    assert describe_preconnect(unavailable) is None
+    empty = describe_preconnect(PreConnectState(status=PreConnectStatus.SENT, seconds=0.0, destination=AGENT))
+    assert empty is not None
+    assert (empty.detail, empty.tone) == ("Nothing was recorded before the agent was ready.", Tone.NEUTRAL)
+    assert "0.0 s" not in empty.detail
+
+
 def test_early_speech_that_never_reached_the_agent_is_an_error_with_the_reason() -> None:
     expired = describe_preconnect(PreConnectState(status=PreConnectStatus.EXPIRED, detail="The agent never came."))
     failed = describe_preconnect(PreConnectState(status=PreConnectStatus.FAILED))
