@@ -414,3 +414,36 @@ async def test_pump_refuses_a_source_of_another_format() -> None:
         assert "AudioSource" in caught.value.remedy
     finally:
         await source.aclose()
+
+
+async def test_a_live_input_s_backlog_in_the_track_source_is_worked_off_in_its_silences_never_in_speech() -> None:
+    # A browser's microphone arrives in a burst (the 200 ms it held while its channel opened), then live:
+    # the source would keep that cushion for good. Silent frames are left out until it is under 30 ms.
+    from lkstate._media.push import PushAudioInput
+
+    silence, speech = np.zeros(480 * 10, dtype=np.int16), ramp(480 * 5) | 1000
+    burst = np.concatenate([silence, speech, silence])
+    kept: dict[bool, PumpCounts] = {}
+    for live in (False, True):
+        source = rtc.AudioSource(48000, 1)
+        input = PushAudioInput(sample_rate=48000)
+        input.push(burst)
+        await input.aclose()
+        captured: list[rtc.AudioFrame] = []
+        capture = source.capture_frame
+
+        async def keep(frame: rtc.AudioFrame) -> None:
+            captured.append(frame)
+            await capture(frame)
+
+        source.capture_frame = keep  # type: ignore[method-assign]
+        try:
+            kept[live] = await pump(input, source, live_backlog=0.03 if live else None)
+        finally:
+            await source.aclose()
+        loud = [frame for frame in captured if np.frombuffer(frame.data, dtype=np.int16).any()]
+        assert np.array_equal(pcm(loud), speech), "speech was left out or changed"
+
+    assert kept[False] == PumpCounts(to_source=25, claimed=0, skipped_silence=0)
+    assert kept[True].skipped_silence > 0
+    assert kept[True].to_source + kept[True].skipped_silence == 25
