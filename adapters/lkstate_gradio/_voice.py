@@ -52,7 +52,7 @@ The wire format
    the session's ``local_media.microphone.error`` says why in the page's own
    words. A page that can run no audio at all (no https, no AudioWorklet)
    still opens the channel, with ``"audio": false`` in its hello instead of a
-   rate, only to send that note.
+   rate, only to send that note; it is sent none of the agent's voice.
 
 Limits (each refusal is counted and reported once per channel in the tab's
 ``state.problems``; none ever waits on the session or another tab):
@@ -230,6 +230,8 @@ class VoiceLink:
         self._outgoing: collections.deque[bytes] = collections.deque(maxlen=SPEAKER_QUEUE_FRAMES)
         self._wake: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._socket: WebSocket | None = None
+        self._plays = False
+        """The page on the channel can play audio (its hello did not say ``"audio": false``)."""
         self._closed = False
 
     @property
@@ -241,6 +243,11 @@ class VoiceLink:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def plays(self) -> bool:
+        """A page is on the channel now and can play the agent's voice (it gets the agent's frames)."""
+        return self._socket is not None and self._plays
+
     def bind(self, key: str, report: Callable[[str], None] | None) -> None:
         self.key = key
         self._report = report
@@ -250,8 +257,8 @@ class VoiceLink:
     def send_to_page(self, frame: bytes) -> None:
         """Queue one frame for the page (any thread); the oldest goes if the page is behind."""
         with self._lock:
-            if self._socket is None:
-                return  # nobody listening: the speaker is off
+            if self._socket is None or not self._plays:
+                return  # nobody listening (or a page that cannot play): the speaker is off
             if len(self._outgoing) == self._outgoing.maxlen:
                 self.counts.out_dropped += 1
             self._outgoing.append(frame)
@@ -281,19 +288,27 @@ class VoiceLink:
 
     # -- the socket -------------------------------------------------------------------
 
-    async def serve(self, socket: WebSocket) -> None:
-        """Carry audio both ways on ``socket`` until either side closes it."""
+    async def serve(self, socket: WebSocket, *, plays: bool = True) -> None:
+        """Carry audio both ways on ``socket`` until either side closes it.
+
+        ``plays=False``: the page said it can run no audio (no https, no
+        AudioWorklet) and opened the channel only for its notes; it is sent
+        none of the agent's voice — 96 kB/s it would only throw away.
+        """
         previous = self._socket
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
         with self._lock:
             self._socket = socket
+            self._plays = plays
             self._wake = (loop, event)
             self._outgoing.clear()
         self._reported.clear()
         self.counts = _Counts()
         if previous is not None:
             await _close(previous, 4409, "Replaced by a newer audio channel of the same tab.")
+        if not plays:
+            logger.info("the page of %s can play no audio: its channel carries none of the agent's voice", self.key)
         await socket.send_text(
             json.dumps({"type": "ready", "rate": SAMPLE_RATE, "frame_bytes": FRAME_BYTES, "frame_ms": FRAME_MS})
         )
@@ -572,7 +587,8 @@ class BrowserVoice:
             await _close(socket, 4401, "Not a tab of this page.")
             return
         rate = _hello_rate(hello)
-        if rate != SAMPLE_RATE and _hello_carries_audio(hello):
+        audio = _hello_carries_audio(hello)
+        if rate != SAMPLE_RATE and audio:
             link.problem(
                 "rate",
                 f"The page's audio runs at {rate} Hz, but the audio channel carries {SAMPLE_RATE} Hz; "
@@ -580,7 +596,7 @@ class BrowserVoice:
             )
             await _close(socket, 4400, f"Send {SAMPLE_RATE} Hz audio.")
             return
-        await link.serve(socket)
+        await link.serve(socket, plays=audio)
 
     def _link_for(self, hello: Any) -> VoiceLink | None:
         text = hello.get("text") if isinstance(hello, dict) else None

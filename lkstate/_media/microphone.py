@@ -382,12 +382,15 @@ class _Handover:
     def input_failed(self, now: float) -> None:
         """The input failed (a microphone the browser could not open, a device gone).
 
-        If nothing was recorded yet, the state says there is no early speech
-        (idle) rather than recording, and later "0.0 s handed over": the
-        microphone's own error says why. The empty recording is still handed
+        If nothing was recorded (yet, or in what was handed over), the state
+        says there is no early speech (idle) rather than recording, or "0.0 s
+        handed over": the microphone's own error says why. The empty recording is still handed
         over, so an agent waiting for a flagged track's buffer is released.
         """
-        if self._phase is _Phase.RECORDING and self._recorded()[1] == 0:
+        # Also after an empty hand-over: a browser's note that it could not open the microphone may come
+        # after the agent was already given the (empty) recording.
+        state = self._state
+        if state.status is not PreConnectStatus.IDLE and state.seconds == 0 and self._recorded()[1] == 0:
             self._unavailable = "Nothing was recorded before the agent was ready: the microphone was unavailable."
             self._report(PreConnectStatus.IDLE, _NOTHING, detail=self._unavailable)
 

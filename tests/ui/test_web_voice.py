@@ -419,7 +419,7 @@ def words_in(samples: npt.NDArray[np.float64], rate: int) -> list[Word]:
 
     A word is a run of 1 ms blocks louder than a tenth of the loudest. A late
     packet the page's jitter buffer could not hide puts a few ms of silence in
-    a word (the player waits to refill 60 ms); so consecutive runs of one pitch
+    a word (the player waits to refill its target, 60 ms or more); so consecutive runs of one pitch
     (within 2.5 %: a piece of 0.1 s has a coarser pitch; the tone's neighbouring
     words differ by 4 % or more) are
     one word, and its length is the time it sounded, the silence left out.
@@ -603,7 +603,7 @@ async def test_a_burst_after_a_stall_is_caught_up_in_the_silences_never_inside_a
     words = np.frombuffer(tone.render("alpha bravo charlie delta echo foxtrot"), dtype=np.int16)
     audio = np.concatenate([np.zeros(4800, dtype=np.int16), words, np.zeros(48000, dtype=np.int16)]).tobytes()
     frames = [audio[i : i + FRAME_BYTES] for i in range(0, len(audio) - FRAME_BYTES + 1, FRAME_BYTES)]
-    burst = 20  # 400 ms at once: past the player's 150 ms, so it catches up
+    burst = 20  # 400 ms at once: past the player's target, so it catches up
     for frame in frames[:burst]:
         link.send_to_page(frame)
     began = time.monotonic()
@@ -639,7 +639,7 @@ async def test_an_interrupted_agent_stops_at_once_in_the_page(
     assert len(loud), "the page played nothing"
     stopped_after = heard.at(int(loud[-1])) - interrupted_at
     # What was already on its way: the agent's last frames, the server's receiver, the channel and the
-    # page's jitter buffer (60 ms, 150 ms before it catches up): 0.2-0.37 s seen on two loaded cores,
+    # page's jitter buffer (60-120 ms, caught up to that in silences): 0.2-0.37 s seen on two loaded cores,
     # never the rest of the answer.
     assert stopped_after <= 0.5, f"the page played on for {stopped_after:.2f} s after the interruption"
     played_seconds = (loud[-1] - loud[0]) / heard.rate
@@ -818,6 +818,11 @@ async def test_a_denied_microphone_an_insecure_page_and_a_dropped_channel_are_to
     await expect(page.locator("#lk-mic")).to_have_text("Microphone unavailable")
     await expect(page.locator("#lk-mic")).to_be_disabled()
     assert only_session(demo).state.local_media.microphone.error == denied
+    # Nothing was recorded before the agent came, and no line says "0.0 s handed over".
+    preconnect = only_session(demo).state.preconnect
+    assert preconnect.status is PreConnectStatus.IDLE and preconnect.seconds == 0, preconnect
+    assert preconnect.detail == "Nothing was recorded before the agent was ready: the microphone was unavailable."
+    await expect(page.locator("body")).not_to_contain_text("handed over")
     await expect(page.locator("#lk-problems")).to_contain_text("The browser was not allowed to use your microphone.")
     identity = only_session(demo).state.connection.local_identity
     await agent.wait_for_participant(identity)
@@ -838,6 +843,13 @@ async def test_a_denied_microphone_an_insecure_page_and_a_dropped_channel_are_to
     await expect(microphone_fact(page)).to_have_text("No microphone", timeout=15_000)
     await expect(microphone_fact(page)).to_have_attribute("title", re.compile("only on https:// pages and on localhost"))
     await expect(page.locator("#lk-mic")).to_have_text("Microphone unavailable")
+    # A page that can play nothing is sent none of the agent's voice: its tab's speaker is off.
+    silent = [link for k in demo.voice.keys() if (link := demo.voice.get(k)) is not None and link.connected]
+    assert len(silent) == 1 and not silent[0].plays
+    for _ in range(10):  # the agent's voice, as the tab's speaker passes it on
+        silent[0].send_to_page(bytes(1920))
+    await asyncio.sleep(0.5)
+    assert silent[0].counts.frames_out == 0, f"the server sent audio to a page that cannot play: {silent[0].counts}"
     await context.close()
 
     # The channel drops under a connected visitor.

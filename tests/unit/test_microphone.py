@@ -493,6 +493,20 @@ def test_a_microphone_that_failed_before_recording_anything_shows_no_early_speec
     assert all(r.status is PreConnectStatus.IDLE for r in c.reports()[1:])
 
 
+def test_a_microphone_that_failed_after_an_empty_hand_over_shows_no_early_speech_either() -> None:
+    # The browser's note that it could not open the microphone came after the agent had the empty recording.
+    c = Clocked()
+    connected_with_agent(c)
+    c.sent()
+    assert (c.state.status, c.state.seconds) == (PreConnectStatus.SENT, 0)
+
+    c.h.input_failed(c.now)
+    c.collect()
+
+    assert c.state.status is PreConnectStatus.IDLE
+    assert c.state.detail == "Nothing was recorded before the agent was ready: the microphone was unavailable."
+
+
 def test_a_microphone_that_failed_after_recording_speech_still_hands_that_speech_over() -> None:
     c = Clocked()
     c.speak(1, 2, 3)
