@@ -31,6 +31,9 @@ Three paths, each a key infix:
   apart they read across one round trip to the page (its width bounds the error).
   ``voice_page_output_latency_ms`` is what the browser says its audio
   output adds (``baseLatency + outputLatency``; part of the down figure).
+  ``voice_page_player`` is the page's player at the end: its jitter-buffer
+  ``target_ms`` (adaptive: it grows where audio came late), its
+  ``underruns``, and the ms it skipped (silences, to catch up) or dropped.
   Not included: the fake microphone's own capture buffering. Without
   chromium or Playwright the page figures are ``None`` and
   ``voice_page_skipped`` says why.
@@ -399,6 +402,13 @@ async def _page_path(server: Any, *, clicks: int) -> dict[str, Any]:
                 marks = await page.evaluate("lkVoice.clicks()")
                 latency = await page.evaluate("lkVoice.outputLatency()")
                 result["voice_page_output_latency_ms"] = _round(float(latency), 1) if latency is not None else None
+                stats: dict[str, Any] = dict(await page.evaluate("lkVoice.stats()") or {})
+                result["voice_page_player"] = {
+                    "target_ms": _round(float(stats.get("target", 0.0)) * 1000, 1),
+                    "underruns": int(stats.get("underruns", 0)),
+                    "skipped_silence_ms": _round(int(stats.get("skippedSilence", 0)) / RATE * 1000, 1),
+                    "dropped_ms": _round(int(stats.get("droppedSamples", 0)) / RATE * 1000, 1),
+                }
             finally:
                 await browser.close()
         sent = [float(t) / 1000 for t in marks["sent"]]
@@ -436,6 +446,7 @@ async def _measure(clicks: int, *, page: bool = True) -> dict[str, Any]:
     if on_page is not None:
         result["voice_page_clock_check_ms"] = on_page["voice_page_clock_check_ms"]
         result["voice_page_output_latency_ms"] = on_page["voice_page_output_latency_ms"]
+        result["voice_page_player"] = on_page.get("voice_page_player")
     for direction, name in (("up", "mic_to_agent"), ("down", "agent_to_playback")):
         _figures(result, name, "local", local[direction], clicks)
         for path, values in (("page", on_page[direction] if on_page else None), ("wsclient", wsclient[direction])):

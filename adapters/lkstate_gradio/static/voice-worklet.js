@@ -6,23 +6,36 @@
 // which sends it to the server unchanged.
 //
 // lk-player: the agent's voice, from 20 ms frames the channel's worker posts
-// in over its MessagePort (the page's main thread is not on the way). A small
-// jitter buffer: playback starts once TARGET seconds are queued (and again
-// after running dry). Frames that arrive in a burst after a stall make the
-// queue, and so the delay, grow; past SOFT_MAX the player catches up by
+// in over its MessagePort (the page's main thread is not on the way). A small,
+// adaptive jitter buffer: playback starts once `target` seconds are queued
+// (and again after running dry). The target starts at TARGET_MIN (three
+// frames: a frame may come up to 40 ms late without a gap; with two, frames
+// from a server on two loaded cores ran dry 7-13 times a minute, and the
+// delay heard was no shorter once it had grown) and grows by TARGET_STEP
+// each time the queue runs dry (frames came later than that), up to
+// TARGET_MAX; after QUIET_SECONDS without running dry it shrinks a step
+// again. Whatever is queued is the delay the visitor hears, so the player
+// keeps it at the target: whenever more than CATCH_UP beyond it is
+// queued (frames that arrived in a burst after a stall), it catches up by
 // skipping *silences* — whole stretches of at least SKIP_RUN seconds below
 // SILENT, the pauses between words, inaudible to skip — until it is back at
-// TARGET, and past HARD_MAX it drops the oldest audio outright. (It once
+// the target, and past HARD_MAX it drops the oldest audio outright. (It once
 // skipped every single quiet sample, which inside a word are its zero
 // crossings and its fade-in: a word played during a catch-up came out with
-// its waveform cut at every crossing.) So the agent is never heard more than HARD_MAX behind, usually
-// about TARGET, and an interrupted agent stops within that: nothing queued
-// can play on for seconds. "flush" empties the queue at once.
+// its waveform cut at every crossing. It once also waited for 150 ms queued
+// before catching up, so after one burst the agent stayed up to 150 ms late
+// for good: the agent's track is a steady stream, it never runs dry.) So the
+// agent is heard about `target` behind, never more than HARD_MAX, and an
+// interrupted agent stops within that: nothing queued can play on for
+// seconds. "flush" empties the queue at once.
 // With the tap on, every sample played is also kept (for tests and the
 // benchmark: what the visitor actually heard, and when).
 
-const TARGET = 0.06;
-const SOFT_MAX = 0.15;
+const TARGET_MIN = 0.06;
+const TARGET_STEP = 0.02;
+const TARGET_MAX = 0.12;
+const QUIET_SECONDS = 10;
+const CATCH_UP = 0.01; // queued beyond the target that starts a catch-up (in silences only)
 const HARD_MAX = 0.4;
 const SILENT = 0.002; // about -54 dBFS
 const SKIP_RUN = 0.01; // the shortest silence skipped while catching up
@@ -67,12 +80,16 @@ class Player extends AudioWorkletProcessor {
     this.read = 0;
     this.count = 0;
     this.playing = false;
-    this.target = Math.round(TARGET * sampleRate);
-    this.softMax = Math.round(SOFT_MAX * sampleRate);
+    this.target = Math.round(TARGET_MIN * sampleRate);
+    this.targetMin = this.target;
+    this.targetStep = Math.round(TARGET_STEP * sampleRate);
+    this.targetMax = Math.round(TARGET_MAX * sampleRate);
+    this.catchUp = Math.round(CATCH_UP * sampleRate);
+    this.sinceDry = 0; // samples played since the queue last ran dry in the middle of audio
     this.hardMax = Math.round(HARD_MAX * sampleRate);
     this.catchingUp = false;
     this.skipRun = Math.round(SKIP_RUN * sampleRate);
-    this.stats = { received: 0, underruns: 0, droppedSamples: 0, skippedSilence: 0, flushed: 0 };
+    this.stats = { received: 0, underruns: 0, target: TARGET_MIN, droppedSamples: 0, skippedSilence: 0, flushed: 0 };
     this.tap = null;
     this.marking = null;
     this.port.onmessage = (event) => this.onMessage(event.data);
@@ -157,7 +174,7 @@ class Player extends AudioWorkletProcessor {
 
   silence() {
     // Samples at the read position that may be skipped: a whole run of SKIP_RUN below SILENT, never
-    // more than brings the queue back to TARGET; 0 when the audio there is not such a silence.
+    // more than brings the queue back to the target; 0 when the audio there is not such a silence.
     const run = this.skipRun;
     if (this.count - this.target < run) return 0;
     const size = this.ring.length;
@@ -193,7 +210,7 @@ class Player extends AudioWorkletProcessor {
     if (!this.playing && this.count >= this.target) this.playing = true;
     const size = this.ring.length;
     let i = 0;
-    if (this.count > this.softMax) this.catchingUp = true;
+    if (this.count > this.target + this.catchUp) this.catchingUp = true;
     if (this.playing) {
       for (; i < out.length && this.count > 0; ) {
         if (this.catchingUp) {
@@ -215,12 +232,21 @@ class Player extends AudioWorkletProcessor {
         this.count--;
         if (this.tap) this.tap.taken++;
       }
+      this.sinceDry += i;
       if (i < out.length) {
         this.playing = false;
         this.stats.underruns++;
+        // Audio came later than the target allows: wait longer before playing from now on.
+        this.target = Math.min(this.targetMax, this.target + this.targetStep);
+        this.sinceDry = 0;
         if (this.tap && this.tap.underruns.length < 10000) this.tap.underruns.push(this.tap.taken);
       }
     }
+    if (this.sinceDry > QUIET_SECONDS * sampleRate && this.target > this.targetMin) {
+      this.target = Math.max(this.targetMin, this.target - this.targetStep);
+      this.sinceDry = 0;
+    }
+    this.stats.target = this.target / sampleRate;
     for (; i < out.length; i++) out[i] = 0;
     if (this.marking) this.mark(out);
     if (this.tap && this.tap.length < sampleRate * 60) {
