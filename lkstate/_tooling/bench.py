@@ -83,7 +83,11 @@ What is measured, and how:
   tone paced in real time, no pre-connect buffer) and plays its agent's
   voice into an output that drops it, while the agent — a raw agent-kind
   peer in the child process, not an AgentSession — speaks a tone without
-  pause; every session must also have been given agent audio. Both report
+  pause; every session must also have been given agent audio. Its sessions
+  send 20 ms microphone frames and take the agent's voice in 50 ms frames
+  (:attr:`~lkstate.SessionOptions.agent_audio_frame_ms`), as such a server
+  would set them: livekit-rtc's per-frame cost grows with the number of
+  sessions in the process (``_cpu.frame_ms`` says what was used). Both report
   the CPU (``_cpu``: Python thread and the SDK's native threads, ms per
   wall second) and, per session, CPU ms/s and resident MB
   (``_per_session``) at the last step that passed.
@@ -179,6 +183,11 @@ class Plan:
     session_steps: tuple[int, ...] = (10, 25, 50, 75, 100, 125, 150, 200)
     voice_session_steps: tuple[int, ...] = (25, 50, 100, 150, 200)
     """Steps of the voice variant: every session sends a microphone and hears its agent speak."""
+    voice_microphone_frame_ms: int = 20
+    """The voice sessions' microphone frames: one Opus packet each, half the SDK calls of 10 ms."""
+    voice_agent_frame_ms: int | None = 50
+    """The voice sessions' :attr:`~lkstate.SessionOptions.agent_audio_frame_ms`, as a server holding
+    many sessions sets it (``None``: the SDK's 10 ms)."""
     session_rounds: int = 5
     session_budget_s: float = 420.0
     fold_history: bool = True
@@ -925,13 +934,20 @@ class _DiscardOutput:
 
 
 def _bench_session(
-    server: _Server, room_name: str, identity: str, *, voice: _DiscardOutput | None = None
+    server: _Server,
+    room_name: str,
+    identity: str,
+    *,
+    voice: _DiscardOutput | None = None,
+    microphone_frame_ms: int = 10,
+    agent_frame_ms: int | None = None,
 ) -> Session:
     """A session as a UI holds it: without audio devices (the raw baseline has none either), or with voice.
 
     With ``voice`` the session sends a generated microphone (a tone, paced in
-    real time, 10 ms frames) and plays the agent's audio into ``voice``, as a
-    voice tab in a server-side app (Gradio, say) does. Its pre-connect buffer
+    real time, in ``microphone_frame_ms`` frames) and plays the agent's audio,
+    in ``agent_frame_ms`` frames, into ``voice``, as a voice tab in a
+    server-side app (Gradio, say) does. Its pre-connect buffer
     is off: the agents here never subscribe to the microphone, so a buffer
     would record (and Opus-encode) for ever instead of being handed over once
     at the start — the steady state measured is the one after the hand-over.
@@ -940,10 +956,10 @@ def _bench_session(
         LiteralTokenSource(server.url, _token(server, room_name, identity)),
         agent_connect_timeout=30.0,
         audio_input=None if voice is None else GeneratorInput(
-            itertools.repeat(_tone(_TONE_MS)), sample_rate=_VOICE_RATE
+            itertools.repeat(_tone(_TONE_MS)), sample_rate=_VOICE_RATE, frame_ms=microphone_frame_ms
         ),
         audio_output=voice,
-        options=SessionOptions(preconnect_audio=voice is None),
+        options=SessionOptions(preconnect_audio=voice is None, agent_audio_frame_ms=agent_frame_ms),
     )
 
 
@@ -1580,20 +1596,30 @@ def _thread_cpu() -> dict[int, tuple[str, float]]:
 
 
 def _cpu_share(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], seconds: float) -> JSON:
-    """Of each wall second, how much CPU the Python thread and the SDK's native threads used (ms)."""
+    """Of each wall second, how much CPU the Python thread and the SDK's native threads used (ms).
+
+    ``by_thread`` says where the native time goes, by thread name (WebRTC's
+    ``AudioEncoderQue`` encodes the microphones, ``livekit-audio`` and
+    ``tokio-rt-worker`` run the SDK's media and FFI work…), largest first.
+    """
     python = native = 0.0
+    by_name: dict[str, float] = {}
     main = threading.main_thread().native_id
-    for tid, (_, used) in after.items():
+    for tid, (name, used) in after.items():
         spent = used - before.get(tid, ("", 0.0))[1]
         if tid == main:
             python += spent
+            name = "python (main)"
         else:
             native += spent
+        by_name[name] = by_name.get(name, 0.0) + spent
     if seconds <= 0:
         return {}
+    busiest = sorted(by_name.items(), key=lambda item: -item[1])[:10]
     return {
         "python_thread_ms_per_s": _round(python / seconds * 1000, 0),
         "native_threads_ms_per_s": _round(native / seconds * 1000, 0),
+        "by_thread_ms_per_s": {name: _round(spent / seconds * 1000, 0) for name, spent in busiest if spent > 0},
     }
 
 
@@ -1656,7 +1682,14 @@ async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan, *
                     batch: list[Session] = []
                     for name in names[start : start + 10]:
                         output = _DiscardOutput() if voice else None
-                        session = _bench_session(server, name, f"bench-user-{len(sessions)}", voice=output)
+                        session = _bench_session(
+                            server,
+                            name,
+                            f"bench-user-{len(sessions)}",
+                            voice=output,
+                            microphone_frame_ms=plan.voice_microphone_frame_ms,
+                            agent_frame_ms=plan.voice_agent_frame_ms,
+                        )
                         slot: list[float] = []
                         session.states.subscribe(watcher(slot))
                         sessions.append(session)
@@ -1695,6 +1728,10 @@ async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan, *
             if voice:
                 frames = sum(output.frames - before for output, before in zip(outputs, heard_before, strict=True))
                 cpu_seen["agent_frames_per_s_per_session"] = _round(frames / seconds / target, 1)
+                cpu_seen["frame_ms"] = {
+                    "microphone": plan.voice_microphone_frame_ms,
+                    "agent": plan.voice_agent_frame_ms or 10,
+                }
             medians = [statistics.median(slot) * 1000 for slot in latencies if slot]
             everyone = [value * 1000 for slot in latencies for value in slot]
             worst = max(medians) if medians else float("inf")
