@@ -1,5 +1,10 @@
 """Fast copies of frozen attrs objects with some fields changed: ``attrs.evolve``, about three times faster.
 
+Also fast construction (:func:`maker_for`), for the one object the reducer
+builds per new message: the attrs ``__init__`` of a frozen class sets each
+field through ``object.__setattr__``, which costs more than the rest of
+appending a message together.
+
 ``attrs.evolve`` looks up the class's fields and builds keyword arguments on
 every call; a transcript delta evolves two or three objects, and that was the
 largest single cost of folding one. :func:`copier_for` writes, once per class,
@@ -20,17 +25,20 @@ import linecache
 import threading
 import types
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
-__all__ = ["copier_for", "evolve"]
+__all__ = ["copier_for", "evolve", "maker_for"]
 
 _S = TypeVar("_S")
 
 _COPIERS: dict[type[Any], Callable[..., Any]] = {}
 _KEEP: Any = object()
 """The default of every keyword: "this field is not changed"."""
+
+_FACTORY: type[Any] = type(cast(object, attrs.Factory(str)))
+"""The class of an ``attrs.Factory(...)`` default (typed as a function by attrs' stubs)."""
 
 _names_lock = threading.Lock()
 _name_numbers = itertools.count(2)
@@ -59,13 +67,13 @@ def _is_plain(cls: type[Any]) -> bool:
     )
 
 
-def _register_source(cls: type[Any], source: str) -> str:
+def _register_source(cls: type[Any], source: str, kind: str = "copier") -> str:
     """A file name for ``source`` that no other source holds, entered in :mod:`linecache`.
 
     The entry has no modification time, so ``linecache.checkcache`` keeps it
     (it only drops entries it can compare with a file on disk).
     """
-    base = f"<lkstate copier {cls.__module__}.{cls.__qualname__}>"
+    base = f"<lkstate {kind} {cls.__module__}.{cls.__qualname__}>"
     lines = source.splitlines(keepends=True)
     with _names_lock:
         filename = base
@@ -105,3 +113,41 @@ def copier_for(cls: type[Any]) -> Callable[..., Any]:
     copier: Callable[..., Any] = scope["copy"]
     copier.__qualname__ = f"copy_{cls.__qualname__}"
     return copier
+
+
+def maker_for(cls: type[_S]) -> Callable[..., _S]:
+    """A function ``make(**fields)`` for ``cls``, equivalent to calling ``cls(**fields)``.
+
+    Keyword arguments only, with the class's own defaults (a ``Factory``
+    default is called per object, as ``__init__`` does). Like
+    :func:`copier_for`, it writes each slot with the slot's own descriptor,
+    about twice as fast as the frozen ``__init__``; a class that is not plain
+    (validators, converters, hooks, a ``Factory`` taking ``self``) gets the
+    class itself, so the two never differ.
+    """
+    fields = attrs.fields(cls)
+    if not _is_plain(cls) or any(isinstance(f.default, _FACTORY) and f.default.takes_self for f in fields):
+        return cls
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_KEEP": _KEEP}
+    params: list[str] = []
+    body: list[str] = ["    _obj = _new(_cls)"]
+    for f in fields:
+        n = f.name
+        scope[f"_set_{n}"] = getattr(cls, n).__set__
+        if f.default is attrs.NOTHING:
+            params.append(n)
+            body.append(f"    _set_{n}(_obj, {n})")
+        elif isinstance(f.default, _FACTORY):
+            scope[f"_factory_{n}"] = f.default.factory
+            params.append(f"{n}=_KEEP")
+            body.append(f"    _set_{n}(_obj, _factory_{n}() if {n} is _KEEP else {n})")
+        else:
+            scope[f"_default_{n}"] = f.default
+            params.append(f"{n}=_default_{n}")
+            body.append(f"    _set_{n}(_obj, {n})")
+    source = "\n".join([f"def make(*, {', '.join(params)}):", *body, "    return _obj"]) + "\n"
+    filename = _register_source(cls, source, "maker")
+    exec(compile(source, filename, "exec"), scope)  # noqa: S102 - source built from the class's own field names
+    maker: Callable[..., _S] = scope["make"]
+    maker.__qualname__ = f"make_{cls.__qualname__}"
+    return maker

@@ -110,3 +110,17 @@ class SessionOptions:
     (on by default in livekit-agents 1.5 and later); one that does not answer costs one
     request and a log line."""
     limits: Limits = Limits()
+    agent_audio_frame_ms: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional([attrs.validators.ge(10), attrs.validators.le(1000)]),
+    )
+    """How much of the agent's voice (ms) each write to the ``audio_output`` carries.
+
+    ``None`` takes the SDK's own 10 ms frames, the least delay for a
+    speaker. A server holding many voice sessions in one process gives 20 to
+    100: livekit-rtc hands every received frame to the event loop of *every*
+    audio stream in the process (each then drops the ones not its own), so
+    the cost of a frame grows with the number of sessions, and fewer,
+    longer frames are what lets one process hold more of them. The voice
+    then reaches the output up to that much later.
+    """

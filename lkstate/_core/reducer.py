@@ -29,6 +29,7 @@ from typing import Any
 from . import events as ev
 from .copiers import copier_for as _copier_for
 from .copiers import evolve as _evolve
+from .copiers import maker_for as _maker_for
 from .history import agent_history_message, pre_join_items
 from .messages import (
     AgentExpression,
@@ -104,9 +105,10 @@ def reduce(state: SessionState, event: ev.Event, limits: Limits = _DEFAULT_LIMIT
 # -- helpers --------------------------------------------------------------------
 
 
-# The transcript path runs for every delta: it calls these two directly.
+# The transcript path runs for every delta: it calls these directly.
 _copy_state: Callable[..., SessionState] = _copier_for(SessionState)
 _copy_message: Callable[..., Message] = _copier_for(Message)
+_make_message: Callable[..., Message] = _maker_for(Message)
 
 
 def _with_problem(state: SessionState, at: float, source: str, message: str, limits: Limits) -> SessionState:
@@ -601,7 +603,7 @@ def _on_transcript(state: SessionState, e: ev.TranscriptReceived, limits: Limits
                 return state  # the same stream's next chunk, or the same sender again: said already
             return _with_problem(state, e.at, "lk.transcription", words, limits)
         text, error = _cap(e.text, limits)
-        message = Message(
+        message = _make_message(
             id=message_id,
             role=role,
             kind=MessageKind.TRANSCRIPT,
@@ -616,7 +618,7 @@ def _on_transcript(state: SessionState, e: ev.TranscriptReceived, limits: Limits
             attributes=e.attributes,
             expression=_expression_for(role, e.attributes),
         )
-        new = _evolve(state, messages=messages.appended(message), updated_at=e.at)
+        new = _copy_state(state, messages=messages.appended(message), updated_at=e.at)
         return _show_agent_expression(new, message, len(messages)) if role is Role.AGENT else new
 
     current = messages[position]
@@ -745,7 +747,7 @@ def _on_chat_received(state: SessionState, e: ev.ChatReceived, limits: Limits) -
             state, e.at, "lk.chat", f"Ignored chat from {e.sender!r}, who is not in the room.", limits
         )
     text, error = _cap(e.text, limits)
-    message = Message(
+    message = _make_message(
         id=message_id,
         role=role,
         kind=MessageKind.CHAT,
@@ -758,7 +760,7 @@ def _on_chat_received(state: SessionState, e: ev.ChatReceived, limits: Limits) -
         attributes=e.attributes,
         expression=_expression_for(role, e.attributes),
     )
-    return _evolve(state, messages=state.messages.appended(message), updated_at=e.at)
+    return _copy_state(state, messages=state.messages.appended(message), updated_at=e.at)
 
 
 # -- local media, pre-connect, problems -------------------------------------------------

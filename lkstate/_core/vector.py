@@ -354,7 +354,7 @@ class Vector(Sequence[_T]):
         if index is not None:
             key = self._key_of(value)
             with index.lock:
-                if key is not None and self.position(key) is not None:
+                if key is not None and index.positions.get(key, count) < count:
                     raise ValueError(f"duplicate {self._key_name} {key!r}")
                 if index.size != count:
                     # A later snapshot of this history already wrote past us: branch off.
@@ -381,13 +381,15 @@ class Vector(Sequence[_T]):
             position += count
         if not 0 <= position < count:
             raise IndexError(f"{type(self).__name__} index out of range")
-        if self._keyed and self._key_of(self._at(position)) != self._key_of(value):
-            raise ValueError(f"a replacement must keep the {self._key_name}")
         tail = self._tail
         tail_offset = count - len(tail)
-        if position >= tail_offset:
+        if position >= tail_offset:  # nearly always: a transcript delta touches the newest message
             at = position - tail_offset
+            if self._keyed and self._key_of(tail[at]) != self._key_of(value):
+                raise ValueError(f"a replacement must keep the {self._key_name}")
             return self._make(count, self._shift, self._root, (*tail[:at], value, *tail[at + 1 :]), self._index)
+        if self._keyed and self._key_of(self._at(position)) != self._key_of(value):
+            raise ValueError(f"a replacement must keep the {self._key_name}")
         root = _assoc(self._shift, self._root, position, value)
         return self._make(count, self._shift, root, tail, self._index)
 

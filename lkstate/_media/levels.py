@@ -11,6 +11,12 @@ decibel scale. The timer is the rate cap: however many frames arrive, at most
 one value goes out per tick, and only when it differs from the last one, so a
 silent session sends nothing at all.
 
+While nobody subscribes to the levels the meter does no work on the frames
+(each costs a numpy pass, and the agent's side an FFT per tick): a server
+holding a hundred voice sessions whose pages show no meter should not pay
+for them. The first subscriber gets the last value (silent, once the meter has
+idled a tick) and a measured one a tick later.
+
 Levels rise at once and fall by :data:`RELEASE_PER_SECOND` of the scale per
 second, as meters do, so a bar does not flicker between two words and reaches
 exactly 0 a moment after the voice stops.
@@ -166,12 +172,12 @@ class LevelMeter:
 
     def microphone(self, frame: rtc.AudioFrame) -> None:
         """A frame the microphone sends (or records for the agent)."""
-        if self._timer is not None:
+        if self._timer is not None and self._subject.observers:
             self._mic.add(frame)
 
     def agent(self, frame: rtc.AudioFrame) -> None:
         """A frame of the agent's voice as received."""
-        if self._timer is not None:
+        if self._timer is not None and self._subject.observers:
             self._agent.add(frame)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -201,18 +207,26 @@ class LevelMeter:
         loop = self._loop
         if self._timer is None or loop is None:
             return
-        step = RELEASE_PER_SECOND * self._interval
-        mic, _ = self._mic.take()
-        agent, bands = self._agent.take()
         last = self.current
-        value = AudioLevels(
-            microphone=_release(last.microphone, mic, step),
-            agent=_release(last.agent, agent, step),
-            agent_bands=tuple(_release(a, b, step) for a, b in zip(last.agent_bands, bands)),
-            at=last.at,
-        )
-        if value != last:
-            self._publish(attrs.evolve(value, at=self._clock()))
+        if not self._subject.observers:
+            # Nobody looks: measure nothing, and leave silence for the next subscriber
+            # rather than a level from whenever the last one left.
+            self._mic.take()
+            self._agent.take()
+            if not last.silent:
+                self._subject.on_next(AudioLevels(at=self._clock()))
+        else:
+            step = RELEASE_PER_SECOND * self._interval
+            mic, _ = self._mic.take()
+            agent, bands = self._agent.take()
+            value = AudioLevels(
+                microphone=_release(last.microphone, mic, step),
+                agent=_release(last.agent, agent, step),
+                agent_bands=tuple(_release(a, b, step) for a, b in zip(last.agent_bands, bands)),
+                at=last.at,
+            )
+            if value != last:
+                self._publish(attrs.evolve(value, at=self._clock()))
         # the next tick on the grid, skipping ticks a busy loop missed
         now = loop.time()
         self._next_at += self._interval

@@ -500,8 +500,10 @@ class SpeakerController:
         sample_rate: int = PLAYBACK_SAMPLE_RATE,
         num_channels: int = PLAYBACK_CHANNELS,
         on_level: Callable[[rtc.AudioFrame], object] | None = None,
+        frame_ms: int | None = None,
     ) -> None:
         self._on_level = on_level
+        self._frame_ms = frame_ms
         self._requested = audio_output
         self._emit = emit
         self._clock = clock
@@ -636,7 +638,13 @@ class SpeakerController:
         loop = self._loop
         assert loop is not None
         try:
-            stream = rtc.AudioStream(track, loop=loop, sample_rate=self._sample_rate, num_channels=self._num_channels)
+            stream = rtc.AudioStream(
+                track,
+                loop=loop,
+                sample_rate=self._sample_rate,
+                num_channels=self._num_channels,
+                frame_size_ms=self._frame_ms,
+            )
         except Exception as failure:
             logger.warning("could not open the agent's audio stream", exc_info=True)
             self._set(attrs.evolve(self._state, error=f"Could not play the agent's voice: {failure}"))

@@ -325,7 +325,11 @@ class Session:
             await self._mic.start_capture()  # before connecting: the user may speak already
         if self._audio_output is not None:
             self._speaker = SpeakerController(
-                audio_output=self._audio_output, emit=self._dispatch, clock=self._clock, on_level=self._meter.agent
+                audio_output=self._audio_output,
+                emit=self._dispatch,
+                clock=self._clock,
+                on_level=self._meter.agent,
+                frame_ms=self._options.agent_audio_frame_ms,
             )
             await self._speaker.start()
         for kind, video_input in self._video_inputs.items():

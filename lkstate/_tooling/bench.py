@@ -24,8 +24,9 @@ What is measured, and how:
   into a state holding 10 000 messages, timed call by call. Calls during
   which the thread was descheduled (wall time above the thread's CPU time)
   measure other processes and are left out (``reduce_descheduled_share``);
-  garbage collection stays in. The samples are taken in several rounds and
-  the median of the rounds' percentiles is reported. The naive store folds
+  garbage collection stays in (the collector runs as in an app; how many
+  samples held a collection is ``reduce_gc``). The samples are taken in nine
+  rounds and the median of the rounds' percentiles is reported. The naive store folds
   the same deltas into the same history; its samples are CPU time (they take
   milliseconds, so most are interrupted on a shared machine).
 - ``delivery_overhead_*``: from a transcript chunk entering the session (the
@@ -82,7 +83,11 @@ What is measured, and how:
   tone paced in real time, no pre-connect buffer) and plays its agent's
   voice into an output that drops it, while the agent — a raw agent-kind
   peer in the child process, not an AgentSession — speaks a tone without
-  pause; every session must also have been given agent audio. Both report
+  pause; every session must also have been given agent audio. Its sessions
+  send 20 ms microphone frames and take the agent's voice in 50 ms frames
+  (:attr:`~lkstate.SessionOptions.agent_audio_frame_ms`), as such a server
+  would set them: livekit-rtc's per-frame cost grows with the number of
+  sessions in the process (``_cpu.frame_ms`` says what was used). Both report
   the CPU (``_cpu``: Python thread and the SDK's native threads, ms per
   wall second) and, per session, CPU ms/s and resident MB
   (``_per_session``) at the last step that passed.
@@ -161,9 +166,11 @@ class Plan:
 
     quick: bool
     sizes: tuple[int, ...] = _SIZES
-    reduce_rounds: int = 5
-    reduce_samples: int = 4_000
-    """Deltas timed per round (per history size)."""
+    reduce_rounds: int = 9
+    """Rounds of timed deltas per history size; the median of the rounds' percentiles is reported,
+    so a burst of load from other processes during one round does not decide the figure."""
+    reduce_samples: int = 5_000
+    """Deltas timed per round (per history size): the p99 of a round is its 50th-slowest sample."""
     naive_budget_s: float = 2.0
     """Time the naive store may take per history size (it is slow on purpose)."""
     naive_min_samples: int = 5
@@ -176,6 +183,11 @@ class Plan:
     session_steps: tuple[int, ...] = (10, 25, 50, 75, 100, 125, 150, 200)
     voice_session_steps: tuple[int, ...] = (25, 50, 100, 150, 200)
     """Steps of the voice variant: every session sends a microphone and hears its agent speak."""
+    voice_microphone_frame_ms: int = 20
+    """The voice sessions' microphone frames: one Opus packet each, half the SDK calls of 10 ms."""
+    voice_agent_frame_ms: int | None = 50
+    """The voice sessions' :attr:`~lkstate.SessionOptions.agent_audio_frame_ms`, as a server holding
+    many sessions sets it (``None``: the SDK's 10 ms)."""
     session_rounds: int = 5
     session_budget_s: float = 420.0
     fold_history: bool = True
@@ -549,28 +561,59 @@ def _on_cpu(samples: Sequence[tuple[int, int]]) -> tuple[list[int], float]:
     return kept, 1 - len(kept) / len(samples)
 
 
-def _measure_reduce(state: SessionState, plan: Plan, seq: int) -> tuple[float, float, float]:
-    """p50 and p99 (µs) of one delta folded into ``state`` (median over rounds), and the share descheduled."""
+def _measure_reduce(state: SessionState, plan: Plan, seq: int) -> tuple[float, float, float, JSON]:
+    """p50 and p99 (µs) of one delta folded into ``state`` (median over rounds), the share descheduled, and the GC seen.
+
+    The collector runs as it would in an app (on, default thresholds unless
+    the app changed them): a sample during which it ran stays in. Its
+    activity is reported beside the figures so a reader can tell a
+    collection-driven tail from a slow code path: ``thresholds``, ``enabled``,
+    and how many of the samples held a young (generation 0) and an older
+    collection. Every round starts from ``state`` again, so a round's first
+    new message branches the history's index once (one sample per round).
+    """
     p50s: list[float] = []
     p99s: list[float] = []
     dropped: list[float] = []
     deltas = _Deltas("SG_reduce", seq)
     clock, cpu = time.perf_counter_ns, time.thread_time_ns
-    for _ in range(plan.reduce_rounds):
-        events = deltas.events(plan.reduce_samples)
-        samples: list[tuple[int, int]] = []
-        current = state
-        for event in events:
-            cpu_started = cpu()
-            started = clock()
-            current = reduce(current, event)
-            ended = clock()
-            samples.append((ended - started, cpu() - cpu_started))
-        kept, left_out = _on_cpu(samples)
-        p50s.append(_percentile(kept, 0.50) / 1000)
-        p99s.append(_percentile(kept, 0.99) / 1000)
-        dropped.append(left_out)
-    return statistics.median(p50s), statistics.median(p99s), statistics.mean(dropped)
+    collections = [0, 0]
+    counting = [False]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and counting[0]:
+            collections[0 if info["generation"] == 0 else 1] += 1
+
+    gc.callbacks.append(on_gc)
+    try:
+        for _ in range(plan.reduce_rounds):
+            events = deltas.events(plan.reduce_samples)
+            # Preallocated and filled with ints (which the collector does not track),
+            # so the harness adds no collections of its own to the samples.
+            walls, cpus = [0] * len(events), [0] * len(events)
+            current = state
+            counting[0] = True
+            for position, event in enumerate(events):
+                cpu_started = cpu()
+                started = clock()
+                current = reduce(current, event)
+                ended = clock()
+                walls[position], cpus[position] = ended - started, cpu() - cpu_started
+            counting[0] = False
+            kept, left_out = _on_cpu(list(zip(walls, cpus, strict=True)))
+            p50s.append(_percentile(kept, 0.50) / 1000)
+            p99s.append(_percentile(kept, 0.99) / 1000)
+            dropped.append(left_out)
+    finally:
+        gc.callbacks.remove(on_gc)
+    total = plan.reduce_rounds * plan.reduce_samples
+    collector: JSON = {
+        "enabled": gc.isenabled(),
+        "thresholds": list(gc.get_threshold()),
+        "young_collections_share": _round(collections[0] / total, 5),
+        "older_collections_share": _round(collections[1] / total, 5),
+    }
+    return statistics.median(p50s), statistics.median(p99s), statistics.mean(dropped), collector
 
 
 def _measure_naive(plain: dict[str, Any], plan: Plan, seq: int) -> float:
@@ -702,7 +745,7 @@ def _measure_size(count: int, plan: Plan) -> JSON:
     plain = _naive_state(state)  # the baselines' copy; only the raw app (last) changes it
     seq = count + 10
     _progress(f"{count} messages: reduce")
-    p50, p99, descheduled = _measure_reduce(state, plan, seq)
+    p50, p99, descheduled, collector = _measure_reduce(state, plan, seq)
     _progress(f"{count} messages: naive baseline")
     naive_p99 = _measure_naive(plain, plan, seq)
     _progress(f"{count} messages: delivery")
@@ -715,6 +758,7 @@ def _measure_size(count: int, plan: Plan) -> JSON:
         "reduce_p50_us": _round(p50),
         "reduce_p99_us": _round(p99),
         "reduce_descheduled_share": _round(descheduled, 4),
+        "reduce_gc": collector,
         "naive_reduce_p99_us": _round(naive_p99),
         "reduce_vs_naive_ratio": _round(naive_p99 / p99, 1),
         "delivery_overhead_p50_us": _round(delivery_p50),
@@ -890,13 +934,20 @@ class _DiscardOutput:
 
 
 def _bench_session(
-    server: _Server, room_name: str, identity: str, *, voice: _DiscardOutput | None = None
+    server: _Server,
+    room_name: str,
+    identity: str,
+    *,
+    voice: _DiscardOutput | None = None,
+    microphone_frame_ms: int = 10,
+    agent_frame_ms: int | None = None,
 ) -> Session:
     """A session as a UI holds it: without audio devices (the raw baseline has none either), or with voice.
 
     With ``voice`` the session sends a generated microphone (a tone, paced in
-    real time, 10 ms frames) and plays the agent's audio into ``voice``, as a
-    voice tab in a server-side app (Gradio, say) does. Its pre-connect buffer
+    real time, in ``microphone_frame_ms`` frames) and plays the agent's audio,
+    in ``agent_frame_ms`` frames, into ``voice``, as a voice tab in a
+    server-side app (Gradio, say) does. Its pre-connect buffer
     is off: the agents here never subscribe to the microphone, so a buffer
     would record (and Opus-encode) for ever instead of being handed over once
     at the start — the steady state measured is the one after the hand-over.
@@ -905,10 +956,10 @@ def _bench_session(
         LiteralTokenSource(server.url, _token(server, room_name, identity)),
         agent_connect_timeout=30.0,
         audio_input=None if voice is None else GeneratorInput(
-            itertools.repeat(_tone(_TONE_MS)), sample_rate=_VOICE_RATE
+            itertools.repeat(_tone(_TONE_MS)), sample_rate=_VOICE_RATE, frame_ms=microphone_frame_ms
         ),
         audio_output=voice,
-        options=SessionOptions(preconnect_audio=voice is None),
+        options=SessionOptions(preconnect_audio=voice is None, agent_audio_frame_ms=agent_frame_ms),
     )
 
 
@@ -1545,20 +1596,30 @@ def _thread_cpu() -> dict[int, tuple[str, float]]:
 
 
 def _cpu_share(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], seconds: float) -> JSON:
-    """Of each wall second, how much CPU the Python thread and the SDK's native threads used (ms)."""
+    """Of each wall second, how much CPU the Python thread and the SDK's native threads used (ms).
+
+    ``by_thread`` says where the native time goes, by thread name (WebRTC's
+    ``AudioEncoderQue`` encodes the microphones, ``livekit-audio`` and
+    ``tokio-rt-worker`` run the SDK's media and FFI work…), largest first.
+    """
     python = native = 0.0
+    by_name: dict[str, float] = {}
     main = threading.main_thread().native_id
-    for tid, (_, used) in after.items():
+    for tid, (name, used) in after.items():
         spent = used - before.get(tid, ("", 0.0))[1]
         if tid == main:
             python += spent
+            name = "python (main)"
         else:
             native += spent
+        by_name[name] = by_name.get(name, 0.0) + spent
     if seconds <= 0:
         return {}
+    busiest = sorted(by_name.items(), key=lambda item: -item[1])[:10]
     return {
         "python_thread_ms_per_s": _round(python / seconds * 1000, 0),
         "native_threads_ms_per_s": _round(native / seconds * 1000, 0),
+        "by_thread_ms_per_s": {name: _round(spent / seconds * 1000, 0) for name, spent in busiest if spent > 0},
     }
 
 
@@ -1621,7 +1682,14 @@ async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan, *
                     batch: list[Session] = []
                     for name in names[start : start + 10]:
                         output = _DiscardOutput() if voice else None
-                        session = _bench_session(server, name, f"bench-user-{len(sessions)}", voice=output)
+                        session = _bench_session(
+                            server,
+                            name,
+                            f"bench-user-{len(sessions)}",
+                            voice=output,
+                            microphone_frame_ms=plan.voice_microphone_frame_ms,
+                            agent_frame_ms=plan.voice_agent_frame_ms,
+                        )
                         slot: list[float] = []
                         session.states.subscribe(watcher(slot))
                         sessions.append(session)
@@ -1660,6 +1728,10 @@ async def _measure_max_sessions(server: _Server, host: _AgentHost, plan: Plan, *
             if voice:
                 frames = sum(output.frames - before for output, before in zip(outputs, heard_before, strict=True))
                 cpu_seen["agent_frames_per_s_per_session"] = _round(frames / seconds / target, 1)
+                cpu_seen["frame_ms"] = {
+                    "microphone": plan.voice_microphone_frame_ms,
+                    "agent": plan.voice_agent_frame_ms or 10,
+                }
             medians = [statistics.median(slot) * 1000 for slot in latencies if slot]
             everyone = [value * 1000 for slot in latencies for value in slot]
             worst = max(medians) if medians else float("inf")

@@ -77,12 +77,12 @@ class Speaker:
     is being captured now, and whether capture stopped.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, frame_ms: int = 10) -> None:
         self.seconds = seconds
         self.samples = speech(seconds)
         self.finished_at: float | None = None
         self.taken = 0
-        self.input = GeneratorInput(self._frames(), sample_rate=RATE, realtime=True)
+        self.input = GeneratorInput(self._frames(), sample_rate=RATE, realtime=True, frame_ms=frame_ms)
 
     def _frames(self) -> Iterator[npt.NDArray[np.int16]]:
         for start in range(0, len(self.samples), FRAME):
@@ -357,6 +357,27 @@ async def test_speech_before_connect_reaches_the_agents_stt_first_whole_and_once
         f"agent ready -> state sent {(sent_at - ready_at) * 1000:+.0f} ms, "
         f"agent present -> agent had the buffer {(agent_log.received[0].at - present_at) * 1000:.0f} ms; {verdict}"
     )
+
+
+@pytest.mark.parametrize("frame_ms", [10, 20])
+async def test_a_microphone_in_10_or_20_ms_frames_reaches_the_agents_stt_whole_and_once(
+    make_session: MakeSession, room_name: str, agent_factory: Any, frame_ms: int
+) -> None:
+    """20 ms frames make half the SDK calls per second of 10 ms ones (a server holding many sessions
+    wants that), and the agent hears the same: the buffer, then the live track, nothing lost or doubled."""
+    speaker = Speaker(4.0, frame_ms=frame_ms)
+    user = make_session(audio_input=speaker.input, connect_delay=1.0)
+
+    await user.session.start(wait_for_agent=False)
+    tap = TrackTap(microphone_publication(user.session).track)  # pyright: ignore[reportArgumentType]
+    agent = await agent_factory(room_name)
+    sent = await user.wait(is_sent)
+    await speaker.spoken()
+    heard = agent.stt.received_pcm()
+    on_track = await tap.aclose()
+
+    assert without_silence(on_track) == speaker.pcm[buffer_pcm_bytes(sent) :]
+    heard_whole_and_once(heard, speaker, sent)
 
 
 # ------------------------------------------------------------------------ edge cases

@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pytest
 from livekit import rtc
 
-from lkstate import AgentStatus, DevelopmentTokenSource, Role, Session, SessionState
+from lkstate import AgentStatus, DevelopmentTokenSource, Role, Session, SessionOptions, SessionState
 from lkstate._media.speaker import WavFileOutput
 from tests.harness.server import LiveKitServer
 
@@ -155,6 +155,41 @@ async def test_the_agents_reply_is_played_whole_at_the_tones_pitch(
     assert TONE_HZ * 0.92 * 0.98 <= dominant_frequency(samples, rate) <= TONE_HZ * 1.08 * 1.02
     # the file holds the time the agent could be heard, in real time, not just its words
     assert len(samples) / rate > heard
+
+
+class FrameSizes(WavFileOutput):
+    """A WAV file that also remembers how many samples each write carried."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.sizes: list[int] = []
+
+    def write(self, frame: rtc.AudioFrame) -> None:
+        self.sizes.append(frame.samples_per_channel)
+        super().write(frame)
+
+
+async def test_longer_agent_frames_play_the_reply_whole_in_fewer_writes(
+    make_session: SessionFactory, room_name: str, agent_factory: Any, tmp_path: Path
+) -> None:
+    """``agent_audio_frame_ms``: what a server holding many sessions sets to cut the SDK's per-frame work."""
+    agent = await agent_factory(room_name)
+    out = FrameSizes(tmp_path / "agent.wav")
+    session = make_session(audio_output=out, options=SessionOptions(agent_audio_frame_ms=50))
+
+    await session.start()
+    await session.wait_until(plays(agent), timeout=10)
+    reply = await say_and_wait_for_reply(session, agent, "hello there")
+    await session.end()
+
+    frame = 48000 * 50 // 1000
+    assert len(out.sizes) > 10 and set(out.sizes[:-1]) == {frame}, "every write is one 50 ms frame"
+    assert out.sizes[-1] <= frame  # the stream's end may flush a shorter one
+    samples, rate = samples_of(out.path)
+    heard, expected = loud_seconds(samples, rate), expected_loud_seconds(agent, reply)
+    assert expected > 0.5
+    assert 0.85 * expected <= heard <= 1.15 * expected, (heard, expected, reply)
+    assert TONE_HZ * 0.92 * 0.98 <= dominant_frequency(samples, rate) <= TONE_HZ * 1.08 * 1.02
 
 
 async def test_a_muted_speaker_plays_silence_in_the_agents_place_and_unmuting_brings_it_back(

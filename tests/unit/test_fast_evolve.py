@@ -19,7 +19,7 @@ from lkstate import (
     Role,
     SessionState,
 )
-from lkstate._core.copiers import copier_for
+from lkstate._core.copiers import copier_for, maker_for
 from lkstate._core.copiers import evolve as _evolve
 
 MESSAGE = Message(
@@ -97,3 +97,46 @@ def test_two_classes_of_one_name_each_show_their_own_copier() -> None:
     assert "_old.left" in inspect.getsource(first) and "_old.right" not in inspect.getsource(first)
     assert "_old.right" in inspect.getsource(second)
     assert first.__code__.co_filename != second.__code__.co_filename
+
+
+@pytest.mark.parametrize(
+    ("cls", "fields"),
+    [
+        (Message, {"id": "m", "role": Role.AGENT, "kind": MessageKind.TRANSCRIPT, "text": "hi", "final": False,
+                   "sender": "a", "first_seen": 1.0, "updated": 1.0}),
+        (Message, {"id": "c", "role": Role.USER, "kind": MessageKind.CHAT, "text": "yo", "final": True, "sender": "u",
+                   "first_seen": 2.0, "updated": 3.0, "error": "Cut.", "segment_id": "S", "stream_seq": 4,
+                   "attributes": (("k", "v"),)}),
+        (SessionState, {}),
+        (SessionState, {"updated_at": 5.0, "requested_agent": "bob"}),
+    ],
+)
+def test_a_fast_maker_builds_what_the_class_itself_builds(cls: type, fields: dict[str, object]) -> None:
+    made = maker_for(cls)(**fields)
+    expected = cls(**fields)
+
+    assert type(made) is cls
+    assert made == expected and hash(made) == hash(expected)
+    assert attrs.asdict(made, recurse=False) == attrs.asdict(expected, recurse=False)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        made.updated_at = 1.0  # type: ignore[attr-defined]
+
+
+def test_a_fast_maker_calls_each_factory_per_object_and_insists_on_required_fields() -> None:
+    make = maker_for(SessionState)
+
+    first, second = make(), make()
+    assert first.messages == second.messages == ()
+    assert first.messages is not second.messages  # a fresh Messages each, as SessionState() gives
+    with pytest.raises(TypeError):
+        maker_for(Message)(id="m")  # role, kind, text… are required, as for Message(...)
+
+
+def test_classes_with_validators_are_made_by_the_class_itself() -> None:
+    @attrs.frozen(slots=True)
+    class Positive:
+        value: int = attrs.field(validator=attrs.validators.gt(0))
+
+    assert maker_for(Positive) is Positive
+    with pytest.raises(ValueError):
+        maker_for(Positive)(value=-1)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 from livekit import rtc
 
 from lkstate.media import BAND_EDGES, AudioLevels
+from lkstate._media import levels as levels_module
 from lkstate._media.levels import LevelMeter, level_of
 
 
@@ -92,3 +94,32 @@ def test_a_replay_has_still_meters_because_levels_are_not_recorded() -> None:
     seen: list[AudioLevels] = []
     Replay([]).levels.subscribe(seen.append)
     assert len(seen) == 1 and seen[0].silent
+
+
+async def test_nobody_watching_means_no_measuring_and_the_next_watcher_starts_from_silence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    measured: list[int] = []
+    real_samples = levels_module._samples  # pyright: ignore[reportPrivateUsage]
+
+    def counting(frame: rtc.AudioFrame) -> np.ndarray:  # type: ignore[type-arg]
+        measured.append(frame.samples_per_channel)
+        return real_samples(frame)
+
+    monkeypatch.setattr(levels_module, "_samples", counting)
+    meter = LevelMeter(clock=lambda: 3.0)
+    meter.start(asyncio.get_running_loop())
+    await feed(meter, 0.2, mic=0.5, agent=0.5)
+    assert measured == [], "a server's voice session whose page shows no meter pays nothing for one"
+
+    first: list[AudioLevels] = []
+    watching = meter.levels.subscribe(first.append)
+    await feed(meter, 0.2, mic=0.5, agent=0.5)
+    assert measured and first[-1].microphone > 0.5 and first[-1].agent > 0.5
+    watching.dispose()
+    await asyncio.sleep(0.12)  # a tick or two with nobody watching
+
+    second: list[AudioLevels] = []
+    meter.levels.subscribe(second.append)
+    assert second == [AudioLevels(at=3.0)], "not the level from whenever the last watcher left"
+    meter.dispose()
