@@ -58,6 +58,7 @@ __all__ = [
     "install_livekit_server",
     "ensure_livekit_server",
     "install_dir",
+    "parent_death_signal",
     "checkout_root",
     "free_port",
     "dev_environment",
@@ -244,7 +245,7 @@ _PORT_ATTEMPTS = 3
 _PR_SET_PDEATHSIG = 1
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
+def parent_death_signal() -> Callable[[], None] | None:
     """A ``preexec_fn`` asking Linux to SIGTERM the child when its parent dies (``None`` elsewhere)."""
     if not sys.platform.startswith("linux"):
         return None
@@ -433,7 +434,7 @@ class DevServer:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 start_new_session=True,  # a Ctrl+C in the terminal must not race our SIGTERM
-                preexec_fn=_parent_death_signal() if self.die_with_parent else None,
+                preexec_fn=parent_death_signal() if self.die_with_parent else None,
             )
         except OSError as error:
             self._close_log()
@@ -623,7 +624,7 @@ class DemoWorker:
                 env=env,
                 cwd=root or self.server.workdir,
                 start_new_session=True,
-                preexec_fn=_parent_death_signal() if self.die_with_parent else None,
+                preexec_fn=parent_death_signal() if self.die_with_parent else None,
             )
         try:
             self._wait_registered(timeout)

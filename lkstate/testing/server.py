@@ -58,9 +58,17 @@ class LiveKitServer(DevServer):
     """
 
     def __init__(
-        self, binary: str | os.PathLike[str] | None = None, *, api_key: str = "lkstate-test-key", **options: Any
+        self,
+        binary: str | os.PathLike[str] | None = None,
+        *,
+        api_key: str = "lkstate-test-key",
+        die_with_parent: bool = True,
+        **options: Any,
     ) -> None:
-        super().__init__(binary, api_key=api_key, **options)
+        # die_with_parent: a test run that is killed (a CI timeout, a second Ctrl-C)
+        # must not leave servers behind holding ports and CPU; on Linux the kernel
+        # stops the server when the thread that started it is gone.
+        super().__init__(binary, api_key=api_key, die_with_parent=die_with_parent, **options)
 
     def start(self, timeout: float = 20.0) -> LiveKitServer:
         super().start(timeout)

@@ -41,6 +41,7 @@ import time
 import uuid
 from pathlib import Path
 
+from .._tooling.devserver import parent_death_signal
 from .server import LiveKitServer
 
 __all__ = ["WorkerProcess", "start_worker", "entrypoint_spec", "DEMO_MARKER", "WORKER_MARKER"]
@@ -201,6 +202,8 @@ async def start_worker(
             cwd=cwd or os.getcwd(),
             env=env,
             start_new_session=True,
+            # Killed with the test run that started it, not left registered and busy.
+            preexec_fn=parent_death_signal(),
         )
     worker = WorkerProcess(process, agent_name, log_path, marker=marker)
     if wait:

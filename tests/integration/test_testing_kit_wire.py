@@ -107,3 +107,49 @@ async def test_audio_from_a_wav_file_is_heard_transcribed_and_answered(agent_ses
     heard = await expect(session).user_says(r"Hello there", timeout=20)  # the demo STT's transcript
     await expect(session).agent_says(r"You said: Hello there")
     assert heard.role is Role.USER and heard.final
+
+
+KILLED_RUN = '''
+import os, sys, time, asyncio
+from lkstate.testing import LiveKitServer
+from lkstate.testing.workers import start_worker
+
+server = LiveKitServer().start()
+from pathlib import Path
+worker = asyncio.run(start_worker(server, agent_name="orphan-check", log_dir=Path(sys.argv[1])))
+print(server.pid, worker.pid, flush=True)
+time.sleep(120)  # killed long before this
+'''
+
+
+def test_a_killed_test_run_leaves_no_server_or_worker_behind(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN)
+    run = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout is not None
+        server_pid, worker_pid = (int(pid) for pid in run.stdout.readline().split())
+    finally:
+        run.send_signal(signal.SIGKILL)  # as a CI timeout or a second Ctrl-C would
+        run.wait(10)
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().split(") ")[1][0] != "Z"  # a zombie has stopped; init reaps it
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 20
+    while (alive(server_pid) or alive(worker_pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in (server_pid, worker_pid) if alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "the killed run left processes behind"
