@@ -81,7 +81,7 @@ class EncryptionState:
     """
 
     enabled: bool = False
-    """This session has a key: what it publishes is encrypted, what it receives is decrypted."""
+    """Encryption is on now: what the session publishes is encrypted, what it receives is decrypted."""
     media: bool = False
     """Its audio and video tracks are end-to-end encrypted (frame encryption, AES-GCM)."""
     data: bool = False
@@ -90,6 +90,9 @@ class EncryptionState:
     """Why someone's media cannot be read (a wrong or missing key), or ``None`` when all is well."""
     failing: tuple[str, ...] = ()
     """Identities whose media cannot be decrypted (or, without a key, arrive encrypted)."""
+    has_key: bool = False
+    """The session was built with a key, so ``session.set_encryption_enabled()`` can turn encryption
+    on and off; ``enabled`` is ``False`` with a key only while it is turned off."""
 
 
 @attrs.frozen(slots=True)

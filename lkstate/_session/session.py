@@ -288,13 +288,15 @@ class Session:
         when no agent is ready within ``agent_connect_timeout``; in that last case
         the session stays connected, and an agent that joins later is picked up.
         """
+        teardown = self._teardown_task
+        if teardown is not None and not teardown.done():
+            # A lost connection is still being released (the room is not gone
+            # yet): let it finish first, so a start() at once is not refused.
+            await teardown
         if self._room is not None:
             raise LkstateError(
                 "This session is already started.", remedy="Call end() before starting it again."
             )
-        teardown = self._teardown_task
-        if teardown is not None and not teardown.done():
-            await teardown  # a lost connection is still being released: let it finish first
         self._loop = asyncio.get_running_loop()
         self._store.release_thread()
         self._ending = False
@@ -675,6 +677,21 @@ class Session:
 
         with contextlib.suppress(asyncio.TimeoutError):
             await self.wait_until(seen, timeout=remaining)
+
+    async def set_encryption_enabled(self, enabled: bool) -> None:
+        """Turn end-to-end encryption off or back on while connected (Swift's ``setEncryptionEnabled``).
+
+        The key stays; only whether frames are encrypted changes, for
+        everything the session publishes and receives. Useful to let a peer
+        without the key hear the session for a moment — a support call joined
+        by a person outside the key exchange, say — and to close it again.
+        ``state.connection.encryption.enabled`` follows (through an event, so
+        a recording replays it). Called before :meth:`start` the choice is
+        applied when the room connects. Raises :class:`~lkstate.LkstateError`
+        when the session was built without ``encryption=``: there is no key
+        to turn on.
+        """
+        self._encryption.set_enabled(enabled)
 
     async def set_microphone_enabled(self, enabled: bool) -> None:
         """Turn the microphone on or off (muting the published track).

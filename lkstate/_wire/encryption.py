@@ -27,6 +27,7 @@ import attrs
 from livekit import rtc
 
 from .._core import events as ev
+from .._core.errors import LkstateError
 from .._core.state import EncryptionState
 from .room_listeners import RoomListeners
 
@@ -131,6 +132,8 @@ class EncryptionWatcher:
         self._clock = clock
         self._listeners = RoomListeners()
         self._problems: dict[str, str] = {}
+        self._on = encryption is not None
+        self._room: rtc.Room | None = None
         self._state = EncryptionState()
 
     @property
@@ -140,7 +143,30 @@ class EncryptionWatcher:
     def room_options(self) -> rtc.E2EEOptions | None:
         return self._encryption.room_options() if self._encryption is not None else None
 
+    def set_enabled(self, enabled: bool) -> None:
+        """Turn encryption on or off for the room (Swift's ``setEncryptionEnabled``).
+
+        Only a session built with a key can: without one there is nothing to
+        encrypt with, which is said as an :class:`~lkstate.LkstateError` with
+        the remedy. The choice outlives a restart, like the microphone's:
+        before the room exists it is applied as soon as the room connects.
+        """
+        if self._encryption is None:
+            raise LkstateError(
+                "This session has no encryption key, so end-to-end encryption cannot be turned on or off.",
+                remedy="Create the Session with encryption=<the room's shared key>.",
+            )
+        self._on = enabled
+        self._apply()
+        self._report()
+
+    def _apply(self) -> None:
+        room = self._room
+        if room is not None and self._encryption is not None and room.isconnected():
+            room.e2ee_manager.set_enabled(self._on)
+
     def attach(self, room: rtc.Room) -> None:
+        self._room = room
         self._problems.clear()
         self._listeners.attach(
             room,
@@ -153,12 +179,15 @@ class EncryptionWatcher:
         self._report()
 
     def connected(self, room: rtc.Room) -> None:
-        """The room is connected: look at the tracks that were there before us."""
+        """The room is connected: apply an earlier choice to turn encryption off, look at the tracks already there."""
+        if not self._on:
+            self._apply()
         for participant in room.remote_participants.values():
             for publication in participant.track_publications.values():
                 self._on_track_published(publication, participant)
 
     def detach(self) -> None:
+        self._room = None
         self._listeners.detach()
 
     def _on_e2ee_state(self, participant: rtc.Participant, code: rtc.EncryptionState.ValueType) -> None:
@@ -185,10 +214,12 @@ class EncryptionWatcher:
             self._report()
 
     def _report(self) -> None:
-        enabled = self._encryption is not None
+        has_key = self._encryption is not None
+        enabled = has_key and self._on
         failing = tuple(sorted(self._problems))
         state = EncryptionState(
             enabled=enabled,
+            has_key=has_key,
             media=enabled,
             data=enabled and data_streams_are_encrypted(),
             error=self._problems[failing[0]] if failing else None,

@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import pytest
 import numpy.typing as npt
 from livekit import rtc
 
 from lkstate import AgentStatus, EncryptionState, GeneratorInput, Role, Session, SessionOptions
 from lkstate.media import AudioLevels, SilentOutput
+from lkstate.errors import LkstateError
 from lkstate.tokens import Encryption
 from tests.harness.peer import Peer, wait_until
 
@@ -88,7 +90,7 @@ async def test_a_peer_with_the_key_hears_and_reads_the_session_and_one_without_g
         audio_input=GeneratorInput(tone(15.0), sample_rate=48000), audio_output=None, encryption=KEY, options=NO_AGENT
     )
     await session.start(wait_for_agent=False)
-    assert session.state.connection.encryption == EncryptionState(enabled=True, media=True, data=True)
+    assert session.state.connection.encryption == EncryptionState(enabled=True, media=True, data=True, has_key=True)
     me = session.state.connection.local_identity
     assert me is not None
 
@@ -182,4 +184,46 @@ async def test_the_agent_framework_with_the_key_hears_the_user_and_is_heard(
     ]
     await session.wait_until(lambda s: s.agent.status is AgentStatus.LISTENING, timeout=20)
     assert max(v.agent for v in levels) > 0.4, "and the agent's encrypted voice was decrypted here"
-    assert session.state.connection.encryption == EncryptionState(enabled=True, media=True, data=True)
+    assert session.state.connection.encryption == EncryptionState(enabled=True, media=True, data=True, has_key=True)
+
+
+async def test_encryption_turned_off_and_on_at_runtime_shows_in_the_state_and_in_what_a_peer_without_the_key_hears(
+    make_session: SessionFactory, room_name: str, peer_factory: Any
+) -> None:
+    carol = await peer_factory(room_name, "carol")
+    session = make_session(
+        audio_input=GeneratorInput(tone(30.0), sample_rate=48000), audio_output=None, encryption=KEY, options=NO_AGENT
+    )
+    await session.start(wait_for_agent=False)
+    me = session.state.connection.local_identity
+    assert me is not None
+    encrypted = await listen(carol, me, 2.0)
+
+    await session.set_encryption_enabled(False)
+    assert session.state.connection.encryption == EncryptionState(
+        enabled=False, media=False, data=False, has_key=True
+    ), "turned off: nothing is claimed to be encrypted, and the key is still there to turn it on again"
+    await asyncio.sleep(0.5)
+    clear = await listen(carol, me, 2.0)
+
+    await session.set_encryption_enabled(True)
+    assert session.state.connection.encryption == EncryptionState(enabled=True, media=True, data=True, has_key=True)
+    await asyncio.sleep(0.5)
+    encrypted_again = await listen(carol, me, 2.0)
+    print("share at 440 Hz heard by carol (no key): on", share_at_440(encrypted), "off", share_at_440(clear),
+          "on again", share_at_440(encrypted_again))
+    assert share_at_440(encrypted) < 0.05, "with encryption on, carol hears noise"
+    assert share_at_440(clear) > 0.2, "turned off, carol (without the key) hears the tone"
+    assert share_at_440(encrypted_again) < 0.05, "on again, noise again"
+
+
+async def test_a_session_without_a_key_cannot_turn_encryption_on_and_says_how(
+    make_session: SessionFactory, room_name: str
+) -> None:
+    del room_name
+    session = make_session(audio_output=None, options=NO_AGENT)
+    await session.start(wait_for_agent=False)
+    with pytest.raises(LkstateError, match="no encryption key") as raised:
+        await session.set_encryption_enabled(True)
+    assert "encryption=" in raised.value.remedy
+    assert session.state.connection.encryption == EncryptionState()

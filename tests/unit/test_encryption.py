@@ -15,7 +15,8 @@ from lkstate._core import events as ev
 from lkstate._session.recording import decode_event, encode_event
 from lkstate.lowlevel import reduce
 from lkstate.tokens import Encryption
-from lkstate._wire.encryption import as_encryption, data_streams_are_encrypted
+from lkstate._wire.encryption import EncryptionWatcher, as_encryption, data_streams_are_encrypted
+from lkstate.errors import LkstateError
 from lkstate import Limits
 
 WRONG = EncryptionState(
@@ -55,3 +56,31 @@ def test_a_wrong_key_shows_in_the_connection_and_once_among_the_problems() -> No
 def test_an_encryption_change_survives_a_recording() -> None:
     event = ev.EncryptionChanged(at=1.5, encryption=WRONG)
     assert decode_event(encode_event(event)) == event
+
+
+def _watcher(key: str | None) -> tuple[EncryptionWatcher, list[ev.Event]]:
+    emitted: list[ev.Event] = []
+    return EncryptionWatcher(as_encryption(key), emitted.append, lambda: 7.0), emitted
+
+
+def test_encryption_turned_off_at_runtime_says_so_keeps_the_key_and_replays() -> None:
+    watcher, emitted = _watcher("secret")
+    watcher.set_enabled(False)
+    off = EncryptionState(enabled=False, media=False, data=False, has_key=True)
+    assert emitted == [ev.EncryptionChanged(at=7.0, encryption=off)]
+    watcher.set_enabled(True)
+    on = EncryptionState(enabled=True, media=True, data=True, has_key=True)
+    assert emitted[-1] == ev.EncryptionChanged(at=7.0, encryption=on)
+    state = SessionState()
+    for event in emitted:
+        state = reduce(state, decode_event(encode_event(event)), Limits())
+    assert state.connection.encryption == on
+    assert reduce(SessionState(), emitted[0], Limits()).connection.encryption == off
+
+
+def test_encryption_cannot_be_toggled_without_a_key_and_the_error_says_how_to_get_one() -> None:
+    watcher, emitted = _watcher(None)
+    with pytest.raises(LkstateError, match="no encryption key") as raised:
+        watcher.set_enabled(True)
+    assert "encryption=" in raised.value.remedy
+    assert emitted == []
