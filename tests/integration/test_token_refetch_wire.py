@@ -1,0 +1,80 @@
+"""A restart after an unexpected disconnect joins with a fresh token (components-js #1309).
+
+components-js once reused the cached token after the server dropped the
+participant, and the next connect was refused or landed in a dead room. Here
+the real livekit-server removes the session's participant (RoomService
+``remove_participant``, the way a moderator or the server's own cleanup does),
+and ``start()`` is called again at once. The token source is the real caching
+:class:`~lkstate._wire.tokens.DevelopmentTokenSource`, counted where it mints:
+the second start must mint anew, never hand back the credentials of the
+dropped connection, and the session must be connected again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from livekit import api
+
+from lkstate import ConnectionStatus, Session, SessionOptions
+from lkstate._wire.tokens import Credentials, DevelopmentTokenSource, TokenRequest
+from lkstate.testing import LiveKitServer
+
+
+class CountingTokenSource(DevelopmentTokenSource):
+    """The caching development source, remembering every token it actually minted."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.minted: list[str] = []
+
+    def mint(self, request: TokenRequest) -> Credentials:
+        credentials = super().mint(request)
+        self.minted.append(credentials.participant_token)
+        return credentials
+
+
+async def test_a_restart_after_the_server_removed_us_fetches_a_fresh_token_and_connects(
+    livekit_server: LiveKitServer, room_name: str
+) -> None:
+    tokens = CountingTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+    session = Session(
+        tokens, room_name=room_name, audio_input=None, audio_output=None, options=SessionOptions(preconnect_audio=False)
+    )
+    client = livekit_server.api()
+    try:
+        await session.start(wait_for_agent=False)
+        first = session.state.connection.local_identity
+        assert first is not None and len(tokens.minted) == 1
+        cached = await tokens.fetch(session._token_request)  # pyright: ignore[reportPrivateUsage]
+        assert cached.participant_token == tokens.minted[0] and len(tokens.minted) == 1, (
+            "while connected the cache serves the same credentials: the counter sees only real mints"
+        )
+
+        await client.room.remove_participant(api.RoomParticipantIdentity(room=room_name, identity=first))
+        dropped = await session.wait_until(lambda s: s.connection.status is ConnectionStatus.DISCONNECTED, timeout=15)
+        assert dropped.connection.disconnect_reason, "the state says why the room was left"
+
+        restarted = await session.start(wait_for_agent=False)  # at once, while the dropped room is released
+        assert restarted.connection.status is ConnectionStatus.CONNECTED
+        assert len(tokens.minted) == 2, "the restart minted a new token instead of reusing the cached one"
+        assert tokens.minted[1] != tokens.minted[0]
+        assert restarted.connection.local_identity not in (None, first), "joined as a new participant"
+        assert restarted.connection.attempt == 2
+    finally:
+        await session.end()
+        await client.aclose()
+
+
+async def test_a_restart_after_end_fetches_a_fresh_token_too(livekit_server: LiveKitServer, room_name: str) -> None:
+    tokens = CountingTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+    session = Session(
+        tokens, room_name=room_name, audio_input=None, audio_output=None, options=SessionOptions(preconnect_audio=False)
+    )
+    try:
+        await session.start(wait_for_agent=False)
+        await session.end()
+        await session.start(wait_for_agent=False)
+        assert len(tokens.minted) == 2 and tokens.minted[0] != tokens.minted[1]
+    finally:
+        await session.end()
