@@ -85,7 +85,8 @@ class EncryptionState:
     media: bool = False
     """Its audio and video tracks are end-to-end encrypted (frame encryption, AES-GCM)."""
     data: bool = False
-    """Its text and byte streams — chat, transcripts, the agent-session messages — are too."""
+    """Its text and byte streams — chat, transcripts, the agent-session messages — are too
+    (with a key, also while ``enabled`` is turned off: the SDK keeps encrypting them)."""
     error: str | None = None
     """Why someone's media cannot be read (a wrong or missing key), or ``None`` when all is well."""
     failing: tuple[str, ...] = ()

@@ -681,8 +681,11 @@ class Session:
     async def set_encryption_enabled(self, enabled: bool) -> None:
         """Turn end-to-end encryption off or back on while connected (Swift's ``setEncryptionEnabled``).
 
-        The key stays; only whether frames are encrypted changes, for
-        everything the session publishes and receives. Useful to let a peer
+        The key stays; only whether audio and video frames are encrypted
+        changes, for what the session publishes and receives. Text and byte
+        streams stay encrypted either way (livekit 1.1.21 does not let them
+        out in the clear; measured over the wire), which
+        ``state.connection.encryption.data`` says. Useful to let a peer
         without the key hear the session for a moment — a support call joined
         by a person outside the key exchange, say — and to close it again.
         ``state.connection.encryption.enabled`` follows (through an event, so

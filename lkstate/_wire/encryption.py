@@ -221,7 +221,10 @@ class EncryptionWatcher:
             enabled=enabled,
             has_key=has_key,
             media=enabled,
-            data=enabled and data_streams_are_encrypted(),
+            # Measured over the wire with livekit 1.1.21: turning encryption off leaves
+            # text and byte streams encrypted (a peer without the key logs "Failed to
+            # decrypt data packet"), so with a key data stays encrypted either way.
+            data=has_key and data_streams_are_encrypted(),
             error=self._problems[failing[0]] if failing else None,
             failing=failing,
         )

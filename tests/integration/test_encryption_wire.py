@@ -6,7 +6,9 @@ listen to the session's microphone (a 440 Hz tone) and read its chat; the
 session's state must say what is encrypted and, in words, whose key does not
 match. Last, the demo agent run by the real livekit-agents worker joins with
 the key through the framework's own ``JobContext.connect(encryption=...)``
-and hears the user.
+and hears the user. ``set_encryption_enabled`` turns media encryption off and
+on while a peer without the key listens: it hears the tone only while off,
+and never reads the chat (the SDK keeps data streams encrypted).
 """
 
 from __future__ import annotations
@@ -201,20 +203,20 @@ async def test_encryption_turned_off_and_on_at_runtime_shows_in_the_state_and_in
 
     await session.set_encryption_enabled(False)
     assert session.state.connection.encryption == EncryptionState(
-        enabled=False, media=False, data=False, has_key=True
-    ), "turned off: nothing is claimed to be encrypted, and the key is still there to turn it on again"
+        enabled=False, media=False, data=True, has_key=True
+    ), "turned off: media is not encrypted, data still is, and the key is there to turn it on again"
     await asyncio.sleep(0.5)
     clear = await listen(carol, me, 2.0)
+    await session.send_text("still under the key")
 
     await session.set_encryption_enabled(True)
     assert session.state.connection.encryption == EncryptionState(enabled=True, media=True, data=True, has_key=True)
     await asyncio.sleep(0.5)
     encrypted_again = await listen(carol, me, 2.0)
-    print("share at 440 Hz heard by carol (no key): on", share_at_440(encrypted), "off", share_at_440(clear),
-          "on again", share_at_440(encrypted_again))
     assert share_at_440(encrypted) < 0.05, "with encryption on, carol hears noise"
     assert share_at_440(clear) > 0.2, "turned off, carol (without the key) hears the tone"
     assert share_at_440(encrypted_again) < 0.05, "on again, noise again"
+    assert carol.texts_on("lk.chat") == [], "chat stays encrypted even while media is not (the SDK's choice)"
 
 
 async def test_a_session_without_a_key_cannot_turn_encryption_on_and_says_how(

@@ -66,7 +66,7 @@ def _watcher(key: str | None) -> tuple[EncryptionWatcher, list[ev.Event]]:
 def test_encryption_turned_off_at_runtime_says_so_keeps_the_key_and_replays() -> None:
     watcher, emitted = _watcher("secret")
     watcher.set_enabled(False)
-    off = EncryptionState(enabled=False, media=False, data=False, has_key=True)
+    off = EncryptionState(enabled=False, media=False, data=True, has_key=True)
     assert emitted == [ev.EncryptionChanged(at=7.0, encryption=off)]
     watcher.set_enabled(True)
     on = EncryptionState(enabled=True, media=True, data=True, has_key=True)
