@@ -12,6 +12,7 @@ dropped connection, and the session must be connected again.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from livekit import api
@@ -78,3 +79,34 @@ async def test_a_restart_after_end_fetches_a_fresh_token_too(livekit_server: Liv
         assert len(tokens.minted) == 2 and tokens.minted[0] != tokens.minted[1]
     finally:
         await session.end()
+
+
+async def test_a_restart_asked_for_the_moment_the_state_says_disconnected_is_not_refused(
+    livekit_server: LiveKitServer, room_name: str
+) -> None:
+    tokens = CountingTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+    session = Session(
+        tokens, room_name=room_name, audio_input=None, audio_output=None, options=SessionOptions(preconnect_audio=False)
+    )
+    client = livekit_server.api()
+    restarts: list[asyncio.Task[Any]] = []
+
+    def on_state(state: Any) -> None:
+        # An app's "reconnect" reaction: start again as soon as the state says the room is gone,
+        # while the session is still releasing the dropped room.
+        if state.connection.status is ConnectionStatus.DISCONNECTED and state.connection.attempt == 1 and not restarts:
+            restarts.append(asyncio.get_running_loop().create_task(session.start(wait_for_agent=False)))
+
+    try:
+        await session.start(wait_for_agent=False)
+        first = session.state.connection.local_identity
+        assert first is not None
+        session.states.subscribe(on_state)
+        await client.room.remove_participant(api.RoomParticipantIdentity(room=room_name, identity=first))
+        await session.wait_until(lambda s: bool(restarts), timeout=15)
+        restarted = await restarts[0]
+        assert restarted.connection.status is ConnectionStatus.CONNECTED
+        assert len(tokens.minted) == 2 and tokens.minted[1] != tokens.minted[0]
+    finally:
+        await session.end()
+        await client.aclose()
