@@ -676,6 +676,31 @@ class Session:
         with contextlib.suppress(asyncio.TimeoutError):
             await self.wait_until(seen, timeout=remaining)
 
+    async def prepare_connection(self) -> None:
+        """Fetch the credentials now, so :meth:`start` does not wait for them (JS ``prepareConnection``).
+
+        Call it when a connect is likely soon — the page or window opened, the
+        pointer is over the Connect button: the token round trip (often the
+        slowest part of a start against a real backend) is then over before
+        the user asks. The caching token sources
+        (:class:`~lkstate.EndpointTokenSource`, :class:`~lkstate.DevelopmentTokenSource`)
+        keep what this fetches and hand it to :meth:`start` while it is valid;
+        a source that does not cache gains nothing and loses nothing. The state
+        does not change. A failing source raises
+        :class:`~lkstate.TokenSourceError` here, with its words, and
+        :meth:`start` will try again (and show the failure in the state). The
+        livekit Python SDK has no equivalent of the browser's
+        ``Room.prepareConnection`` (which also warms DNS and TLS), so only the
+        token is prepared.
+        """
+        try:
+            await self._token_source.fetch(self._token_request)
+        except TokenSourceError:
+            raise
+        except Exception as error:  # a custom source misbehaving
+            raise TokenSourceError(f"The token source failed: {error}") from error
+        logger.debug("credentials prepared for room %r", self._token_request.room_name)
+
     async def set_encryption_enabled(self, enabled: bool) -> None:
         """Turn end-to-end encryption off or back on while connected (Swift's ``setEncryptionEnabled``).
 

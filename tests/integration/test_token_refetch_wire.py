@@ -110,3 +110,41 @@ async def test_a_restart_asked_for_the_moment_the_state_says_disconnected_is_not
     finally:
         await session.end()
         await client.aclose()
+
+
+async def test_prepare_connection_fetches_the_token_that_start_then_uses(
+    livekit_server: LiveKitServer, room_name: str
+) -> None:
+    tokens = CountingTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+    session = Session(
+        tokens, room_name=room_name, audio_input=None, audio_output=None, options=SessionOptions(preconnect_audio=False)
+    )
+    try:
+        before = session.state
+        await session.prepare_connection()
+        assert len(tokens.minted) == 1, "prepared: the token is fetched before any start"
+        assert session.state is before, "preparing changes nothing a UI shows"
+
+        await session.start(wait_for_agent=False)
+        assert session.state.connection.status is ConnectionStatus.CONNECTED
+        assert len(tokens.minted) == 1, "start used the prepared token instead of fetching another"
+    finally:
+        await session.end()
+
+
+async def test_prepare_connection_says_what_a_failing_token_source_did() -> None:
+    from lkstate import CustomTokenSource
+    from lkstate.errors import TokenSourceError
+
+    def refuse(request: TokenRequest) -> Credentials:
+        raise RuntimeError("backend is down")
+
+    session = Session(CustomTokenSource(refuse), audio_input=None, audio_output=None)
+    before = session.state
+    try:
+        await session.prepare_connection()
+    except TokenSourceError as error:
+        assert "backend is down" in str(error)
+    else:
+        raise AssertionError("a failing token source must raise")
+    assert session.state is before
