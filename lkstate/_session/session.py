@@ -288,13 +288,16 @@ class Session:
         when no agent is ready within ``agent_connect_timeout``; in that last case
         the session stays connected, and an agent that joins later is picked up.
         """
+        teardown = self._teardown_task
+        if teardown is not None and not teardown.done():
+            # A lost connection is still being released (the state already says
+            # disconnected, the room is not let go yet): let it finish first, so a
+            # start at once — from the very subscriber that saw the disconnect — works.
+            await asyncio.shield(teardown)
         if self._room is not None:
             raise LkstateError(
                 "This session is already started.", remedy="Call end() before starting it again."
             )
-        teardown = self._teardown_task
-        if teardown is not None and not teardown.done():
-            await teardown  # a lost connection is still being released: let it finish first
         self._loop = asyncio.get_running_loop()
         self._store.release_thread()
         self._ending = False
