@@ -35,13 +35,19 @@ class CountingTokenSource(DevelopmentTokenSource):
         return credentials
 
 
-async def test_a_restart_after_the_server_removed_us_fetches_a_fresh_token_and_connects(
-    livekit_server: LiveKitServer, room_name: str
-) -> None:
-    tokens = CountingTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
+def counted_session(server: LiveKitServer, room_name: str) -> tuple[CountingTokenSource, Session]:
+    """A device-less session whose token source counts what it mints."""
+    tokens = CountingTokenSource(server.url, server.api_key, server.api_secret)
     session = Session(
         tokens, room_name=room_name, audio_input=None, audio_output=None, options=SessionOptions(preconnect_audio=False)
     )
+    return tokens, session
+
+
+async def test_a_restart_after_the_server_removed_us_fetches_a_fresh_token_and_connects(
+    livekit_server: LiveKitServer, room_name: str
+) -> None:
+    tokens, session = counted_session(livekit_server, room_name)
     client = livekit_server.api()
     try:
         await session.start(wait_for_agent=False)
@@ -68,10 +74,7 @@ async def test_a_restart_after_the_server_removed_us_fetches_a_fresh_token_and_c
 
 
 async def test_a_restart_after_end_fetches_a_fresh_token_too(livekit_server: LiveKitServer, room_name: str) -> None:
-    tokens = CountingTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
-    session = Session(
-        tokens, room_name=room_name, audio_input=None, audio_output=None, options=SessionOptions(preconnect_audio=False)
-    )
+    tokens, session = counted_session(livekit_server, room_name)
     try:
         await session.start(wait_for_agent=False)
         await session.end()
@@ -84,10 +87,7 @@ async def test_a_restart_after_end_fetches_a_fresh_token_too(livekit_server: Liv
 async def test_a_restart_asked_for_the_moment_the_state_says_disconnected_is_not_refused(
     livekit_server: LiveKitServer, room_name: str
 ) -> None:
-    tokens = CountingTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
-    session = Session(
-        tokens, room_name=room_name, audio_input=None, audio_output=None, options=SessionOptions(preconnect_audio=False)
-    )
+    tokens, session = counted_session(livekit_server, room_name)
     client = livekit_server.api()
     restarts: list[asyncio.Task[Any]] = []
 
@@ -115,10 +115,7 @@ async def test_a_restart_asked_for_the_moment_the_state_says_disconnected_is_not
 async def test_prepare_connection_fetches_the_token_that_start_then_uses(
     livekit_server: LiveKitServer, room_name: str
 ) -> None:
-    tokens = CountingTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
-    session = Session(
-        tokens, room_name=room_name, audio_input=None, audio_output=None, options=SessionOptions(preconnect_audio=False)
-    )
+    tokens, session = counted_session(livekit_server, room_name)
     try:
         before = session.state
         await session.prepare_connection()
