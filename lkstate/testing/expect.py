@@ -155,13 +155,7 @@ class Expectations:
         within ``timeout`` seconds. Returns the first such message.
         """
         __tracebackhide__ = True
-        regex = _pattern(pattern)
-        return await self._find(
-            lambda s: next((m for m in s.messages if m.role is Role.AGENT and m.final and regex.search(m.text)), None),
-            f"the agent to say something matching {regex.pattern!r}",
-            timeout,
-            lambda s: _said(s, Role.AGENT),
-        )
+        return await self._says(Role.AGENT, pattern, "the agent to say", timeout)
 
     async def user_says(self, pattern: str | re.Pattern[str], *, timeout: float | None = None) -> Message:
         """The user's side shows a final message matching ``pattern``: their typed chat or the transcript of their speech.
@@ -169,12 +163,19 @@ class Expectations:
         For speech this is what the agent's STT heard, as the UI shows it.
         """
         __tracebackhide__ = True
+        return await self._says(Role.USER, pattern, "the user's side to show", timeout)
+
+    async def _says(
+        self, role: Role, pattern: str | re.Pattern[str], what: str, timeout: float | None
+    ) -> Message:
+        """The first final message of ``role`` matching ``pattern``; a failure names ``what`` was awaited."""
+        __tracebackhide__ = True
         regex = _pattern(pattern)
         return await self._find(
-            lambda s: next((m for m in s.messages if m.role is Role.USER and m.final and regex.search(m.text)), None),
-            f"the user's side to show something matching {regex.pattern!r}",
+            lambda s: next((m for m in s.messages if m.role is role and m.final and regex.search(m.text)), None),
+            f"{what} something matching {regex.pattern!r}",
             timeout,
-            lambda s: _said(s, Role.USER),
+            lambda s: _said(s, role),
         )
 
     async def agent_calls(
