@@ -239,9 +239,13 @@ def assert_heard_whole_and_once(result: Hearing, seconds: float, *, captured_fro
     assert result.last_ms >= seconds * 1000 - 50, f"the end of the speech was lost: {result}"
     assert result.repeats == 0, f"speech was heard twice: {result}"
     assert result.worst_gap_ms <= 150, f"speech was lost on the way: {result}"
-    # Every loud window is counted: audio heard twice would make more of them than were spoken.
     expected = seconds - captured_from_ms / 1000
-    assert abs(result.loud_seconds - expected) <= 0.25, f"the agent heard more or less than was spoken: {result}"
+    assert result.loud_seconds >= expected - 0.25, f"the agent heard less than was spoken: {result}"
+    # Speech heard twice correlates twice, so it is counted in the recognised windows. The loud ones
+    # are no measure of it: when packets come late the receiver's jitter buffer stretches speech with
+    # synthesised audio (on CI's loaded cores 4.35 s loud for 3.99 s spoken, 3.69 s of it recognised).
+    recognised_seconds = result.recognised * HOP / RATE
+    assert recognised_seconds <= expected + 0.25, f"the agent heard speech more than once: {result}"
 
 
 class Received:
