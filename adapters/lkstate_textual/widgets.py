@@ -56,7 +56,7 @@ from lkstate.ui import (
     describe_usage,
 )
 
-from ._binding import StateView, StateWidget
+from ._binding import SessionBinding, StateView, StateWidget
 from ._visualizer import VoiceVisualizer
 from ._describe import (
     AgentDescription,
@@ -464,21 +464,29 @@ class ChatInput(StateView[ConnectionStatus], Input):
         binding.send_text(text)
 
 
-class MicrophoneToggle(StateView[LocalTrackState], Button):
-    """Turns the microphone on and off; says when there is no device."""
+class _TrackToggle(StateView[LocalTrackState], Button):
+    """A button that turns one of the user's tracks on and off; the label follows the state, not the press.
 
-    DEFAULT_CSS = """
-    MicrophoneToggle { min-width: 14; }
-    """ + _tone_rules("MicrophoneToggle", "color: {colour}; text-style: bold;")
+    Subclasses say which track (:meth:`select`), how its state reads
+    (:meth:`words`) and which command the press sends (:meth:`toggle`). The
+    label is the state's headline, the reason its tooltip, the tone its colour.
+    """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__("○ Mic off", id=id, classes=classes)
+        super().__init__(self.words(LocalTrackState()).headline, id=id, classes=classes)
 
-    def select(self, state: SessionState) -> LocalTrackState:
-        return state.local_media.microphone
+    def words(self, value: LocalTrackState) -> Words:
+        raise NotImplementedError
+
+    def toggle(self, binding: SessionBinding) -> None:
+        raise NotImplementedError
 
     def show_slice(self, value: LocalTrackState) -> None:
-        _show_toggle(self, describe_microphone(value))
+        words = self.words(value)
+        self.label = words.headline
+        self.tooltip = words.detail
+        _set_tone(self, words.tone)
+        self.set_class(words.tone is Tone.OK, "-live")
 
     @on(Button.Pressed)
     def _toggle(self, event: Button.Pressed) -> None:
@@ -487,19 +495,28 @@ class MicrophoneToggle(StateView[LocalTrackState], Button):
         event.stop()
         binding = self.binding
         if binding is not None:
-            binding.toggle_microphone()
+            self.toggle(binding)
 
 
-def _show_toggle(button: Button, words: Words) -> None:
-    """A media toggle shows its words: the label, the reason as tooltip, the tone as the label's colour."""
-    button.label = words.headline
-    button.tooltip = words.detail
-    _set_tone(button, words.tone)
-    button.set_class(words.tone is Tone.OK, "-live")
+class MicrophoneToggle(_TrackToggle):
+    """Turns the microphone on and off; says when there is no device."""
+
+    DEFAULT_CSS = """
+    MicrophoneToggle { min-width: 14; }
+    """ + _tone_rules("MicrophoneToggle", "color: {colour}; text-style: bold;")
+
+    def select(self, state: SessionState) -> LocalTrackState:
+        return state.local_media.microphone
+
+    def words(self, value: LocalTrackState) -> Words:
+        return describe_microphone(value)
+
+    def toggle(self, binding: SessionBinding) -> None:
+        binding.toggle_microphone()
 
 
-class CameraToggle(StateView[LocalTrackState], Button):
-    """Turns the camera on and off (F5 in the app); the label follows the state, not the press.
+class CameraToggle(_TrackToggle):
+    """Turns the camera on and off (F5 in the app).
 
     Pressed before connecting, it chooses: the camera goes out once the
     session connects. When the camera cannot work the label says "No camera"
@@ -510,23 +527,14 @@ class CameraToggle(StateView[LocalTrackState], Button):
     CameraToggle { min-width: 14; }
     """ + _tone_rules("CameraToggle", "color: {colour}; text-style: bold;")
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(describe_camera(LocalTrackState()).headline, id=id, classes=classes)
-
     def select(self, state: SessionState) -> LocalTrackState:
         return state.local_media.camera
 
-    def show_slice(self, value: LocalTrackState) -> None:
-        _show_toggle(self, describe_camera(value))
+    def words(self, value: LocalTrackState) -> Words:
+        return describe_camera(value)
 
-    @on(Button.Pressed)
-    def _toggle(self, event: Button.Pressed) -> None:
-        if event.button is not self:
-            return
-        event.stop()
-        binding = self.binding
-        if binding is not None:
-            binding.toggle_camera()
+    def toggle(self, binding: SessionBinding) -> None:
+        binding.toggle_camera()
 
 
 class ConnectButton(StateView[ConnectionStatus], Button):
