@@ -6,6 +6,7 @@ because of it. This module measures that claim and prints one JSON object::
     lkstate bench --json            # or: python -m lkstate._tooling.bench --json
     lkstate bench --json --no-server --quick
     lkstate bench --json --only preconnect
+    lkstate bench --json --only e2e           # the wire-to-snapshot ratios alone
 
 Every figure is measured in the same run as the baseline it is compared with,
 so a ratio holds on a noisy machine even when the absolute numbers move.
@@ -56,7 +57,9 @@ What is measured, and how:
   callback in the same process sees one from its own agent, each side in a
   room of its own, in alternating trials — ours, raw, ours, raw… — so drift
   in the machine's load reaches both alike; the median of the neighbouring
-  pairs' ratios, beside each side's median ms), ``preconnect_send_ms`` (10 s of
+  pairs' ratios with its 95 % interval (``_ratio_ci95``), beside each side's
+  median and p99 ms and how many pairs were tried and arrived;
+  ``--only e2e`` runs this part alone), ``preconnect_send_ms`` (10 s of
   buffered 48 kHz audio, recorded into a
   :class:`~lkstate._media.preconnect.PreConnectBuffer` and sent with
   :func:`~lkstate._media.preconnect.send_preconnect_audio`, from the moment the
@@ -178,7 +181,10 @@ class Plan:
     delivery_samples: int = 5_000
     throughput_events: int = 50_000
     burst_seconds: float = 3.0
-    e2e_trials: int = 150
+    e2e_trials: int = 600
+    """Alternating pairs (ours, raw) per kind of change. A pair's ratio scatters widely on a shared
+    machine (its quartiles were 0.8 and 1.25 at load 3): the median of 150 pairs moved ±0.07 from
+    run to run, too much to judge a 1.05 target, and 600 narrow its 95 % interval to about ±0.04."""
     preconnect_runs: int = 3
     session_steps: tuple[int, ...] = (10, 25, 50, 75, 100, 125, 150, 200)
     voice_session_steps: tuple[int, ...] = (25, 50, 100, 150, 200)
@@ -981,6 +987,50 @@ async def _wait(future: asyncio.Future[float], timeout: float) -> float | None:
         return None
 
 
+def _median_interval(values: Sequence[float], z: float = 1.96) -> tuple[float, float]:
+    """A distribution-free 95 % confidence interval of the median: two order statistics.
+
+    The number of values below the true median is Binomial(n, ½), so the
+    values ranked n/2 ∓ z·√n/2 enclose it with about 95 % confidence, whatever
+    the distribution (the e2e ratios have a long tail).
+    """
+    ordered = sorted(values)
+    count = len(ordered)
+    half = z * math.sqrt(count) / 2
+    low = max(0, math.floor(count / 2 - half))
+    high = min(count - 1, math.ceil(count / 2 + half) - 1)
+    return ordered[low], ordered[high]
+
+
+def _e2e_summary(name: str, pairs: Sequence[tuple[float, float]], trials: int) -> JSON:
+    """The e2e figures of one kind of change from its (ours, raw) seconds, one pair per alternating trial.
+
+    The ratio is the median of the pairs' ratios: each pair was measured
+    back to back, so load that drifts between pairs cancels within each. Its
+    95 % interval says what the run can tell apart: with a few hundred pairs
+    on a shared machine it is a few hundredths wide either side, so a ratio of
+    1.03 from a run whose interval reaches 1.10 does not show an overhead.
+    ``trials`` is how many pairs were attempted; ``samples`` how many
+    arrived on both sides (the others timed out after 5 s).
+    """
+    if not pairs:
+        raise BenchmarkError(f"No {name} change reached both the session and the raw room.")
+    ours = [p[0] * 1000 for p in pairs]
+    raw = [p[1] * 1000 for p in pairs]
+    ratios = [o / r for o, r in zip(ours, raw, strict=True)]
+    low, high = _median_interval(ratios)
+    return {
+        f"e2e_{name}_ratio": _round(statistics.median(ratios), 3),
+        f"e2e_{name}_ratio_ci95": [_round(low, 3), _round(high, 3)],
+        f"e2e_{name}_ms": _round(statistics.median(ours), 3),
+        f"e2e_{name}_raw_ms": _round(statistics.median(raw), 3),
+        f"e2e_{name}_p99_ms": _round(_percentile(ours, 0.99), 3),
+        f"e2e_{name}_raw_p99_ms": _round(_percentile(raw, 0.99), 3),
+        f"e2e_{name}_trials": trials,
+        f"e2e_{name}_samples": len(pairs),
+    }
+
+
 async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
     """Agent attribute change and transcript chunk → our snapshot, against → raw rtc callback, in alternating trials.
 
@@ -1109,19 +1159,10 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
         for task in list(tasks):
             task.cancel()
 
-    def summary(name: str, pairs: list[tuple[float, float]]) -> JSON:
-        if not pairs:
-            raise BenchmarkError(f"No {name} change reached both the session and the raw room.")
-        ours_ms = statistics.median(p[0] for p in pairs) * 1000
-        raw_ms = statistics.median(p[1] for p in pairs) * 1000
-        return {
-            f"e2e_{name}_ratio": _round(statistics.median(p[0] / p[1] for p in pairs), 3),
-            f"e2e_{name}_ms": _round(ours_ms, 3),
-            f"e2e_{name}_raw_ms": _round(raw_ms, 3),
-            f"e2e_{name}_samples": len(pairs),
-        }
-
-    return {**summary("attribute", samples["attribute"]), **summary("transcript", samples["transcript"])}
+    return {
+        **_e2e_summary("attribute", samples["attribute"], plan.e2e_trials),
+        **_e2e_summary("transcript", samples["transcript"], plan.e2e_trials),
+    }
 
 
 def _speech_like_pcm(seconds: float, sample_rate: int) -> bytes:
@@ -1791,6 +1832,17 @@ async def _measure_preconnect_only(plan: Plan) -> JSON:
         await asyncio.to_thread(server.stop)
 
 
+async def _measure_e2e_only(plan: Plan) -> JSON:
+    """``--only e2e``: the wire-to-snapshot ratios alone, on their own server."""
+    _progress("starting livekit-server")
+    server = await asyncio.to_thread(_start_server)
+    try:
+        _progress("e2e: attribute and transcript ratios")
+        return await _measure_e2e(server, plan)
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
 async def _measure_server_parts(plan: Plan) -> JSON:
     _progress("starting livekit-server")
     server = await asyncio.to_thread(_start_server)
@@ -1833,14 +1885,11 @@ Growth targets compare the figure at 100 000 messages with the one at 100 agains
 log(100 000)/log(100) = 2.5."""
 
 SERVER_KEYS = (
-    "e2e_attribute_ratio",
-    "e2e_attribute_ms",
-    "e2e_attribute_raw_ms",
-    "e2e_attribute_samples",
-    "e2e_transcript_ratio",
-    "e2e_transcript_ms",
-    "e2e_transcript_raw_ms",
-    "e2e_transcript_samples",
+    *(
+        f"e2e_{kind}_{figure}"
+        for kind in ("attribute", "transcript")
+        for figure in ("ratio", "ratio_ci95", "ms", "raw_ms", "p99_ms", "raw_p99_ms", "trials", "samples")
+    ),
     "preconnect_send_ms",
     "preconnect_runs_ms",
     "preconnect_bytes",
@@ -1887,7 +1936,8 @@ def _targets(result: JSON) -> JSON:
 def run(plan: Plan, *, server: bool = True, only: str | None = None) -> JSON:
     """Run the benchmark and return its result (what ``main`` prints as JSON).
 
-    ``only="preconnect"`` runs the pre-connect figures alone (they need the server).
+    ``only="preconnect"`` runs the pre-connect figures alone, ``only="e2e"`` the
+    wire-to-snapshot ratios alone (both need the server).
     """
     started = time.perf_counter()
     result: JSON = {
@@ -1896,11 +1946,11 @@ def run(plan: Plan, *, server: bool = True, only: str | None = None) -> JSON:
         "cpus": os.cpu_count(),
         "load_average_at_start": [_round(x) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
-    if only == "preconnect":
+    if only is not None:
         result["only"] = only
-        result.update(asyncio.run(_measure_preconnect_only(plan)))
+        result.update(asyncio.run(_measure_preconnect_only(plan) if only == "preconnect" else _measure_e2e_only(plan)))
         targets = _targets(result)
-        result["targets"] = {key: verdict for key, verdict in targets.items() if key.startswith("preconnect")}
+        result["targets"] = {key: verdict for key, verdict in targets.items() if key.startswith(only)}
         result["load_average_at_end"] = [_round(x) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
         result["seconds"] = _round(time.perf_counter() - started, 1)
         return result
@@ -1949,7 +1999,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-server", action="store_true", help="skip the parts that need a live livekit-server")
     parser.add_argument("--quick", action="store_true", help="the smallest run (for tests): few samples")
     parser.add_argument(
-        "--only", choices=["preconnect"], help="run one part alone: preconnect (needs a livekit-server)"
+        "--only",
+        choices=["preconnect", "e2e"],
+        help="run one part alone: preconnect, or e2e (the wire-to-snapshot ratios); both need a livekit-server",
     )
     parser.add_argument(
         "--voice",
@@ -1971,7 +2023,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan.smallest() if args.quick else Plan.full()
     try:
         if args.only and args.no_server:
-            parser.error("--only preconnect needs the server; drop --no-server")
+            parser.error(f"--only {args.only} needs the server; drop --no-server")
         result = run(plan, server=not args.no_server, only=args.only)
         if args.voice and not args.no_server:
             from .bench_voice import measure

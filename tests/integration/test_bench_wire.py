@@ -23,6 +23,10 @@ LIVE_NUMBERS = (
     "e2e_transcript_ratio",
     "e2e_transcript_ms",
     "e2e_transcript_raw_ms",
+    "e2e_attribute_p99_ms",
+    "e2e_attribute_raw_p99_ms",
+    "e2e_transcript_p99_ms",
+    "e2e_transcript_raw_p99_ms",
     "preconnect_send_ms",
     "preconnect_send_pcm_ms",
     "preconnect_send_floor_ms",
@@ -73,6 +77,22 @@ def test_only_the_preconnect_part_runs_alone() -> None:
     assert set(result["targets"]) == {"preconnect_send_ms", "preconnect_stt_ms"}
     for key in ("preconnect_send_ms", "preconnect_send_pcm_ms", "preconnect_stt_ms", "preconnect_stt_pcm_ms"):
         assert result[key] > 0, key
+
+
+def test_only_the_e2e_part_runs_alone_with_its_trials_counted() -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["--quick", "--json", "--only", "e2e"])
+    assert code == 0
+    result = json.loads(out.getvalue())
+    assert result["only"] == "e2e" and "preconnect_send_ms" not in result and "max_sessions" not in result
+    assert set(result["targets"]) == {"e2e_attribute_ratio", "e2e_transcript_ratio"}
+    for kind in ("attribute", "transcript"):
+        assert result[f"e2e_{kind}_trials"] == 8  # the smallest plan's alternating pairs
+        assert 0 < result[f"e2e_{kind}_samples"] <= 8
+        low, high = result[f"e2e_{kind}_ratio_ci95"]
+        assert 0 < low <= result[f"e2e_{kind}_ratio"] <= high
+        assert 0 < result[f"e2e_{kind}_raw_ms"] <= result[f"e2e_{kind}_raw_p99_ms"]
 
 
 def test_the_voice_figures_time_every_click_both_ways_on_the_local_page_and_client_paths() -> None:

@@ -11,13 +11,15 @@ import contextlib
 import io
 import json
 import math
+import random
 import subprocess
 import sys
 from typing import Any
 
 import pytest
 
-from lkstate._tooling.bench import main
+from lkstate._core.errors import BenchmarkError
+from lkstate._tooling.bench import _e2e_summary, main  # pyright: ignore[reportPrivateUsage]
 
 HEADLINE_NUMBERS = (
     "reduce_p50_us",
@@ -141,9 +143,46 @@ def test_the_module_runs_as_a_script() -> None:
     assert "--no-server" in completed.stdout and "--quick" in completed.stdout
 
 
-def test_only_preconnect_needs_the_server_and_says_so() -> None:
+@pytest.mark.parametrize("part", ["preconnect", "e2e"])
+def test_a_part_run_alone_needs_the_server_and_says_so(part: str) -> None:
     with pytest.raises(SystemExit) as stopped, contextlib.redirect_stderr(io.StringIO()) as err:
-        main(["--only", "preconnect", "--no-server", "--json"])
+        main(["--only", part, "--no-server", "--json"])
 
     assert stopped.value.code == 2
-    assert "--only preconnect needs the server" in err.getvalue()
+    assert f"--only {part} needs the server" in err.getvalue()
+
+
+def test_the_e2e_ratio_is_the_median_of_the_alternating_pairs_ratios_not_a_ratio_of_medians() -> None:
+    # Three pairs, measured back to back: ours took twice the raw time in two of them.
+    pairs = [(0.002, 0.001), (0.010, 0.005), (0.003, 0.030)]
+
+    figures = _e2e_summary("attribute", pairs, trials=4)
+
+    assert figures["e2e_attribute_ratio"] == 2.0  # the ratio of the medians would be 3 / 5 = 0.6
+    assert figures["e2e_attribute_ms"] == 3.0 and figures["e2e_attribute_raw_ms"] == 5.0
+    assert figures["e2e_attribute_p99_ms"] == 10.0 and figures["e2e_attribute_raw_p99_ms"] == 30.0
+    assert figures["e2e_attribute_trials"] == 4 and figures["e2e_attribute_samples"] == 3
+    low, high = figures["e2e_attribute_ratio_ci95"]
+    assert low <= 2.0 <= high
+
+
+def test_the_e2e_ratio_interval_narrows_as_pairs_are_added_and_always_holds_the_median() -> None:
+    rng = random.Random(3)
+
+    def pairs(count: int) -> list[tuple[float, float]]:
+        return [(rng.lognormvariate(0, 0.4) * 0.004, rng.lognormvariate(0, 0.4) * 0.004) for _ in range(count)]
+
+    widths = []
+    for count in (20, 200, 2000):
+        figures = _e2e_summary("transcript", pairs(count), trials=count)
+        low, high = figures["e2e_transcript_ratio_ci95"]
+        assert low <= figures["e2e_transcript_ratio"] <= high
+        widths.append(high - low)
+    assert widths[0] > widths[1] > widths[2]
+    # Same distribution on both sides: the interval of the largest run holds 1.
+    assert low <= 1.0 <= high
+
+
+def test_no_e2e_pair_at_all_is_an_error_in_words() -> None:
+    with pytest.raises(BenchmarkError, match="No transcript change reached both the session and the raw room"):
+        _e2e_summary("transcript", [], trials=8)
