@@ -51,8 +51,9 @@ What is measured, and how:
   asyncio loop; it must stay at or under the cap and end on the latest
   snapshot.
 - Over a real livekit-server on loopback (skipped with ``--no-server``):
-  ``e2e_attribute_ratio`` and ``e2e_transcript_ratio`` (a raw agent peer
-  changes an attribute or streams a transcript chunk; the time until our
+  ``e2e_attribute_ratio``, ``e2e_transcript_ratio`` and ``e2e_chat_ratio``
+  (a raw agent peer changes an attribute, streams a transcript chunk or
+  sends a chat message; the time until our
   session's snapshot shows it against the time until a raw ``rtc.Room``
   callback in the same process sees one from its own agent, each side in a
   room of its own, in alternating trials — ours, raw, ours, raw… — so drift
@@ -1032,7 +1033,7 @@ def _e2e_summary(name: str, pairs: Sequence[tuple[float, float]], trials: int) -
 
 
 async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
-    """Agent attribute change and transcript chunk → our snapshot, against → raw rtc callback, in alternating trials.
+    """Agent attribute change, transcript chunk and chat message → our snapshot, against → raw rtc callback.
 
     Each side has a room of its own with its own raw agent peer: our session
     in one, a plain ``rtc.Room`` (the raw app) in the other, all in this
@@ -1042,7 +1043,9 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
     change in one process, whichever room's event the loop ran first was
     charged to the other as latency.) Each pair of neighbouring trials gives
     a ratio; the median of those ratios is reported, beside each side's
-    median time.
+    median time. Both sides listen alike: ``participant_attributes_changed``,
+    ``lk.transcription`` read chunk by chunk, ``lk.chat`` read to its end (a
+    chat message is whole only then, for the raw app as for the session).
     """
     loop = asyncio.get_running_loop()
     ours_room, raw_room = (f"bench-e2e-{side}-{uuid.uuid4().hex[:8]}" for side in ("ours", "raw"))
@@ -1078,12 +1081,29 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
         del sender
         _spawn(tasks, raw_read(reader))
 
+    raw_chats: list[str] = []
+
+    async def raw_read_chat(reader: rtc.TextStreamReader) -> None:
+        with contextlib.suppress(rtc.StreamError):
+            raw_chats.append(await reader.read_all())
+            if mode[0] == "chat" and raw_chats[-1] == expected[0]:
+                settle()
+
+    def raw_chat(reader: rtc.TextStreamReader, sender: str) -> None:
+        del sender
+        _spawn(tasks, raw_read_chat(reader))
+
     _on(raw, "participant_attributes_changed", raw_attributes_changed)
     raw.register_text_stream_handler("lk.transcription", raw_transcription)
+    raw.register_text_stream_handler("lk.chat", raw_chat)
 
     def ours(state: SessionState) -> None:
         if mode[0] == "attribute":
             if attribute(state.agent.attributes, "bench.value") == expected[0]:
+                settle()
+        elif mode[0] == "chat":
+            messages = state.messages
+            if messages and messages[len(messages) - 1].text == expected[0]:
                 settle()
         else:
             message = state.messages.get(message_id[0])
@@ -1098,7 +1118,7 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
         await asyncio.sleep(0.01)
         return None if done is None else done - started
 
-    samples: dict[str, list[tuple[float, float]]] = {"attribute": [], "transcript": []}
+    samples: dict[str, list[tuple[float, float]]] = {"attribute": [], "transcript": [], "chat": []}
     agents = (ours_agent, raw_agent)
 
     async def run_trials(count: int) -> None:
@@ -1140,6 +1160,16 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
                 if writer is not None:
                     with contextlib.suppress(Exception):
                         await writer.aclose()
+        mode[0] = "chat"
+        for index in range(count):
+            pair = []
+            for side, agent in enumerate(agents):
+                expected[0] = f"chat {index}-{side}"
+                pair.append(
+                    await trial(lambda agent=agent: agent.local_participant.send_text(expected[0], topic="lk.chat"))
+                )
+            if pair[0] is not None and pair[1] is not None:
+                samples["chat"].append((pair[0], pair[1]))
 
     session = _bench_session(server, ours_room, "bench-user")
     subscription = session.states.subscribe(ours)
@@ -1160,8 +1190,7 @@ async def _measure_e2e(server: _Server, plan: Plan) -> JSON:
             task.cancel()
 
     return {
-        **_e2e_summary("attribute", samples["attribute"], plan.e2e_trials),
-        **_e2e_summary("transcript", samples["transcript"], plan.e2e_trials),
+        key: value for kind, pairs in samples.items() for key, value in _e2e_summary(kind, pairs, plan.e2e_trials).items()
     }
 
 
@@ -1837,7 +1866,7 @@ async def _measure_e2e_only(plan: Plan) -> JSON:
     _progress("starting livekit-server")
     server = await asyncio.to_thread(_start_server)
     try:
-        _progress("e2e: attribute and transcript ratios")
+        _progress("e2e: attribute, transcript and chat ratios")
         return await _measure_e2e(server, plan)
     finally:
         await asyncio.to_thread(server.stop)
@@ -1847,7 +1876,7 @@ async def _measure_server_parts(plan: Plan) -> JSON:
     _progress("starting livekit-server")
     server = await asyncio.to_thread(_start_server)
     try:
-        _progress("e2e: attribute and transcript ratios")
+        _progress("e2e: attribute, transcript and chat ratios")
         result = await _measure_e2e(server, plan)
         host = await _AgentHost.start(server)
         try:
@@ -1872,6 +1901,7 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("bytes_per_message", "<=", 1024.0),
     ("e2e_attribute_ratio", "<=", 1.05),
     ("e2e_transcript_ratio", "<=", 1.05),
+    ("e2e_chat_ratio", "<=", 1.05),
     ("preconnect_send_ms", "<=", 150.0),
     ("preconnect_stt_ms", "<=", 400.0),
     ("max_sessions", ">=", 50.0),
@@ -1887,7 +1917,7 @@ log(100 000)/log(100) = 2.5."""
 SERVER_KEYS = (
     *(
         f"e2e_{kind}_{figure}"
-        for kind in ("attribute", "transcript")
+        for kind in ("attribute", "transcript", "chat")
         for figure in ("ratio", "ratio_ci95", "ms", "raw_ms", "p99_ms", "raw_p99_ms", "trials", "samples")
     ),
     "preconnect_send_ms",

@@ -27,6 +27,9 @@ LIVE_NUMBERS = (
     "e2e_attribute_raw_p99_ms",
     "e2e_transcript_p99_ms",
     "e2e_transcript_raw_p99_ms",
+    "e2e_chat_ratio",
+    "e2e_chat_ms",
+    "e2e_chat_raw_ms",
     "preconnect_send_ms",
     "preconnect_send_pcm_ms",
     "preconnect_send_floor_ms",
@@ -40,6 +43,7 @@ LIVE_NUMBERS = (
 TARGETED = (
     "e2e_attribute_ratio",
     "e2e_transcript_ratio",
+    "e2e_chat_ratio",
     "preconnect_send_ms",
     "preconnect_stt_ms",
     "max_sessions",
@@ -58,7 +62,7 @@ def test_the_smallest_run_with_a_server_reports_every_live_figure() -> None:
         assert isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value), key
     for key in TARGETED:
         assert isinstance(result["targets"][key]["met"], bool), key
-    assert result["e2e_attribute_samples"] > 0 and result["e2e_transcript_samples"] > 0
+    assert result["e2e_attribute_samples"] > 0 and result["e2e_transcript_samples"] > 0 and result["e2e_chat_samples"] > 0
     assert isinstance(result["max_sessions_stopped"], str)
     assert isinstance(result["max_voice_sessions_stopped"], str)
     # With voice, the per-session cost is what an app sizing its server needs.
@@ -86,8 +90,8 @@ def test_only_the_e2e_part_runs_alone_with_its_trials_counted() -> None:
     assert code == 0
     result = json.loads(out.getvalue())
     assert result["only"] == "e2e" and "preconnect_send_ms" not in result and "max_sessions" not in result
-    assert set(result["targets"]) == {"e2e_attribute_ratio", "e2e_transcript_ratio"}
-    for kind in ("attribute", "transcript"):
+    assert set(result["targets"]) == {"e2e_attribute_ratio", "e2e_transcript_ratio", "e2e_chat_ratio"}
+    for kind in ("attribute", "transcript", "chat"):
         assert result[f"e2e_{kind}_trials"] == 8  # the smallest plan's alternating pairs
         assert 0 < result[f"e2e_{kind}_samples"] <= 8
         low, high = result[f"e2e_{kind}_ratio_ci95"]

@@ -45,6 +45,7 @@ PER_SIZE_NUMBERS = (
 SERVER_FIGURES = (
     "e2e_attribute_ratio",
     "e2e_transcript_ratio",
+    "e2e_chat_ratio",
     "preconnect_send_ms",
     "preconnect_send_pcm_ms",
     "preconnect_stt_ms",
@@ -60,6 +61,7 @@ TARGETED = (
     "bytes_per_message",
     "e2e_attribute_ratio",
     "e2e_transcript_ratio",
+    "e2e_chat_ratio",
     "preconnect_send_ms",
     "preconnect_stt_ms",
     "max_sessions",
