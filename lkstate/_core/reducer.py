@@ -109,6 +109,8 @@ def reduce(state: SessionState, event: ev.Event, limits: Limits = _DEFAULT_LIMIT
 _copy_state: Callable[..., SessionState] = _copier_for(SessionState)
 _copy_message: Callable[..., Message] = _copier_for(Message)
 _make_message: Callable[..., Message] = _maker_for(Message)
+# Attribute and track events run _derive_agent: it builds the new AgentState and copies the state once.
+_make_agent: Callable[..., AgentState] = _maker_for(AgentState)
 
 
 def _with_problem(state: SessionState, at: float, source: str, message: str, limits: Limits) -> SessionState:
@@ -252,7 +254,7 @@ def _derive_agent(state: SessionState) -> SessionState:
         and agents == previous.agents
     ):
         return state
-    agent = AgentState(
+    agent = _make_agent(
         status=status,
         failure=failure,
         failure_reasons=reasons,
@@ -266,7 +268,7 @@ def _derive_agent(state: SessionState) -> SessionState:
         agents=agents,
         expression=previous.expression if identity == previous.identity else None,
     )
-    return _evolve(state, agent=agent)
+    return _copy_state(state, agent=agent)
 
 
 def _fail_agent(state: SessionState, failure: AgentFailure, reason: str) -> SessionState:
@@ -478,7 +480,7 @@ def _on_attributes_changed(
         return state
     ready = attribute(e.attributes, "lk.agent.state") in READY_WIRE_STATES
     updated = _evolve(existing, attributes=e.attributes, ready_once=existing.ready_once or ready)
-    new = _evolve(state, participants=_replace_participant(state, e.identity, lambda _: updated), updated_at=e.at)
+    new = _copy_state(state, participants=_replace_participant(state, e.identity, lambda _: updated), updated_at=e.at)
     if ready and existing.is_agent:
         new = _clear_failure(new)
     return _derive_agent(new)
