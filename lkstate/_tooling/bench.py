@@ -185,7 +185,8 @@ class Plan:
     e2e_trials: int = 600
     """Alternating pairs (ours, raw) per kind of change. A pair's ratio scatters widely on a shared
     machine (its quartiles were 0.8 and 1.25 at load 3): the median of 150 pairs moved ±0.07 from
-    run to run, too much to judge a 1.05 target, and 600 narrow its 95 % interval to about ±0.04."""
+    run to run, too much to judge a 1.05 target; 600 narrow its 95 % interval to ±0.04–0.07 (five runs at
+    load 2.5–5.5), which ``_ratio_ci95`` reports with every ratio."""
     preconnect_runs: int = 3
     session_steps: tuple[int, ...] = (10, 25, 50, 75, 100, 125, 150, 200)
     voice_session_steps: tuple[int, ...] = (25, 50, 100, 150, 200)
