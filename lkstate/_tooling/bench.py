@@ -120,6 +120,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -336,16 +337,19 @@ def _deep_size(root: object) -> int:
     return total
 
 
-def _build_history(count: int, *, fold: bool, trace: bool) -> tuple[SessionState, float]:
+def _build_history(count: int, *, fold: bool, measure: str) -> tuple[SessionState, float | None]:
     """The state after a ``count``-message conversation, and the bytes it retains per message.
 
     ``fold`` builds it the honest way, event by event through the reducer;
-    otherwise the same messages are put together directly. ``trace`` measures
-    the retained bytes with :mod:`tracemalloc` (ten times slower to build);
-    otherwise by walking the messages with ``sys.getsizeof`` (the smallest
-    mode, at sizes where tracing would take seconds).
+    otherwise the same messages are put together directly. ``measure`` says how
+    the retained bytes are measured: ``"trace"`` with :mod:`tracemalloc` (ten
+    times slower to build; only in the child interpreter of
+    :func:`_traced_in_child`), ``"walk"`` by walking the messages with
+    ``sys.getsizeof`` (the smallest mode, at sizes where tracing would take
+    seconds), ``"none"`` not at all.
     """
     gc.collect()
+    trace = measure == "trace"
     if trace:
         tracemalloc.start()
     try:
@@ -357,11 +361,49 @@ def _build_history(count: int, *, fold: bool, trace: bool) -> tuple[SessionState
         else:
             state = _direct_history(count)
         gc.collect()
-        retained = tracemalloc.get_traced_memory()[0] - base if trace else _deep_size(state.messages)
+        if trace:
+            retained: float | None = tracemalloc.get_traced_memory()[0] - base
+        else:
+            retained = _deep_size(state.messages) if measure == "walk" else None
     finally:
         if trace:
             tracemalloc.stop()
-    return state, retained / max(count, 1)
+    return state, None if retained is None else retained / max(count, 1)
+
+
+def _traced_in_child(count: int, *, fold: bool, trace: bool, seq: int) -> tuple[float | None, int]:
+    """The figures measured with :mod:`tracemalloc`, measured in a fresh interpreter.
+
+    Returns the bytes retained per message (when ``trace``; else ``None``) and
+    the bytes one transcript delta adds to a ``count``-message snapshot
+    (:func:`_update_added_bytes`). On CPython 3.11, ``tracemalloc.stop()``
+    crashes the process if a native thread enters Python at that moment
+    (gh-128679, fixed in 3.12.9 and 3.13.2 only), and once ``livekit.rtc`` has
+    started its FFI threads — the benchmark's own server part does, and so does
+    any earlier test in a test process — such a thread may call in at any time:
+    a segfault, now and then, in the middle of a run. The child never starts the
+    FFI, and its heap holds nothing but the history it measures.
+    """
+    argv = [str(count), str(int(fold)), str(int(trace)), str(seq)]
+    code = "import sys; from lkstate._tooling.bench import traced_memory_main; traced_memory_main(sys.argv[1:])"
+    completed = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=900, check=False
+    )
+    if completed.returncode != 0:
+        raise BenchmarkError(
+            f"the memory measurement of {count} messages failed in its child interpreter "
+            f"(exit {completed.returncode}): {completed.stderr.strip()[-2000:]}"
+        )
+    figures = json.loads(completed.stdout)
+    per_message = figures["per_message"]
+    return (None if per_message is None else float(per_message)), int(figures["added"])
+
+
+def traced_memory_main(argv: Sequence[str]) -> None:
+    """The child of :func:`_traced_in_child`: build the history, print both figures as JSON."""
+    count, fold, trace, seq = (int(arg) for arg in argv)
+    state, per_message = _build_history(count, fold=bool(fold), measure="trace" if trace else "none")
+    print(json.dumps({"per_message": per_message, "added": _update_added_bytes(state, seq)}))
 
 
 class _Deltas:
@@ -721,13 +763,19 @@ def _measure_throughput(
     return ours, baseline, ours_wall
 
 
-def _measure_sharing(state: SessionState, seq: int) -> tuple[bool, int]:
-    """Does a delta reuse every untouched part, and how many bytes does the new snapshot add?"""
+def _next_delta(state: SessionState, seq: int) -> tuple[SessionState, ev.TranscriptReceived]:
+    """A snapshot whose last message is an open agent segment, and the delta that continues it."""
     event = _Deltas("SG_share", seq).next_event()
     touched = reduce(state, event)  # opens the segment: appends a message
     event = ev.TranscriptReceived(
         at=event.at + 0.01, sender=event.sender, segment_id=event.segment_id, stream_seq=event.stream_seq, text="more "
     )
+    return touched, event
+
+
+def _update_added_bytes(state: SessionState, seq: int) -> int:
+    """How many bytes the snapshot after one delta adds (tracemalloc: only in a child interpreter)."""
+    touched, event = _next_delta(state, seq)
     gc.collect()
     tracemalloc.start()
     try:
@@ -737,21 +785,30 @@ def _measure_sharing(state: SessionState, seq: int) -> tuple[bool, int]:
         added = tracemalloc.get_traced_memory()[0] - base
     finally:
         tracemalloc.stop()
+    del updated
+    return added
+
+
+def _shares_structure(state: SessionState, seq: int, added: int) -> bool:
+    """Does a delta reuse every untouched part (and add under 8 KiB, as measured in the child)?"""
+    touched, event = _next_delta(state, seq)
+    updated = reduce(touched, event)
     untouched = ("connection", "agent", "local_media", "preconnect", "remote", "participants", "problems")
     same_parts = all(getattr(updated, name) is getattr(touched, name) for name in untouched)
     old, new = touched.messages, updated.messages
     same_messages = len(old) == len(new) and all(old[i] is new[i] for i in range(len(old) - 1))
-    shares = same_parts and same_messages and new[-1] is not old[-1] and added < 8 * 1024
-    return shares, added
+    return same_parts and same_messages and new[-1] is not old[-1] and added < 8 * 1024
 
 
 def _measure_size(count: int, plan: Plan) -> JSON:
     trace = count <= plan.trace_up_to
     how = "through the reducer" if plan.fold_history else "directly"
-    _progress(f"{count} messages: building the history {how}{' (tracemalloc on)' if trace else ''}")
-    state, per_message = _build_history(count, fold=plan.fold_history, trace=trace)
-    plain = _naive_state(state)  # the baselines' copy; only the raw app (last) changes it
     seq = count + 10
+    _progress(f"{count} messages: building the history {how}{', and in a child interpreter with tracemalloc on' if trace else ''}")
+    state, walked = _build_history(count, fold=plan.fold_history, measure="none" if trace else "walk")
+    traced, added = _traced_in_child(count, fold=plan.fold_history, trace=trace, seq=seq + 10_000_000)
+    per_message = traced if trace else walked
+    plain = _naive_state(state)  # the baselines' copy; only the raw app (last) changes it
     _progress(f"{count} messages: reduce")
     p50, p99, descheduled, collector = _measure_reduce(state, plan, seq)
     _progress(f"{count} messages: naive baseline")
@@ -760,7 +817,7 @@ def _measure_size(count: int, plan: Plan) -> JSON:
     delivery_p50, delivery_p99 = _measure_delivery(state, plain, plan, seq)
     _progress(f"{count} messages: throughput")
     events_per_s, raw_events_per_s, events_per_wall_s = _measure_throughput(state, plain, plan, seq)
-    shares, added = _measure_sharing(state, seq + 10_000_000)
+    shares = _shares_structure(state, seq + 10_000_000, added)
     return {
         "messages": count,
         "reduce_p50_us": _round(p50),
@@ -774,7 +831,7 @@ def _measure_size(count: int, plan: Plan) -> JSON:
         "events_per_s": _round(events_per_s, 0),
         "raw_events_per_s": _round(raw_events_per_s, 0),
         "events_per_wall_s": _round(events_per_wall_s, 0),
-        "bytes_per_message": _round(per_message, 1),
+        "bytes_per_message": None if per_message is None else _round(per_message, 1),
         "snapshot_shares_structure": shares,
         "update_retained_bytes": added,
     }
