@@ -82,13 +82,14 @@ from livekit import rtc
 
 from .._core.errors import AudioInputError
 from .pacing import Pacer, each
-from .sounddevice_probe import DeviceSide
+from .sounddevice_probe import AudioDevice, DeviceSide
 
 __all__ = [
     "AudioInput",
     "WavFileInput",
     "GeneratorInput",
     "MicrophoneInput",
+    "microphones",
     "LIVE_BACKLOG_SECONDS",
     "PumpCounts",
     "FrameTap",
@@ -395,6 +396,16 @@ MICROPHONE = DeviceSide(
     format_remedy="Try sample_rate=48000 and num_channels=1, or choose another device.",
 )
 """How the microphone chooses its sound device, and says why it cannot."""
+
+
+def microphones() -> tuple[AudioDevice, ...]:
+    """The microphones this machine offers, for a device picker; the default one is marked.
+
+    Raises :class:`~lkstate.errors.AudioInputError`, with a remedy, when
+    PortAudio is not installed or cannot list devices. An empty tuple means
+    PortAudio works and there is no microphone.
+    """
+    return MICROPHONE.listed()
 
 
 class MicrophoneInput:

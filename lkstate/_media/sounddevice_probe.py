@@ -37,7 +37,7 @@ import attrs
 
 from .._core.errors import LkstateError
 
-__all__ = ["DeviceSide", "SoundDeviceUnavailable", "load_sounddevice"]
+__all__ = ["AudioDevice", "DeviceSide", "SoundDeviceUnavailable", "load_sounddevice"]
 
 
 class SoundDeviceUnavailable(Exception):
@@ -52,6 +52,20 @@ class SoundDeviceUnavailable(Exception):
         super().__init__(reason)
         self.reason = reason
         self.remedy = remedy
+
+
+@attrs.frozen
+class AudioDevice:
+    """A microphone or speaker this machine offers, as :func:`~lkstate.media.microphones` lists it.
+
+    Pass ``index`` (or a part of ``name``) as ``device=`` to
+    :class:`~lkstate.media.MicrophoneInput` or :class:`~lkstate.media.SpeakerOutput`
+    to use it; ``is_default`` marks the one chosen when ``device`` is ``None``.
+    """
+
+    index: int
+    name: str
+    is_default: bool
 
 
 _failure: SoundDeviceUnavailable | None = None
@@ -145,6 +159,12 @@ class DeviceSide:
             ) from e
         channels = f"max_{self.direction}_channels"
         return [(i, str(d.get("name", f"device {i}"))) for i, d in enumerate(listed) if d.get(channels, 0) > 0]
+
+    def listed(self) -> tuple[AudioDevice, ...]:
+        """Every device on this side, in PortAudio's order; this side's error when PortAudio cannot say."""
+        sd = self.load()
+        default_index = self.default_index(sd)
+        return tuple(AudioDevice(index, name, index == default_index) for index, name in self.devices(sd))
 
     def pick(self, sd: Any, device: int | str | None) -> tuple[int, str]:
         """Resolve ``device`` (an index, a part of a name, or ``None`` for the default) to ``(index, name)``."""

@@ -51,7 +51,7 @@ from livekit import rtc
 from .._core import events as ev
 from .._core.errors import AudioOutputError
 from .._core.state import ConnectionStatus, LocalTrackState, SessionState, TrackSource
-from .sounddevice_probe import DeviceSide
+from .sounddevice_probe import AudioDevice, DeviceSide
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -60,6 +60,7 @@ __all__ = [
     "AudioOutput",
     "SilentOutput",
     "SpeakerOutput",
+    "speakers",
     "WavFileOutput",
     "default_audio_output",
     "AgentVoice",
@@ -241,6 +242,16 @@ SPEAKER = DeviceSide(
     format_remedy="Choose another device.",
 )
 """How the speaker chooses its sound device, and says why it cannot."""
+
+
+def speakers() -> tuple[AudioDevice, ...]:
+    """The speakers (and headphones) this machine offers, for a device picker; the default one is marked.
+
+    Raises :class:`~lkstate.errors.AudioOutputError`, with a remedy, when
+    PortAudio is not installed or cannot list devices. An empty tuple means
+    PortAudio works and there is no speaker.
+    """
+    return SPEAKER.listed()
 
 
 class SpeakerOutput:

@@ -124,3 +124,62 @@ def test_a_module_already_loaded_is_used_even_after_a_failure() -> None:
     assert isinstance(messages, list)
     assert len(messages) == 2
     assert all(str(m).startswith("the microphone 'Mic' cannot record 48000 Hz") for m in messages)
+
+
+LISTS = textwrap.dedent(
+    """
+    import json, sys, types
+    {setup}
+    from lkstate.media import microphones, speakers
+    from lkstate.errors import LkstateError
+
+    seen = {{}}
+    for name, listing in (("microphones", microphones), ("speakers", speakers)):
+        try:
+            seen[name] = [[d.index, d.name, d.is_default] for d in listing()]
+        except LkstateError as e:
+            seen[name] = {{"error": type(e).__name__, "message": e.message, "remedy": e.remedy}}
+    print(json.dumps(seen))
+    """
+)
+
+STAND_IN = """
+class Default:
+    device = (2, 1)
+stand_in = types.ModuleType('sounddevice')
+stand_in.default = Default()
+stand_in.query_devices = lambda: [
+    {'name': 'USB Mic', 'max_input_channels': 1, 'max_output_channels': 0},
+    {'name': 'Speakers', 'max_input_channels': 0, 'max_output_channels': 2},
+    {'name': 'Headset', 'max_input_channels': 1, 'max_output_channels': 2},
+]
+sys.modules['sounddevice'] = stand_in
+"""
+
+
+def list_devices(setup: str) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-c", LISTS.format(setup=setup)], capture_output=True, text=True, check=True, timeout=120
+    )
+    return json.loads(out.stdout)
+
+
+def test_the_device_lists_name_each_side_s_devices_in_order_and_mark_the_defaults() -> None:
+    seen = list_devices(STAND_IN)
+
+    # A headset is both; each side marks the default PortAudio names for it.
+    assert seen["microphones"] == [[0, "USB Mic", False], [2, "Headset", True]]
+    assert seen["speakers"] == [[1, "Speakers", True], [2, "Headset", False]]
+
+
+def test_the_device_lists_without_the_package_raise_each_side_s_error_with_its_remedy() -> None:
+    seen = list_devices("sys.modules['sounddevice'] = None")
+    microphone, speaker = seen["microphones"], seen["speakers"]
+    assert isinstance(microphone, dict) and isinstance(speaker, dict)
+
+    assert microphone["error"] == "AudioInputError"
+    assert microphone["message"] == "no microphone found: the `sounddevice` package is not installed."
+    assert "pip install sounddevice" in microphone["remedy"]
+    assert speaker["error"] == "AudioOutputError"
+    assert speaker["message"] == "no speaker found: the `sounddevice` package is not installed."
+    assert "WavFileOutput('agent.wav')" in speaker["remedy"]
