@@ -12,6 +12,8 @@ virtualenv, outside the checkout, with nothing of the checkout on ``sys.path``.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
@@ -76,12 +78,21 @@ def outside_env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONNOUSERSITE": "1", **extra}
 
 
+# setuptools writes lkstate.egg-info/ and lkstate-<version>/ into the checkout while it
+# builds the sdist, so two builds of one checkout at once (two pytest-xdist workers, each
+# with its own Preparation) delete each other's files ("No such file or directory:
+# 'lkstate-0.1.0/lkstate/...'"). A lock per checkout lets one build at a time.
+_BUILD_LOCK = Path(tempfile.gettempdir()) / f"lkstate-build-{hashlib.sha256(bytes(REPO)).hexdigest()[:16]}.lock"
+
+
 def build_distributions(out_dir: Path, *, timeout: float = 600) -> Distributions:
     """``python -m build``: an sdist, then a wheel built from that sdist (so the wheel proves the sdist complete)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(out_dir), str(REPO)],
-        capture_output=True, text=True, timeout=timeout, cwd=out_dir, env=outside_env(),
-    )
+    with open(_BUILD_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        result = subprocess.run(
+            [sys.executable, "-m", "build", "--outdir", str(out_dir), str(REPO)],
+            capture_output=True, text=True, timeout=timeout, cwd=out_dir, env=outside_env(),
+        )
     if result.returncode != 0:
         raise AssertionError(f"python -m build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     sdists, wheels = sorted(out_dir.glob("lkstate-*.tar.gz")), sorted(out_dir.glob("lkstate-*-py3-none-any.whl"))

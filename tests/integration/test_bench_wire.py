@@ -14,7 +14,7 @@ import pytest
 
 from lkstate._tooling.bench import main
 
-pytestmark = pytest.mark.wire
+pytestmark = [pytest.mark.wire, pytest.mark.serial]
 
 LIVE_NUMBERS = (
     "e2e_attribute_ratio",

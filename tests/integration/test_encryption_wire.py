@@ -28,6 +28,8 @@ from lkstate.errors import LkstateError
 from lkstate.tokens import Encryption
 from tests.harness.peer import Peer, wait_until
 
+pytestmark = pytest.mark.serial
+
 SessionFactory = Callable[..., Session]
 
 KEY = "correct horse battery staple"

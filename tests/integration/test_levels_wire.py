@@ -15,9 +15,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from lkstate import AgentStatus, GeneratorInput, Session, SessionState
 from lkstate.media import BAND_EDGES, LEVELS_INTERVAL, AudioLevels, SilentOutput
+
+pytestmark = pytest.mark.serial
 
 SessionFactory = Callable[..., Session]
 

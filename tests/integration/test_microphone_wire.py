@@ -64,6 +64,8 @@ from tests.harness.audio_compare import (
 from tests.harness.peer import PRECONNECT_TOPIC, Peer, wait_until
 from tests.harness.server import LiveKitServer
 
+pytestmark = pytest.mark.serial
+
 FRAME = RATE // 100  # 10 ms
 
 

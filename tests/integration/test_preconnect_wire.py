@@ -31,7 +31,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 from tests.harness.server import LiveKitServer, find_livekit_server  # noqa: E402
 
-pytestmark = pytest.mark.wire
+pytestmark = [pytest.mark.wire, pytest.mark.serial]
 
 GOBIN_SERVER = Path(_ROOT) / ".tools" / "gobin" / "server"
 

@@ -25,6 +25,8 @@ from lkstate import AgentStatus, DevelopmentTokenSource, Role, Session, SessionO
 from lkstate._media.speaker import WavFileOutput
 from tests.harness.server import LiveKitServer
 
+pytestmark = pytest.mark.serial
+
 SessionFactory = Callable[..., Session]
 
 TONE_HZ = 330.0

@@ -27,6 +27,8 @@ from lkstate.demo_agent import ScriptedLLM, ScriptedSTT, weather_report
 from tests.harness.agent import InProcessAgent
 from tests.harness.peer import Peer, speech_like, wait_until
 
+pytestmark = pytest.mark.serial
+
 AgentFactory = Any  # (room, **kwargs) -> Awaitable[InProcessAgent]
 PeerFactory = Any  # (room, identity=None, **kwargs) -> Awaitable[Peer]
 

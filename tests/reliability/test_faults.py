@@ -53,6 +53,8 @@ from tests.harness.http import serve
 from tests.harness.server import LiveKitServer, free_port
 from tests.reliability._wire import REPLY, Figures, agent_messages, agent_sees_user, figures_fixture, new_session
 
+pytestmark = pytest.mark.serial
+
 figures = figures_fixture("faults injected")
 
 GREETING = (

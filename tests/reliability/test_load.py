@@ -38,6 +38,8 @@ from lkstate import DevelopmentTokenSource, Role, Session, SessionState
 from tests.harness.peer import Peer
 from tests.harness.server import LiveKitServer
 
+pytestmark = pytest.mark.serial
+
 PeerFactory = Callable[..., Awaitable[Peer]]
 MiB = 1 << 20
 KiB = 1 << 10

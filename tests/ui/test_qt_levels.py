@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage
 from pytestqt.qtbot import QtBot
@@ -35,6 +36,8 @@ from tests.ui.test_qt_app import (  # noqa: F401  (fixtures)
     start_agent,
     wait_for_agent_to_see,
 )
+
+pytestmark = pytest.mark.serial
 
 
 def tone(seconds: float, amplitude: float = 0.3, rate: int = 48000) -> Iterator[npt.NDArray[np.int16]]:

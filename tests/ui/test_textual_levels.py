@@ -27,6 +27,8 @@ from lkstate_textual.testing import save_screenshot, screen_text
 from lkstate_textual.widgets import VoiceVisualizer
 from tests.harness.sessions import agent_sees_user
 
+pytestmark = pytest.mark.serial
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 SIZE = (120, 36)
 BLOCKS = set("▁▂▃▄▅▆▇█▏▎▍▌▋▊▉")

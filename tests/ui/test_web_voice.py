@@ -57,6 +57,7 @@ except ImportError:  # reported by the browser fixture, in words
     async_playwright = expect = None  # type: ignore[assignment]
 
 pytestmark = [
+    pytest.mark.serial,
     pytest.mark.timeout(120),
     pytest.mark.filterwarnings("ignore::Warning:gradio.queueing"),
 ]
