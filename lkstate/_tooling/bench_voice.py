@@ -11,7 +11,11 @@ in one run (so the baselines share the machine's load):
 - **agent → playback**: the agent peer publishes a click; timed until it is
   played.
 
-Three paths, each a key infix:
+Four paths, each a key infix:
+
+- ``raw`` (agent → playback only): a plain ``rtc.AudioStream`` of the agent's
+  track, in a raw ``rtc.Room`` in the user's place: what the SDK's receiver
+  costs with no session, no channel and no page. The floor under the others.
 
 - ``local``: the click pushed into a ``PushAudioInput`` in-process (what any
   local microphone does), and heard when the session's ``AudioOutput.write``
@@ -40,8 +44,12 @@ Three paths, each a key infix:
 - ``wsclient``: the same channel driven by a Python WebSocket client that
   sends and receives the page's frames: the server's share of the page path.
 
-Each as p50/p99 in ms (``voice_{direction}_{path}_p50_ms``/``_p99_ms``, clicks
-never heard in ``_lost``), and ``voice_{direction}_{path}_ratio`` the path's
+The agent peer captures only its clicks, nothing between them (a continuous
+silence stream kept its 40 ms source queue full and delayed every click by it).
+
+Each as p50/p99 in ms (``voice_{direction}_{path}_p50_ms``/``_p99_ms``), the
+clicks sent but never heard (within 2 s; on the page, within 0.45 s) in
+``voice_{direction}_{path}_lost``, and ``voice_{direction}_{path}_ratio`` the path's
 p50 over the local path's, for ``page`` and ``wsclient``. Directions:
 ``mic_to_agent`` and ``agent_to_playback``. The issue-13 target is at most
 150 ms p50 each way on the page path.
@@ -128,7 +136,10 @@ async def _agent_peer(server: Any, room: str) -> tuple[rtc.Room, rtc.AudioSource
     peer = rtc.Room()
     await peer.connect(server.url, _mint(server.api_key, server.api_secret, room, f"agent-{room}", agent=True,
                                          attributes={"lk.agent.state": "listening"}))
-    source = rtc.AudioSource(RATE, 1, queue_size_ms=40)  # a voice agent keeps its queue short too
+    # A voice agent keeps its queue short too. The peer captures only its clicks: a continuous stream of
+    # silence between them kept this queue full, so each click waited 40 ms behind queued silence on
+    # every path (a real agent's TTS sends speech when it has something to say, not a silence stream).
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=40)
     track = rtc.LocalAudioTrack.create_audio_track("agent-voice", source)
     await peer.local_participant.publish_track(track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
     return peer, source
@@ -197,14 +208,10 @@ async def _one_path(server: Any, *, browser: bool, clicks: int) -> dict[str, lis
         speak: asyncio.Queue[asyncio.Future[float]] = asyncio.Queue()
 
         async def agent_speaks() -> None:
-            """Silence in real time, and a click when asked (one capturer: the source takes one at a time)."""
-            quiet = rtc.AudioFrame(silence, RATE, 1, FRAME)
+            """A click when asked, and nothing between (see :func:`_agent_peer`)."""
             loud = rtc.AudioFrame(click, RATE, 1, FRAME)
             while True:
-                if speak.empty():
-                    await agent_source.capture_frame(quiet)
-                    continue
-                done = speak.get_nowait()
+                done = await speak.get()
                 done.set_result(time.perf_counter())
                 await agent_source.capture_frame(loud)
 
@@ -254,6 +261,50 @@ async def _one_path(server: Any, *, browser: bool, clicks: int) -> dict[str, lis
         if uvicorn_server is not None:
             uvicorn_server.should_exit = True
     return {"up": up, "down": down}
+
+
+async def _raw_path(server: Any, *, clicks: int) -> list[float]:
+    """Agent → playback through the SDK alone: a plain ``rtc.AudioStream`` of the agent's track in the user's place.
+
+    What the receiving side of ``livekit.rtc`` costs with no session in the way: the floor under the
+    ``local`` and ``page`` figures of that direction.
+    """
+    room = f"bench-voice-raw-{uuid.uuid4().hex[:8]}"
+    peer, agent_source = await _agent_peer(server, room)
+    listener = rtc.Room()
+    heard: asyncio.Queue[float] = asyncio.Queue()
+    tasks: list[asyncio.Task[Any]] = []
+    loud = rtc.AudioFrame(_click(), RATE, 1, FRAME)
+    down: list[float] = []
+    try:
+        await listener.connect(server.url, _mint(server.api_key, server.api_secret, room, f"user-{room}"))
+        stream = await _user_audio(listener, f"agent-{room}")
+
+        async def listens() -> None:
+            async for event in stream:
+                if _is_loud(event.frame.data.cast("B")):
+                    heard.put_nowait(time.perf_counter())
+
+        tasks.append(asyncio.create_task(listens()))
+        await asyncio.sleep(2.0)  # as on the other paths: the stream settles
+        for index in range(clicks):
+            await asyncio.sleep(CLICK_EVERY)
+            while not heard.empty():
+                heard.get_nowait()
+            spoken = time.perf_counter()
+            await agent_source.capture_frame(loud)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    down.append((await heard.get() - spoken) * 1000)
+            if index % 10 == 9:
+                _progress(f"voice (raw): {index + 1}/{clicks}")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await listener.disconnect()
+        await peer.disconnect()
+    return down
 
 
 _CHROMIUM_ARGS = (
@@ -369,16 +420,12 @@ async def _page_path(server: Any, *, clicks: int) -> dict[str, Any]:
                         if _is_loud(event.frame.data.cast("B")):
                             heard_by_agent.append(time.time())
 
-                quiet = rtc.AudioFrame(bytes(FRAME * 2), RATE, 1, FRAME)
                 loud = rtc.AudioFrame(_click(), RATE, 1, FRAME)
                 speak: asyncio.Queue[None] = asyncio.Queue()
 
                 async def agent_speaks() -> None:
                     while True:
-                        if speak.empty():
-                            await agent_source.capture_frame(quiet)
-                            continue
-                        speak.get_nowait()
+                        await speak.get()
                         spoken.append(time.time())
                         await agent_source.capture_frame(loud)
 
@@ -437,6 +484,7 @@ async def _measure(clicks: int, *, page: bool = True) -> dict[str, Any]:
     server = _start_server()
     missing = _page_missing() if page else "not asked for"
     try:
+        raw = await _raw_path(server, clicks=clicks)
         local = await _one_path(server, browser=False, clicks=clicks)
         wsclient = await _one_path(server, browser=True, clicks=clicks)
         on_page = await _page_path(server, clicks=clicks) if missing is None else None
@@ -447,6 +495,7 @@ async def _measure(clicks: int, *, page: bool = True) -> dict[str, Any]:
         result["voice_page_clock_check_ms"] = on_page["voice_page_clock_check_ms"]
         result["voice_page_output_latency_ms"] = on_page["voice_page_output_latency_ms"]
         result["voice_page_player"] = on_page.get("voice_page_player")
+    _figures(result, "agent_to_playback", "raw", raw, clicks)
     for direction, name in (("up", "mic_to_agent"), ("down", "agent_to_playback")):
         _figures(result, name, "local", local[direction], clicks)
         for path, values in (("page", on_page[direction] if on_page else None), ("wsclient", wsclient[direction])):

@@ -131,6 +131,9 @@ def test_the_voice_figures_time_every_click_both_ways_on_the_local_page_and_clie
                 assert result[f"voice_{name}_{path}_ratio"] > 0
         if missing:
             assert result[f"voice_{name}_page_p50_ms"] is None
+    # The SDK's own receiver, the floor under every agent -> playback path: every click heard.
+    assert result["voice_agent_to_playback_raw_lost"] == 0, "clicks were never heard by a plain AudioStream"
+    assert 0 < result["voice_agent_to_playback_raw_p50_ms"] <= result["voice_agent_to_playback_raw_p99_ms"]
     if not missing:
         # The page's wall clock, read between two readings of Python's, lies between them (within 5 ms):
         # the page's times and the agent's can be subtracted.

@@ -24,36 +24,31 @@ click and read the page; screenshots go to ``test-artifacts/screenshots/``:
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from livekit import rtc
 
-from lkstate import AudioInput, ConnectionStatus, DevelopmentTokenSource, GeneratorInput, TokenSource
+from lkstate import AudioInput, ConnectionStatus, GeneratorInput
 from lkstate.media import PATTERN_COLOURS, PatternVideoInput
 from lkstate.agent_session import RpcDirection, RpcStatus
 from lkstate.recording import read_recording, Replay
 from lkstate._core import events as ev
+from tests.harness.browser import REPO, ServeDemo, eventually, launching_chromium, open_tab, screenshot_path, status
+from tests.harness.browser import serve_demo as serving_demo
 from tests.harness.peer import wait_until
 from tests.harness.server import LiveKitServer
 from tests.harness.video import bar_colours, close_to, first_picture, video_of
 
-from lkstate_gradio.app import GradioDemo, build_demo, free_port
+from lkstate_gradio.app import build_demo, free_port
 
 try:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 except ImportError:  # reported by the browser fixture, in words
-    async_playwright = expect = None  # type: ignore[assignment]
+    expect = None  # type: ignore[assignment]
 
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 
 pytestmark = [
     pytest.mark.timeout(90),
@@ -62,84 +57,18 @@ pytestmark = [
 ]
 
 
-def find_chromium() -> str | None:
-    for candidate in (os.environ.get("LKSTATE_CHROMIUM"), "chromium", "chromium-browser"):
-        if candidate and (path := shutil.which(candidate)):
-            return path
-    return None
-
-
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     """Headless Debian Chromium (a fresh temporary profile per launch)."""
-    executable = find_chromium()
-    missing = None
-    if async_playwright is None:
-        missing = "the playwright Python package is not installed (pip install -e '.[dev]')"
-    elif executable is None:
-        missing = "chromium not found (apt-get install chromium, or set LKSTATE_CHROMIUM)"
-    if missing is not None or executable is None:
-        message = missing or "chromium not found"
-        if os.environ.get("LKSTATE_ALLOW_SKIP") == "1":
-            pytest.skip(message)
-        pytest.fail(message, pytrace=False)
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-ServeDemo = Callable[..., Awaitable[tuple[GradioDemo, str]]]
+    async with launching_chromium() as launch:
+        yield await launch()
 
 
 @pytest.fixture
-async def serve_demo(livekit_server: LiveKitServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ServeDemo]:
+async def serve_demo(livekit_server: LiveKitServer) -> AsyncIterator[ServeDemo]:
     """``await serve_demo(room_name=..., **build_demo_options)`` -> (demo, url), served until teardown."""
-    # Gradio notices a closed tab when its heartbeat stream breaks; the default
-    # heartbeat is 15 s, which would make the unload test slow.
-    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")
-    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    served: list[GradioDemo] = []
-
-    def tokens() -> TokenSource:
-        return DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
-
-    async def serve(**options: Any) -> tuple[GradioDemo, str]:
-        demo = build_demo(tokens, "lkstate-demo", **options)
-        port = free_port()
-        served.append(demo)
-        url = await asyncio.to_thread(lambda: demo.launch(port=port, block=False, quiet=True))
-        return demo, url
-
-    yield serve
-    for demo in served:
-        await asyncio.to_thread(demo.close)
-
-
-def screenshot_path(name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS / name
-
-
-async def open_tab(context: Any, url: str) -> Any:
-    page = await context.new_page()
-    await page.goto(url)
-    await page.locator("#lk-status .lk-title").wait_for()
-    return page
-
-
-def status(page: Any) -> Any:
-    return page.locator("#lk-status .lk-status")
-
-
-async def eventually(check: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.05)
+    async with serving_demo(livekit_server) as serve:
+        yield serve
 
 
 async def test_a_typed_question_gets_the_agents_reply_and_tool_call_on_the_page(

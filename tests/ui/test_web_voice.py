@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import re
 import shutil
 import signal
@@ -34,7 +35,7 @@ import subprocess
 import time
 import uuid
 import wave
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +44,18 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from lkstate import DevelopmentTokenSource, PreConnectStatus, TokenSource
-from lkstate.tokens import Credentials, TokenRequest
+from lkstate import DevelopmentTokenSource, PreConnectStatus
 from tests.harness.audio_compare import HOP, RATE, RECOGNISED, WINDOW, locate, speech
 from tests.harness.server import LiveKitServer
-from tests.ui.test_gradio_browser import CHROMIUM_ARGS, eventually, find_chromium, open_tab, screenshot_path, status
+from tests.harness.browser import Launch, ServeDemo, eventually, launching_chromium, open_tab, screenshot_path, status
+from tests.harness.browser import serve_demo as serving_demo
 
 from lkstate_gradio.app import GradioDemo, build_demo, free_port
 
 try:
-    from playwright.async_api import async_playwright, expect
-except ImportError:  # reported by the browser fixture, in words
-    async_playwright = expect = None  # type: ignore[assignment]
+    from playwright.async_api import expect
+except ImportError:  # reported by the chromium fixture, in words
+    expect = None  # type: ignore[assignment]
 
 pytestmark = [
     pytest.mark.serial,
@@ -100,77 +101,18 @@ def visitor(tmp_path: Path) -> Visitor:
     return make_visitor(tmp_path)
 
 
-Launch = Callable[..., Awaitable[Any]]
-
-
 @pytest.fixture
 async def chromium() -> AsyncIterator[Launch]:
-    """``await chromium(wav=..., grant=True)``: headless Chromium whose microphone plays ``wav``."""
-    executable = find_chromium()
-    if async_playwright is None or executable is None:
-        pytest.fail("chromium and the playwright package are needed (apt-get install chromium)", pytrace=False)
-    async with async_playwright() as playwright:
-        launched: list[Any] = []
-
-        async def launch(*, wav: Path | None = None, grant: bool = True, extra: tuple[str, ...] = ()) -> Any:
-            args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-                    *extra]
-            if grant:
-                args.append("--use-fake-ui-for-media-stream")
-            if wav is not None:
-                args.append(f"--use-file-for-fake-audio-capture={wav}%noloop")
-            browser = await playwright.chromium.launch(executable_path=executable, headless=True, args=args)
-            launched.append(browser)
-            return browser
-
-        try:
-            yield launch
-        finally:
-            for browser in launched:
-                await browser.close()
-
-
-ServeDemo = Callable[..., Awaitable[tuple[GradioDemo, str]]]
+    """``await chromium(wav=..., grant=True, extra=())``: headless Chromium with a fake microphone that plays ``wav``."""
+    async with launching_chromium() as launch:
+        yield functools.partial(launch, microphone=True)
 
 
 @pytest.fixture
-async def serve_demo(livekit_server: LiveKitServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ServeDemo]:
-    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")
-    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    served: list[GradioDemo] = []
-
-    def tokens() -> TokenSource:
-        return DevelopmentTokenSource(livekit_server.url, livekit_server.api_key, livekit_server.api_secret)
-
-    async def serve(*, rooms: list[str] | None = None, **options: Any) -> tuple[GradioDemo, str]:
-        """``rooms``: the first tab joins the first room, the next the next… (default: one fresh room each)."""
-        queue = list(rooms or [])
-
-        def next_tokens() -> TokenSource:
-            return InRoom(tokens(), queue.pop(0)) if queue else tokens()
-
-        demo = build_demo(next_tokens, "lkstate-demo", **options)
-        port = free_port()
-        served.append(demo)
-        url = await asyncio.to_thread(lambda: demo.launch(port=port, block=False, quiet=True))
-        return demo, url
-
-    yield serve
-    for demo in served:
-        await asyncio.to_thread(demo.close)
-
-
-class InRoom:
-    """A token source that always asks for one room."""
-
-    def __init__(self, inner: DevelopmentTokenSource, room: str) -> None:
-        self.inner, self.room = inner, room
-
-    async def fetch(self, request: TokenRequest) -> Credentials:
-        return await self.inner.fetch(attrs.evolve(request, room_name=self.room))
-
-    def invalidate(self) -> None:
-        self.inner.invalidate()
+async def serve_demo(livekit_server: LiveKitServer) -> AsyncIterator[ServeDemo]:
+    """``await serve_demo(room_name=..., rooms=[...], **build_demo_options)`` -> (demo, url), served until teardown."""
+    async with serving_demo(livekit_server) as serve:
+        yield serve
 
 
 def only_session(demo: GradioDemo) -> Any:
