@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import pytest
 
 from lkstate import DevelopmentTokenSource, TokenSource
 from lkstate.tokens import Credentials, TokenRequest
+from lkstate._tooling.bench_voice import _find_chromium
 from tests.harness.server import LiveKitServer
 
 from lkstate_gradio.app import GradioDemo, build_demo, free_port
@@ -45,11 +45,8 @@ FAKE_MICROPHONE_ARGS = ("--use-fake-device-for-media-stream", "--autoplay-policy
 """A fake microphone (playing a WAV, or a beep) and audio that plays without a click."""
 
 
-def find_chromium() -> str | None:
-    for candidate in (os.environ.get("LKSTATE_CHROMIUM"), "chromium", "chromium-browser"):
-        if candidate and (path := shutil.which(candidate)):
-            return path
-    return None
+find_chromium = _find_chromium
+"""Where Chromium is: ``$LKSTATE_CHROMIUM``, else ``chromium`` or ``chromium-browser`` on PATH (as the benchmark looks)."""
 
 
 def chromium_missing() -> str | None:
