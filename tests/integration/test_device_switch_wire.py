@@ -213,3 +213,37 @@ async def test_a_switched_speaker_plays_the_agent_into_the_new_output_and_closes
     assert abs(dominant(samples[-RATE:], RATE) - TONE_A) < 5, "the new output holds the agent's tone"
     with wave.open(str(first.path), "rb") as w:
         assert w.getnframes() == round(kept * RATE), "the old file was closed whole, header and all"
+
+
+async def test_a_session_started_without_microphone_or_speaker_gets_them_live_and_can_drop_the_microphone(
+    make_session: SessionFactory, room_name: str, peer_factory: Any, tmp_path: Path
+) -> None:
+    agent = await peer_factory(room_name, "agent-late", kind="agent")
+    await agent.publish_audio(sine(60.0, frequency=TONE_B, sample_rate=RATE))
+    session = make_session()  # audio_input=None, audio_output=None
+    await session.start(wait_for_agent=False)
+    assert not session.state.local_media.microphone.published and session.state.local_media.speaker.device is None
+
+    await session.set_audio_input(GeneratorInput(tone(TONE_A), sample_rate=RATE))
+    state = await session.wait_until(lambda s: s.local_media.microphone.published, timeout=10)
+    sid = state.local_media.microphone.track_sid
+    publication = await agent.wait_for_track("user")
+    assert publication.sid == sid and state.local_media.microphone.device == "GeneratorInput"
+    track = await wait_until(lambda: publication.track, timeout=10, message="the agent to subscribe")
+    ears = Listener(track)
+    try:
+        await ears.heard_for(1.0)
+        assert abs(dominant(ears.newest(), RATE) - TONE_A) < 5, "the agent hears the microphone added late"
+    finally:
+        await ears.aclose()
+
+    output = WavFileOutput(tmp_path / "late.wav")
+    await session.set_audio_output(output)
+    await session.wait_until(lambda s: s.local_media.speaker.published, timeout=10)
+    await wait_until(lambda: output.seconds_written >= 1.0, timeout=10, message="the agent played into the late output")
+    assert session.state.local_media.speaker.device == repr(output)
+
+    await session.set_audio_input(None)
+    assert session.state.local_media.microphone.published is False
+    await wait_until(lambda: not (p := agent.remote("user")) or not p.track_publications, timeout=10,
+                     message="the agent to see the microphone unpublished")
