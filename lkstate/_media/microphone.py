@@ -927,6 +927,8 @@ class MicrophoneController:
             if not self._started:  # start_capture opens it
                 self._requested_input, self._owns_input = audio_input, owned
                 return
+            if audio_input is self._input:
+                return  # already reading it (and an input such as a generator cannot be read twice)
             source = self._source
             if audio_input is not None and source is not None:
                 given = (audio_input.sample_rate, audio_input.num_channels)
