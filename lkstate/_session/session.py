@@ -175,6 +175,8 @@ class Session:
         self._mic: MicrophoneController | None = None
         self._audio_output: AudioOutput | Literal["default"] | None = audio_output
         self._speaker: SpeakerController | None = None
+        self._tearing_down = False
+        """The room is being let go: a device chosen now is kept for the next start, not added to this one."""
         self._meter = LevelMeter(clock=clock)
         self._encryption = EncryptionWatcher(as_encryption(encryption), self._dispatch, clock)
         self._video_inputs: dict[TrackSource, VideoInput | Literal["default"]] = {}
@@ -797,7 +799,7 @@ class Session:
         try:
             if mic is not None:
                 await mic.set_input(given, owned=opened is not None)
-            elif given is not None and self._room is not None:
+            elif given is not None and self._room is not None and not self._tearing_down:
                 await self._add_microphone(given, owned=opened is not None)
             elif opened is not None:
                 await opened.aclose()  # only checked: the next start opens the choice anew
@@ -856,7 +858,7 @@ class Session:
         speaker = self._speaker
         if speaker is not None:
             await speaker.set_output(output)
-        elif output is not None and self._room is not None:
+        elif output is not None and self._room is not None and not self._tearing_down:
             await self._add_speaker(output)
         self._audio_output = output
 
@@ -869,8 +871,14 @@ class Session:
             on_level=self._meter.agent,
             frame_ms=self._options.agent_audio_frame_ms,
         )
-        await speaker.start(strict=True)  # a command raises what start() would only report
-        self._speaker = speaker
+        self._speaker = speaker  # before the await: a teardown meanwhile closes it
+        try:
+            await speaker.start(strict=True)  # a command raises what start() would only report
+        except BaseException:
+            if self._speaker is speaker:
+                self._speaker = None
+            await speaker.aclose()
+            raise
         room = self._room
         if room is not None:
             speaker.on_state(self.state)
@@ -1013,6 +1021,13 @@ class Session:
         )
 
     async def _teardown(self, *, dispatch_disconnect: bool = True) -> None:
+        self._tearing_down = True
+        try:
+            await self._release(dispatch_disconnect=dispatch_disconnect)
+        finally:
+            self._tearing_down = False
+
+    async def _release(self, *, dispatch_disconnect: bool) -> None:
         if self._agent_timer is not None:
             self._agent_timer.cancel()
             self._agent_timer = None
