@@ -247,3 +247,25 @@ async def test_a_session_started_without_microphone_or_speaker_gets_them_live_an
     assert session.state.local_media.microphone.published is False
     await wait_until(lambda: not (p := agent.remote("user")) or not p.track_publications, timeout=10,
                      message="the agent to see the microphone unpublished")
+
+
+async def test_an_input_chosen_before_start_is_what_start_publishes(
+    make_session: SessionFactory, room_name: str, peer_factory: Any, tmp_path: Path
+) -> None:
+    agent = await peer_factory(room_name, "agent-early", kind="agent")
+    session = make_session(audio_input=GeneratorInput(tone(TONE_A), sample_rate=RATE))
+    file_b = WavFileInput(write_tone_wav(tmp_path / "tone-b.wav", TONE_B), loop=True)
+
+    await session.set_audio_input(file_b)
+    await session.start(wait_for_agent=False)
+
+    state = await session.wait_until(lambda s: s.local_media.microphone.published, timeout=10)
+    assert state.local_media.microphone.device == repr(file_b)
+    publication = await agent.wait_for_track("user")
+    track = await wait_until(lambda: publication.track, timeout=10, message="the agent to subscribe")
+    ears = Listener(track)
+    try:
+        await ears.heard_for(1.0)
+        assert abs(dominant(ears.newest(), RATE) - TONE_B) < 5
+    finally:
+        await ears.aclose()

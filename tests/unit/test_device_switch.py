@@ -30,7 +30,7 @@ from livekit import rtc
 from lkstate import DevelopmentTokenSource, GeneratorInput, Session, WavFileOutput
 from lkstate._core import events as ev
 from lkstate._core.options import PreConnectLimits
-from lkstate._core.state import LocalTrackState
+from lkstate._core.state import LocalTrackState, PreConnectStatus
 from lkstate._media.microphone import MicrophoneController, MicrophoneDevice
 from lkstate._media.speaker import SpeakerController
 from lkstate.errors import AudioInputError, AudioOutputError
@@ -261,6 +261,25 @@ async def test_a_swapped_input_feeds_the_same_source_and_the_old_one_is_no_longe
     await mic.aclose()
 
 
+async def test_a_recording_waiting_for_the_agent_goes_on_with_the_new_input_s_frames() -> None:
+    emit = Collected()
+    first, second = Counted(), Counted()
+    mic = MicrophoneController(
+        audio_input=first.input, emit=emit, clock=lambda: 1.0, preconnect=True, limits=PreConnectLimits()
+    )
+    await mic.start_capture()
+    await until(lambda: first.read >= 30)
+
+    await mic.set_input(second.input)
+    before = mic.preconnect_state.seconds
+    await until(lambda: second.read >= 40)
+    await until(lambda: mic.preconnect_state.seconds >= before + 0.3)  # progress is reported every 0.25 s
+
+    assert mic.preconnect_state.status is PreConnectStatus.RECORDING
+    assert mic.preconnect_state.seconds <= (first.read + second.read) / 100 + 0.01
+    await mic.aclose()
+
+
 async def test_an_input_of_another_format_is_refused_in_words_and_the_old_one_keeps_running() -> None:
     emit, levels = Collected(), []
     current, stereo, faster = Counted(), Counted(channels=2), Counted(rate=48000)
@@ -307,6 +326,22 @@ async def test_a_device_picked_while_running_is_opened_in_the_tracks_format_and_
     assert stream.closed, "the device the controller opened is released when replaced"
     await until(lambda: last.read >= 5)
     await mic.aclose()
+
+
+async def test_a_device_chosen_before_start_is_opened_by_each_start_and_closed_by_its_end(sd: StandIn) -> None:
+    # A session keeps the choice, not a MicrophoneInput: one can be read once and is closed at end().
+    for _ in range(2):
+        emit, levels = Collected(), []
+        mic = microphone(emit, MicrophoneDevice("usb", RATE, 1), levels)
+        await mic.start_capture()
+        await until(lambda: len(levels) >= 5)
+        assert emit.tracks()[-1] == LocalTrackState(enabled=True, device="USB Headset")
+        await mic.aclose()
+
+    assert [(s.settings["device"], s.settings["samplerate"], s.closed) for s in sd.streams] == [
+        (2, RATE, True),
+        (2, RATE, True),
+    ]
 
 
 async def test_a_failed_input_s_error_is_cleared_when_a_new_input_starts() -> None:
