@@ -107,8 +107,9 @@ class Session:
     or ``None`` for no microphone. ``audio_output`` plays the agent's voice:
     ``"default"`` is the system speaker when one exists (the state says so when
     none does), or pass a :class:`~lkstate.WavFileOutput`, or ``None`` for no
-    playback. ``video_input`` feeds the camera track, which starts off (see
-    :meth:`set_camera_enabled`): ``"default"`` is the system camera through
+    playback; a device picker changes either while connected with
+    :meth:`set_audio_input` and :meth:`set_audio_output`. ``video_input``
+    feeds the camera track, which starts off (see :meth:`set_camera_enabled`): ``"default"`` is the system camera through
     OpenCV when there is one, or pass a :class:`~lkstate.CameraInput`,
     :class:`~lkstate.PatternVideoInput` or :class:`~lkstate.VideoGeneratorInput`;
     ``screen_share_input`` (a :class:`~lkstate.VideoInput`) feeds the screen
