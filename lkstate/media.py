@@ -9,6 +9,13 @@ pieces for following the agent's voice, and :class:`AudioLevels`
 (``session.levels``) for meters and voice visualizers. Every device is optional:
 a session on a machine without one gets words in ``state.local_media``, never an
 exception (only the lists raise, with a remedy, when PortAudio cannot list devices).
+
+A picker hands the chosen :attr:`AudioDevice.index` (or a part of its name) to
+:meth:`Session.set_audio_input <lkstate.Session.set_audio_input>` or
+:meth:`~lkstate.Session.set_audio_output`, also while connected: the new
+microphone feeds the same published track (the agent stays subscribed), and
+the agent's voice goes on into the new speaker. Choosing is a command, so a
+device that is not there raises, with a remedy, and the current one keeps working.
 """
 
 from __future__ import annotations

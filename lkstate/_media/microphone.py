@@ -89,7 +89,7 @@ from livekit import rtc
 from .._core import events as ev
 from .audio import LIVE_BACKLOG_SECONDS, AudioInput, MicrophoneInput, WavFileInput, pump
 from .push import PushAudioInput
-from .._core.errors import AudioInputError
+from .._core.errors import AudioInputError, SessionClosedError
 from .._core.options import PreConnectCodec, PreConnectLimits
 from .preconnect import PreConnectAudio, PreConnectBuffer, send_preconnect_audio
 from .._wire.room_listeners import RoomListeners
@@ -104,6 +104,7 @@ from .._core.state import (
 
 __all__ = [
     "MicrophoneController",
+    "MicrophoneDevice",
     "PreConnectSender",
     "DELIVERY_GRACE",
     "HANDOVER_DELAY",
@@ -672,14 +673,34 @@ def _describe_input(audio_input: AudioInput) -> str:
     return type(audio_input).__name__
 
 
-def _open_default_microphone() -> tuple[AudioInput | None, str | None]:
-    """The default microphone, or ``None`` and why not (in words); never raises."""
+@attrs.frozen
+class MicrophoneDevice:
+    """A system microphone chosen by index or by part of its name (``None``: the default), in a format.
+
+    What a session keeps when the user picks a device
+    (:meth:`~lkstate.Session.set_audio_input` with an ``int`` or ``str``)
+    rather than an input object: a :class:`MicrophoneInput` can be read once
+    and is closed at ``end()``, so each ``start()`` opens the choice anew, and
+    the controller that opened it closes it.
+    """
+
+    device: int | str | None = None
+    sample_rate: int = 48000
+    num_channels: int = 1
+
+    def open(self) -> MicrophoneInput:
+        """The microphone itself; :class:`~lkstate.AudioInputError` with a remedy when it cannot be."""
+        return MicrophoneInput(device=self.device, sample_rate=self.sample_rate, num_channels=self.num_channels)
+
+
+def _open_default_microphone(choice: MicrophoneDevice | None = None) -> tuple[AudioInput | None, str | None]:
+    """The chosen (default: the system default) microphone, or ``None`` and why not (in words); never raises."""
     try:
-        return MicrophoneInput(), None
+        return (choice or MicrophoneDevice()).open(), None
     except AudioInputError as error:
         return None, error.sentence()
     except Exception as error:  # a broken driver must not stop the session
-        logger.warning("opening the default microphone failed unexpectedly", exc_info=True)
+        logger.warning("opening the microphone failed unexpectedly", exc_info=True)
         return None, f"No microphone found: opening it failed ({error})."
 
 
@@ -696,8 +717,9 @@ class MicrophoneController:
 
     One controller serves one ``start()``…``end()`` of a session; every method
     runs on the session's event loop. Inputs the controller opened itself
-    (``"default"``) are closed by :meth:`aclose`; an input you passed in is
-    only stopped being read.
+    (``"default"``, a :class:`MicrophoneDevice`) are closed by :meth:`aclose`;
+    an input you passed in is only stopped being read. :meth:`set_input`
+    swaps the input while it runs, on the same track.
 
     ``on_level`` sees every frame the microphone sends or records (not while
     muted), for the level meter.
@@ -708,7 +730,7 @@ class MicrophoneController:
     def __init__(
         self,
         *,
-        audio_input: AudioInput | Literal["default"] | None,
+        audio_input: AudioInput | Literal["default"] | MicrophoneDevice | None,
         emit: Callable[[ev.Event], object],
         clock: Callable[[], float],
         preconnect: bool,
@@ -747,6 +769,7 @@ class MicrophoneController:
         self._applying = False
         self._started = False
         self._closed = False
+        self._switching = asyncio.Lock()
         self._listeners = RoomListeners()
 
     # -- reading -----------------------------------------------------------------------
@@ -763,6 +786,12 @@ class MicrophoneController:
     def publication(self) -> rtc.LocalTrackPublication | None:
         return self._publication
 
+    @property
+    def format(self) -> tuple[int, int] | None:
+        """(sample rate, channels) of the track source, which every later input must match; ``None`` without one."""
+        source = self._source
+        return (source.sample_rate, source.num_channels) if source is not None else None
+
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start_capture(self) -> None:
@@ -773,8 +802,8 @@ class MicrophoneController:
         loop = self._loop = asyncio.get_running_loop()
         requested = self._requested_input
         error: str | None = None
-        if isinstance(requested, str):  # "default"
-            self._input, error = _open_default_microphone()
+        if isinstance(requested, str | MicrophoneDevice):  # "default", or a device the user picked
+            self._input, error = _open_default_microphone(requested if isinstance(requested, MicrophoneDevice) else None)
             self._owns_input = self._input is not None
         else:
             self._input = requested
@@ -799,10 +828,15 @@ class MicrophoneController:
             now=loop.time(),
         )
         self._apply()
+        self._start_pump(audio_input)
+
+    def _start_pump(self, audio_input: AudioInput) -> None:
+        loop, source = self._loop, self._source
+        assert loop is not None and source is not None
         self._pump = loop.create_task(
             pump(
                 audio_input,
-                self._source,
+                source,
                 on_frame=self._on_frame,
                 # Live inputs deliver at the world's pace: a backlog in the source would never drain.
                 live_backlog=LIVE_BACKLOG_SECONDS if isinstance(audio_input, (PushAudioInput, MicrophoneInput)) else None,
@@ -857,6 +891,107 @@ class MicrophoneController:
                 track.mute()
         if self._input is not None:
             self._set_track(attrs.evolve(self._track_state, enabled=enabled, muted=not enabled))
+
+    async def set_input(self, audio_input: AudioInput | None, *, owned: bool = False) -> None:
+        """Feed the microphone from another input while the session runs (a device picker's choice).
+
+        The published track stays: the new input is pumped into the *same*
+        ``rtc.AudioSource``, so the track keeps its sid, the agent keeps its
+        subscription and hears the new input from the next frame on, and
+        nothing is unpublished or published again (which would cost the agent
+        a new subscription and, on a flagged track, a pre-connect wait). For
+        the same reason a recording still waiting for the agent goes on with
+        the new input's frames, and the mute choice is kept.
+
+        A source's format is fixed once it is created, so an input of another
+        sample rate or channel count is refused with
+        :class:`~lkstate.AudioInputError` before anything is stopped: the
+        old input keeps running. The old input is closed if the controller
+        opened it (``"default"``, a picked device, or an earlier ``owned``
+        input), else only no longer read. ``owned`` hands ``audio_input``'s
+        closing to the controller.
+
+        With no microphone so far (``None``, or no default device), a source
+        is created for the new input and published if the room is attached;
+        no pre-connect recording starts then (the agent may already be
+        listening). ``None`` removes the microphone: the track is unpublished
+        and a recording not yet sent is discarded. A previous input's failure
+        (``state.local_media.microphone.error``) is cleared once the new input
+        starts.
+        """
+        if self._closed:
+            raise SessionClosedError(
+                "The microphone is closed: the session ended.", remedy="Choose the input before the next start()."
+            )
+        async with self._switching:
+            if not self._started:  # start_capture opens it
+                self._requested_input, self._owns_input = audio_input, owned
+                return
+            if audio_input is self._input:
+                return  # already reading it (and an input such as a generator cannot be read twice)
+            source = self._source
+            if audio_input is not None and source is not None:
+                given = (audio_input.sample_rate, audio_input.num_channels)
+                if given != (source.sample_rate, source.num_channels):
+                    raise AudioInputError(
+                        f"{_describe_input(audio_input)} gives {given[0]} Hz / {given[1]} ch, but the microphone "
+                        f"track carries {source.sample_rate} Hz / {source.num_channels} ch and cannot change "
+                        "format while it is published; the current input keeps running.",
+                        remedy=(
+                            f"Build the input with sample_rate={source.sample_rate} and "
+                            f"num_channels={source.num_channels}, or end() the session and start() it with this input."
+                        ),
+                    )
+            old, old_owned, old_error = self._input, self._owns_input, self._input_error
+            await self._stop_capture()
+            if old is not None and old_owned and old is not audio_input:
+                try:
+                    await old.aclose()
+                except Exception:
+                    logger.warning("closing the previous audio input failed", exc_info=True)
+            self._input, self._owns_input, self._input_error = audio_input, owned, None
+            if audio_input is None:
+                await self._remove_source()
+                return
+            device = _describe_input(audio_input)
+            logger.info("the microphone now reads %s", device)
+            if source is not None:
+                error = self._track_state.error
+                self._set_track(
+                    attrs.evolve(self._track_state, device=device, error=None if error == old_error else error)
+                )
+                self._start_pump(audio_input)
+                return
+            assert self._loop is not None
+            self._source = rtc.AudioSource(audio_input.sample_rate, audio_input.num_channels, loop=self._loop)
+            self._set_track(LocalTrackState(enabled=self._enabled, muted=not self._enabled, device=device))
+            self._start_pump(audio_input)
+            room = self._room
+            if room is not None:
+                await self._publish(room)
+            self._apply()
+
+    async def _remove_source(self) -> None:
+        """No input any more: discard a recording not yet sent, unpublish the track, release the source."""
+        loop = self._loop
+        assert loop is not None
+        if self._handover.recording:
+            self._handover.end("The microphone was removed before an agent was ready", failed=False, now=loop.time())
+        room, publication = self._room, self._publication
+        self._publication, self._track = None, None
+        if publication is not None:
+            self._handover.unpublished(loop.time())
+            if room is not None:
+                try:
+                    await room.local_participant.unpublish_track(publication.sid)
+                except Exception:
+                    logger.warning("unpublishing the microphone failed", exc_info=True)
+        source, self._source = self._source, None
+        if source is not None:
+            with contextlib.suppress(Exception):
+                await source.aclose()
+        self._set_track(LocalTrackState(enabled=False))
+        self._apply()
 
     async def detach(self, *, expected: bool = True, reason: str | None = None) -> None:
         """The room is going away: stop listening to it and stop capturing.
@@ -929,8 +1064,8 @@ class MicrophoneController:
         return claimed
 
     def _pump_ended(self, task: asyncio.Task[object]) -> None:
-        if task.cancelled():
-            return
+        if task.cancelled() or task is not self._pump:
+            return  # stopped, or an input already replaced: what it did no longer describes the microphone
         if self._loop is not None and not self._closed:
             self._handover.input_ended(self._loop.time())
             self._apply()

@@ -49,7 +49,7 @@ import numpy as np
 from livekit import rtc
 
 from .._core import events as ev
-from .._core.errors import AudioOutputError
+from .._core.errors import AudioOutputError, SessionClosedError
 from .._core.state import ConnectionStatus, LocalTrackState, SessionState, TrackSource
 from .sounddevice_probe import AudioDevice, DeviceSide
 
@@ -496,7 +496,8 @@ class SpeakerController:
     room goes away. Every method runs on the session's event loop.
 
     The controller opens its output and closes it again in :meth:`aclose`,
-    whether it built the output (``"default"``) or was given it.
+    whether it built the output (``"default"``) or was given it; the same
+    holds for an output swapped in with :meth:`set_output` while it plays.
 
     ``on_level`` sees every frame of the agent's voice as received, muted or
     not (for the level meter: a muted agent still moves a visualizer).
@@ -532,6 +533,7 @@ class SpeakerController:
         self._last: SessionState | None = None
         self._started = False
         self._closed = False
+        self._switching = asyncio.Lock()
 
     @property
     def track_state(self) -> LocalTrackState:
@@ -545,11 +547,16 @@ class SpeakerController:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Open the output and report it; a missing or broken output is reported, not raised."""
+    async def start(self, *, strict: bool = False) -> None:
+        """Open the output and report it; a missing or broken output is reported, not raised.
+
+        ``strict`` raises the output's failure instead (nothing is reported
+        then, and the controller can be started again): a user's command to
+        play into this output says why it cannot, rather than a session's
+        start that must go on without sound.
+        """
         if self._started or self._closed:
             return
-        self._started = True
         self._loop = asyncio.get_running_loop()
         requested = self._requested
         error: str | None = None
@@ -562,6 +569,8 @@ class SpeakerController:
             try:
                 await output.open(self._sample_rate, self._num_channels)
             except Exception as failure:
+                if strict:
+                    raise
                 logger.warning("opening the audio output failed", exc_info=True)
                 error = (
                     failure.sentence()
@@ -569,6 +578,7 @@ class SpeakerController:
                     else f"The speaker could not be opened: {failure}"
                 )
                 output = None
+        self._started = True
         if output is None:
             self._set(LocalTrackState(enabled=False, error=error))
             return
@@ -594,6 +604,62 @@ class SpeakerController:
         self._enabled = enabled
         if self._output is not None:
             self._set(attrs.evolve(self._state, enabled=enabled, muted=not enabled))
+
+    async def set_output(self, output: AudioOutput | None) -> None:
+        """Play the agent's voice into another output from now on (a device picker's choice).
+
+        The new output is opened first, with the format the voice is played
+        in: if it cannot be (no such device, a format it refuses), its
+        :class:`~lkstate.AudioOutputError` is raised and the current output
+        goes on playing. Then the next frame goes to the new output, and the
+        old one is closed (the controller opened it, so the controller closes
+        it — as it does at the end). The agent's audio stream is not touched:
+        no frame is received twice or lost to a new subscription. A speaker
+        that had failed, or was missing, plays again. ``None`` closes the
+        output and plays nothing until another is set.
+        """
+        if self._closed:
+            raise SessionClosedError(
+                "The speaker is closed: the session ended.", remedy="Choose the output before the next start()."
+            )
+        async with self._switching:
+            if not self._started:  # start() opens it
+                if output is not None:
+                    self._requested = output
+                return
+            if output is not None and output is not self._output:
+                await output.open(self._sample_rate, self._num_channels)  # raises: the old output plays on
+            old, self._output = self._output, output
+            if old is not None and old is not output:
+                try:
+                    await old.aclose()
+                except Exception:
+                    logger.warning("closing the previous audio output failed", exc_info=True)
+            if output is None:
+                self._broken = False
+                playback, self._playback = self._playback, None
+                if playback is not None:
+                    self._stop(playback)
+                self._set(LocalTrackState(enabled=False))
+                return
+            logger.info("playing the agent's voice into %s", _describe_output(output))
+            repaired = self._broken
+            self._broken = False
+            if repaired:  # its playback ended when the old output failed: the next _follow starts a new one
+                playback, self._playback = self._playback, None
+                if playback is not None:
+                    self._stop(playback)
+            self._set(
+                LocalTrackState(
+                    enabled=self._enabled,
+                    muted=not self._enabled,
+                    published=self._state.published and not repaired,
+                    track_sid=self._state.track_sid if not repaired else None,
+                    device=_describe_output(output),
+                )
+            )
+            if self._room is not None and self._last is not None:
+                self._follow(self._last)
 
     async def detach(self) -> None:
         """The room is going away: stop playing and close the stream; the output stays open."""

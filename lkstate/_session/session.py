@@ -51,14 +51,14 @@ from .._core.messages import Message
 from .._core.levels import AudioLevels
 from .._media.levels import LevelMeter
 from .._wire.encryption import Encryption, EncryptionWatcher, as_encryption
-from .._media.microphone import MicrophoneController
+from .._media.microphone import MicrophoneController, MicrophoneDevice
 from .._media.video import VideoInput
 from .._media.video_track import VideoTrackController
 from .._core.options import SessionOptions
 from .._wire.remote_client import RemoteSessionClient
 from .._wire.room_source import TOPIC_AGENT_SESSION, TOPIC_CHAT, RoomSource
 from .._wire.rpc import RpcBridge, RpcHandler
-from .._media.speaker import AudioOutput, SpeakerController
+from .._media.speaker import AudioOutput, SpeakerController, SpeakerOutput
 from .._core.state import AgentStatus, ConnectionStatus, SessionState, TrackSource
 from .._core.store import Store
 from .._wire.tokens import TokenRequest, TokenSource
@@ -107,8 +107,9 @@ class Session:
     or ``None`` for no microphone. ``audio_output`` plays the agent's voice:
     ``"default"`` is the system speaker when one exists (the state says so when
     none does), or pass a :class:`~lkstate.WavFileOutput`, or ``None`` for no
-    playback. ``video_input`` feeds the camera track, which starts off (see
-    :meth:`set_camera_enabled`): ``"default"`` is the system camera through
+    playback; a device picker changes either while connected with
+    :meth:`set_audio_input` and :meth:`set_audio_output`. ``video_input``
+    feeds the camera track, which starts off (see :meth:`set_camera_enabled`): ``"default"`` is the system camera through
     OpenCV when there is one, or pass a :class:`~lkstate.CameraInput`,
     :class:`~lkstate.PatternVideoInput` or :class:`~lkstate.VideoGeneratorInput`;
     ``screen_share_input`` (a :class:`~lkstate.VideoInput`) feeds the screen
@@ -171,10 +172,12 @@ class Session:
         self._agent_timer: asyncio.TimerHandle | None = None
         self._teardown_task: asyncio.Task[None] | None = None
         self._connected_at: float | None = None
-        self._audio_input: AudioInput | Literal["default"] | None = audio_input
+        self._audio_input: AudioInput | Literal["default"] | MicrophoneDevice | None = audio_input
         self._mic: MicrophoneController | None = None
         self._audio_output: AudioOutput | Literal["default"] | None = audio_output
         self._speaker: SpeakerController | None = None
+        self._tearing_down = False
+        """The room is being let go: a device chosen now is kept for the next start, not added to this one."""
         self._meter = LevelMeter(clock=clock)
         self._encryption = EncryptionWatcher(as_encryption(encryption), self._dispatch, clock)
         self._video_inputs: dict[TrackSource, VideoInput | Literal["default"]] = {}
@@ -758,6 +761,130 @@ class Session:
             )
         speaker.set_enabled(enabled)
 
+    async def set_audio_input(self, audio_input: AudioInput | int | str | None) -> None:
+        """Choose what feeds the microphone, also while connected (a device picker's choice).
+
+        ``audio_input`` is an :class:`~lkstate.AudioInput`, a system
+        microphone by index or by part of its name as
+        :func:`lkstate.media.microphones` lists them (``"default"``: the
+        system default), or ``None`` for no microphone. A device is opened
+        in the format the microphone already has (48 kHz mono before the
+        first start), and the session closes it; an input you pass is only
+        no longer read when replaced.
+
+        While connected, the new input feeds the *same* published track: its
+        sid and the agent's subscription stay, and the agent hears the new
+        input from the next frame — what LiveKit's Swift ``select(audioDevice:)``
+        and JS ``switchActiveDevice`` do. A pre-connect recording still waiting
+        goes on with it, and the mute choice is kept.
+        ``state.local_media.microphone.device`` names it. Called before
+        :meth:`start` or between sessions, it is what the next start uses.
+
+        What a person can get wrong raises, and the current input keeps
+        working: :class:`~lkstate.AudioInputError` when there is no PortAudio
+        or no such device, or when an input's sample rate or channel count
+        differs from the track's (a published track's format cannot change);
+        each says what to do instead.
+        """
+        mic = self._mic
+        chosen: AudioInput | MicrophoneDevice | None
+        given: AudioInput | None
+        opened: AudioInput | None = None
+        if isinstance(audio_input, int | str):
+            rate, channels = mic.format if mic is not None and mic.format is not None else (48000, 1)
+            device = None if audio_input == "default" else audio_input
+            chosen = MicrophoneDevice(device=device, sample_rate=rate, num_channels=channels)
+            given = opened = chosen.open()  # raises AudioInputError, in the microphone's words; nothing changed yet
+        else:
+            chosen = given = audio_input
+        try:
+            if mic is not None:
+                await mic.set_input(given, owned=opened is not None)
+            elif given is not None and self._room is not None and not self._tearing_down:
+                await self._add_microphone(given, owned=opened is not None)
+            elif opened is not None:
+                await opened.aclose()  # only checked: the next start opens the choice anew
+        except BaseException:
+            if opened is not None:
+                await opened.aclose()
+            raise
+        self._audio_input = chosen
+
+    async def _add_microphone(self, audio_input: AudioInput, *, owned: bool) -> None:
+        """A session started without a microphone gets one: captured at once, published once connected."""
+        loop = self._loop
+        assert loop is not None
+        mic = MicrophoneController(
+            audio_input=audio_input,
+            emit=self._dispatch,
+            clock=self._clock,
+            preconnect=False,  # the agent may be listening already: nothing to hand over
+            limits=self._options.preconnect_limits,
+            on_level=self._meter.microphone,
+        )
+        self._mic = mic
+        if not self._microphone_wanted:
+            await mic.set_enabled(False)
+        if owned:
+            await mic.set_input(audio_input, owned=True)  # before capture: only marks it the controller's to close
+        await mic.start_capture()
+        room = self._room
+        if room is not None and self._connected_at is not None:
+            await mic.attach(room)  # else the connect under way attaches it
+            mic.on_state(self.state)
+
+    async def set_audio_output(self, audio_output: AudioOutput | int | str | None) -> None:
+        """Choose where the agent's voice plays, also while connected (a device picker's choice).
+
+        ``audio_output`` is an :class:`~lkstate.AudioOutput`, a system
+        speaker by index or by part of its name as :func:`lkstate.media.speakers`
+        lists them (``"default"``: the system default), or ``None`` for no
+        playback. While connected the agent's voice goes on from the next
+        frame into the new output, without a new subscription, and the old
+        output is closed (the session opened it, so it closes it, as at
+        :meth:`end`); ``state.local_media.speaker.device`` names the new one
+        and the mute choice is kept. Called before :meth:`start` or between
+        sessions, it is what the next start uses.
+
+        What a person can get wrong raises, and the current output keeps
+        playing: :class:`~lkstate.AudioOutputError` when there is no PortAudio,
+        no such device, or an output that cannot be opened in the playback
+        format; each says what to do instead.
+        """
+        if isinstance(audio_output, int | str):
+            device = None if audio_output == "default" else audio_output
+            output: AudioOutput | None = SpeakerOutput(device=device)  # raises AudioOutputError; nothing changed yet
+        else:
+            output = audio_output
+        speaker = self._speaker
+        if speaker is not None:
+            await speaker.set_output(output)
+        elif output is not None and self._room is not None and not self._tearing_down:
+            await self._add_speaker(output)
+        self._audio_output = output
+
+    async def _add_speaker(self, output: AudioOutput) -> None:
+        """A session started without playback gets it: the output opened now, the agent followed at once."""
+        speaker = SpeakerController(
+            audio_output=output,
+            emit=self._dispatch,
+            clock=self._clock,
+            on_level=self._meter.agent,
+            frame_ms=self._options.agent_audio_frame_ms,
+        )
+        self._speaker = speaker  # before the await: a teardown meanwhile closes it
+        try:
+            await speaker.start(strict=True)  # a command raises what start() would only report
+        except BaseException:
+            if self._speaker is speaker:
+                self._speaker = None
+            await speaker.aclose()
+            raise
+        room = self._room
+        if room is not None:
+            speaker.on_state(self.state)
+            speaker.attach(room)
+
     async def set_camera_enabled(self, enabled: bool) -> None:
         """Turn the camera on (publish the ``video_input``) or off (unpublish it, release the camera).
 
@@ -895,6 +1022,13 @@ class Session:
         )
 
     async def _teardown(self, *, dispatch_disconnect: bool = True) -> None:
+        self._tearing_down = True
+        try:
+            await self._release(dispatch_disconnect=dispatch_disconnect)
+        finally:
+            self._tearing_down = False
+
+    async def _release(self, *, dispatch_disconnect: bool) -> None:
         if self._agent_timer is not None:
             self._agent_timer.cancel()
             self._agent_timer = None
