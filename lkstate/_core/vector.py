@@ -393,6 +393,30 @@ class Vector(Sequence[_T]):
         root = _assoc(self._shift, self._root, position, value)
         return self._make(count, self._shift, root, tail, self._index)
 
+    def renewed(self, position: int, value: _T) -> Self:
+        """:meth:`replaced`, unchecked: for a ``value`` copied from the entry at ``position`` itself.
+
+        The reducer's transcript delta, which copies the message it extends:
+        its key is kept by construction and ``position`` came from
+        :meth:`position`, so the bounds and key checks of :meth:`replaced`
+        (two calls of ``_key_of``) would only repeat what is known.
+        """
+        tail = self._tail
+        count = self._count
+        at = position - (count - len(tail))
+        new = object.__new__(type(self))
+        if at >= 0:  # nearly always: a transcript delta touches the newest message
+            new._root = self._root
+            new._tail = (*tail[:at], value, *tail[at + 1 :])
+        else:
+            new._root = _assoc(self._shift, self._root, position, value)
+            new._tail = tail
+        new._count = count
+        new._shift = self._shift
+        new._index = self._index
+        new._hash = None
+        return new
+
     def shares_structure_with(self, other: Vector[Any]) -> bool:
         """True when both vectors hold their common oldest entries in the very same stored nodes.
 

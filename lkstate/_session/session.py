@@ -194,6 +194,7 @@ class Session:
         self._history_client = RemoteSessionClient(self._send_session_message)
         self._history_task: asyncio.Task[None] | None = None
         self._history_asked: tuple[int, str] | None = None
+        self._reacted_to: SessionState | None = None  # the last snapshot _on_state acted on past the microphone
         self._rpc = RpcBridge(self._dispatch, clock=clock)
         self._watch: DisposableBase = self._store.states.subscribe(self._on_state)
         # Restored by the first start(), not here: a recorder is attached to a fresh
@@ -348,8 +349,9 @@ class Session:
             )
         room = rtc.Room(loop=self._loop)
         _ffi_exit.install()
+        # The store's own dispatch, not self._dispatch: one call less for every transcript delta.
         source = RoomSource(
-            room, self._dispatch, limits=self._options.limits, is_ending=lambda: self._ending, clock=self._clock
+            room, self._store.dispatch, limits=self._options.limits, is_ending=lambda: self._ending, clock=self._clock
         )
         source.attach()
         self._encryption.attach(room)
@@ -970,7 +972,15 @@ class Session:
         if loop is None:
             return
         if self._mic is not None:
-            self._mic.on_state(state)
+            self._mic.on_state(state)  # it also reads the time: a snapshot is its moment to re-evaluate
+        previous, self._reacted_to = self._reacted_to, state
+        if previous is not None and state.agent is previous.agent and state.connection is previous.connection:
+            # Everything below (the agent's voice, the history fetch, the agent timer,
+            # the lost connection) reads only these two parts of the state, and the
+            # reducer keeps a part that did not change the same object. Nearly every
+            # snapshot is a transcript delta or a message, which touches neither: they
+            # stop here, on the path from the wire to the app, where every call counts.
+            return
         if self._speaker is not None:
             self._speaker.on_state(state)
         self._maybe_fetch_agent_history(state, loop)
