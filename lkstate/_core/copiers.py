@@ -84,6 +84,20 @@ def _register_source(cls: type[Any], source: str, kind: str = "copier") -> str:
     return filename
 
 
+def _generate(cls: type[Any], name: str, lines: list[str], scope: dict[str, Any], kind: str) -> Callable[..., Any]:
+    """Run the generated function ``name`` (its source ``lines``) in ``scope``; its source is in linecache.
+
+    The one place the copier, changer and maker sources become functions, so
+    all three show in tracebacks alike, named ``{name}_{class}``.
+    """
+    source = "\n".join(lines) + "\n"
+    filename = _register_source(cls, source, kind)
+    exec(compile(source, filename, "exec"), scope)  # noqa: S102 - source built from the class's own field names
+    function: Callable[..., Any] = scope[name]
+    function.__qualname__ = f"{name}_{cls.__qualname__}"
+    return function
+
+
 def copier_for(cls: type[Any]) -> Callable[..., Any]:
     """A function ``copy(instance, **changes)`` for ``cls``, equivalent to ``attrs.evolve``.
 
@@ -107,12 +121,7 @@ def copier_for(cls: type[Any]) -> Callable[..., Any]:
         scope[f"_set_{n}"] = getattr(cls, n).__set__
         lines.append(f"    _set_{n}(_obj, _old.{n} if {n} is _KEEP else {n})")
     lines.append("    return _obj")
-    source = "\n".join(lines) + "\n"
-    filename = _register_source(cls, source)
-    exec(compile(source, filename, "exec"), scope)  # noqa: S102 - source built from the class's own field names
-    copier: Callable[..., Any] = scope["copy"]
-    copier.__qualname__ = f"copy_{cls.__qualname__}"
-    return copier
+    return _generate(cls, "copy", lines, scope, "copier")
 
 
 def changer_for(cls: type[_S], *names: str) -> Callable[..., _S]:
@@ -143,11 +152,7 @@ def changer_for(cls: type[_S], *names: str) -> Callable[..., _S]:
         scope[f"_set_{n}"] = getattr(cls, n).__set__
         lines.append(f"    _set_{n}(_obj, {n if n in names else f'_old.{n}'})")
     lines.append("    return _obj")
-    source = "\n".join(lines) + "\n"
-    filename = _register_source(cls, source, f"changer ({', '.join(names)})")
-    exec(compile(source, filename, "exec"), scope)  # noqa: S102 - source built from the class's own field names
-    changer: Callable[..., _S] = scope["change"]
-    changer.__qualname__ = f"change_{cls.__qualname__}"
+    changer: Callable[..., _S] = _generate(cls, "change", lines, scope, f"changer ({', '.join(names)})")
     return changer
 
 
@@ -181,9 +186,6 @@ def maker_for(cls: type[_S]) -> Callable[..., _S]:
             scope[f"_default_{n}"] = f.default
             params.append(f"{n}=_default_{n}")
             body.append(f"    _set_{n}(_obj, {n})")
-    source = "\n".join([f"def make(*, {', '.join(params)}):", *body, "    return _obj"]) + "\n"
-    filename = _register_source(cls, source, "maker")
-    exec(compile(source, filename, "exec"), scope)  # noqa: S102 - source built from the class's own field names
-    maker: Callable[..., _S] = scope["make"]
-    maker.__qualname__ = f"make_{cls.__qualname__}"
+    lines = [f"def make(*, {', '.join(params)}):", *body, "    return _obj"]
+    maker: Callable[..., _S] = _generate(cls, "make", lines, scope, "maker")
     return maker
